@@ -1,0 +1,18 @@
+"""Test settings: the database comes from DATABASE_URL (PostgreSQL in CI), Celery runs eagerly unless a test
+starts a real worker."""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATA_DIR, env
+
+SECRET_KEY = "test-secret"
+DEBUG = False
+CELERY_TASK_ALWAYS_EAGER = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = DATA_DIR / "test-media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+ALLOWED_HOSTS = ["*"]
+_ = env

@@ -1,0 +1,38 @@
+"""One application error type, mapped to a clear JSON 4xx by one DRF exception handler."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ApplicationError(Exception):
+    """A request the user can fix: bad input, a conflict, a missing permission."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+        if status_code is not None:
+            self.status_code = status_code
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+    if isinstance(exc, ValidationError):
+        exc = drf_exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(response.data, dict) and "detail" in response.data:
+        response.data = {"message": str(response.data["detail"]), "extra": {}}
+    elif not isinstance(response.data, dict) or "message" not in response.data:
+        response.data = {"message": "Validation error", "extra": {"fields": response.data}}
+    return response

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OptoutConfig(AppConfig):
+    name = "optout"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,20 @@
+"""Shared fixtures. App-specific fixtures live in tests/<app>/conftest.py."""
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OPENCLIPART_FIXTURE = FIXTURES / "openclipart"
+
+
+@pytest.fixture
+def openclipart_dir() -> Path:
+    return OPENCLIPART_FIXTURE
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

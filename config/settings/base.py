@@ -149,3 +149,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- embeddings and search -------------------------------------------------------------------------------
+# CLIP_MODEL: an open_clip model name, `provenant-lite0-minilm` (the offline default built by
+# `manage.py build_default_model`), or `fake` (tests). CLIP_PRETRAINED: an open_clip pretrained tag or a local
+# weights file; empty means the default model's checkpoint under PROVENANT_MODELS_DIR.
+CLIP_MODEL = env.str("CLIP_MODEL", default="provenant-lite0-minilm")
+CLIP_PRETRAINED = env.str("CLIP_PRETRAINED", default="")
+PROVENANT_MODELS_DIR = Path(env.str("PROVENANT_MODELS_DIR", default=str(DATA_DIR / "models")))
+PROVENANT_INDEX_DIR = Path(env.str("PROVENANT_INDEX_DIR", default=str(DATA_DIR / "index")))

@@ -1,0 +1,95 @@
+"""Perceptual hashes of decoded images: 64-bit pHash and 256-bit PDQ, with vectorised Hamming distances.
+
+Pure functions (numpy, imagehash, pdqhash; no Django) so that both the ingest (provenance) and the search
+(embeddings) use the same definitions. pHash is stored as a *signed* int64 because databases have no unsigned
+64-bit integer; the bit pattern is what counts, so helpers convert in both directions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+PDQ_BITS = 256
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def phash_int64(image: Image.Image) -> int:
+    """The 64-bit DCT pHash of `image` as a signed int64 (the database representation)."""
+    import imagehash
+
+    bits = imagehash.phash(image).hash.flatten()  # 64 booleans, most significant first
+    return bits_to_int64(bits)
+
+
+def bits_to_int64(bits: np.ndarray) -> int:
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bool(bit))
+    return unsigned_to_int64(value)
+
+
+def unsigned_to_int64(value: int) -> int:
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def int64_to_unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def phash_hex(value: int) -> str:
+    """16 hex digits, the form imagehash prints; handy in `why` messages and logs."""
+    return f"{int64_to_unsigned(value):016x}"
+
+
+def mirrored_phash_int64(image: Image.Image) -> int:
+    """pHash of the left-right mirror: a flipped copy has an unrelated pHash, so we also look this one up."""
+    from PIL import ImageOps
+
+    return phash_int64(ImageOps.mirror(image))
+
+
+def pdq_hash(image: Image.Image) -> tuple[str, int]:
+    """(64 hex digits, quality 0-100) of the 256-bit PDQ hash. Low quality (< ~50) means a flat image."""
+    import pdqhash
+
+    bits, quality = pdqhash.compute(np.asarray(image.convert("RGB")))
+    packed = np.packbits(bits.astype(np.uint8))
+    return packed.tobytes().hex(), int(quality)
+
+
+def compute_hashes(rgb_image: Image.Image) -> tuple[int, str, int]:
+    """(phash as signed int64, pdq hex, pdq quality) of an RGB image, as stored on provenance.Asset."""
+    rgb = rgb_image.convert("RGB") if rgb_image.mode != "RGB" else rgb_image
+    pdq_hex, quality = pdq_hash(rgb)
+    return phash_int64(rgb), pdq_hex, quality
+
+
+def phash_distances(query: int, hashes: np.ndarray) -> np.ndarray:
+    """Hamming distances between one pHash and an int64 array of pHashes (vectorised popcount)."""
+    xor = np.asarray(hashes, dtype=np.int64) ^ np.int64(query)
+    as_bytes = xor.view(np.uint8).reshape(-1, 8)
+    return _POPCOUNT8[as_bytes].sum(axis=1, dtype=np.int32)
+
+
+def phash_distance(a: int, b: int) -> int:
+    return (int64_to_unsigned(a) ^ int64_to_unsigned(b)).bit_count()
+
+
+def pdq_to_array(pdq_hexes: list[str]) -> np.ndarray:
+    """(n, 32) uint8 array of packed PDQ hashes; empty/missing hashes become all zeros (callers mask them)."""
+    out = np.zeros((len(pdq_hexes), PDQ_BITS // 8), dtype=np.uint8)
+    for i, value in enumerate(pdq_hexes):
+        if value:
+            out[i] = np.frombuffer(bytes.fromhex(value), dtype=np.uint8)
+    return out
+
+
+def pdq_distances(query_hex: str, packed: np.ndarray) -> np.ndarray:
+    """Hamming distances between one PDQ hash (hex) and an (n, 32) uint8 packed array."""
+    query = np.frombuffer(bytes.fromhex(query_hex), dtype=np.uint8)
+    return _POPCOUNT8[np.bitwise_xor(packed, query)].sum(axis=1, dtype=np.int32)

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from embeddings.apis import SearchApi, SearchImageApi
+
+urlpatterns = [
+    path("search/image", SearchImageApi.as_view(), name="search-image"),
+    path("search", SearchApi.as_view(), name="search"),
+]

@@ -158,3 +158,59 @@ CLIP_MODEL = env.str("CLIP_MODEL", default="provenant-lite0-minilm")
 CLIP_PRETRAINED = env.str("CLIP_PRETRAINED", default="")
 PROVENANT_MODELS_DIR = Path(env.str("PROVENANT_MODELS_DIR", default=str(DATA_DIR / "models")))
 PROVENANT_INDEX_DIR = Path(env.str("PROVENANT_INDEX_DIR", default=str(DATA_DIR / "index")))
+
+# --- search index and cascade (embeddings/index.py, embeddings/search.py) ---------------------------------------
+# Exact inner product up to this many vectors, IVF beyond (exact 1M x 512 costs ~210 ms a query on 2 cores).
+PROVENANT_INDEX_EXACT_MAX = env.int("PROVENANT_INDEX_EXACT_MAX", default=200_000)
+PROVENANT_IVF_NPROBE = env.int("PROVENANT_IVF_NPROBE", default=32)
+PROVENANT_INDEX_BATCH = env.int("PROVENANT_INDEX_BATCH", default=64)
+PROVENANT_INDEX_WORKERS = env.int("PROVENANT_INDEX_WORKERS", default=2)
+PROVENANT_INDEX_SHARD_SIZE = env.int("PROVENANT_INDEX_SHARD_SIZE", default=4096)
+PROVENANT_INDEX_ORB = env.bool("PROVENANT_INDEX_ORB", default=True)  # precompute keypoints for verification
+# A query's pHash within this Hamming radius (of 64) of a work's is a hash match; PDQ likewise (of 256), for
+# PDQ hashes of at least this quality (flat images have meaningless PDQ bits).
+PROVENANT_PHASH_RADIUS = env.int("PROVENANT_PHASH_RADIUS", default=8)
+PROVENANT_PDQ_RADIUS = env.int("PROVENANT_PDQ_RADIUS", default=40)
+PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
+# Embedding neighbours fetched per query view, and how many of them get ORB + RANSAC verification.
+PROVENANT_SEARCH_CANDIDATES = env.int("PROVENANT_SEARCH_CANDIDATES", default=50)
+PROVENANT_SEARCH_CROPS = env.list("PROVENANT_SEARCH_CROPS", cast=float, default=[0.6])
+PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=20)
+PROVENANT_GEOMETRIC_MIN_INLIERS = env.int("PROVENANT_GEOMETRIC_MIN_INLIERS", default=12)
+# Two works are near-copies (one cluster; removed together by an opt-out) at or above this cosine
+# (clip-retrieval deduplicates at 0.94) or within the pHash radius.
+PROVENANT_NEAR_COPY_COSINE = env.float("PROVENANT_NEAR_COPY_COSINE", default=0.94)
+PROVENANT_NEAR_COPY_MAX = env.int("PROVENANT_NEAR_COPY_MAX", default=100)
+
+# --- opt-out (accounts, claims, check API, audit) --------------------------------------------------------------
+# Cache: throttling counts requests in it, so it must be shared between processes: Redis when configured,
+# else a file-based cache under DATA_DIR (never locmem, which each process would count separately).
+_CACHE_URL = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
+if _CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+# Throttles read these at request time; PROVENANT_THROTTLE_ENABLED=False switches them off (test settings).
+PROVENANT_THROTTLE_ENABLED = env.bool("PROVENANT_THROTTLE_ENABLED", default=True)
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["optout.throttles.SettingsScopedRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "signup": env.str("THROTTLE_SIGNUP", default="10/hour"),
+    "login": env.str("THROTTLE_LOGIN", default="20/minute"),
+    "search": env.str("THROTTLE_SEARCH", default="60/minute"),
+    "check": env.str("THROTTLE_CHECK", default="120/minute"),  # per API token
+}
+OPTOUT_CHECK_MAX_ITEMS = env.int("OPTOUT_CHECK_MAX_ITEMS", default=10_000)
+# pHash bits within which a checked image counts as an opted-out work (the index bands 64 bits into radius+1)
+OPTOUT_CHECK_PHASH_RADIUS = env.int("OPTOUT_CHECK_PHASH_RADIUS", default=4)
+# near-copy cluster fallback (pHash radius) used only while embeddings.search.near_copy_ids is not installed
+OPTOUT_NEAR_COPY_PHASH_RADIUS = env.int("OPTOUT_NEAR_COPY_PHASH_RADIUS", default=6)
+OPTOUT_MAX_WORKS_PER_REQUEST = env.int("OPTOUT_MAX_WORKS_PER_REQUEST", default=10_000)
+# domain verification: https://DOMAIN/.well-known/provenant-verify.txt or a DNS TXT record
+OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")
+OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)
+OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=False)

@@ -1,0 +1,107 @@
+"""Geometric verification: ORB keypoints matched and checked with a RANSAC similarity transform (OpenCV).
+
+A crop, a copy pasted into a bigger canvas or one rotated a little keeps many keypoints of its original in the
+same relative layout; an unrelated picture that merely looks alike does not. Keypoints of indexed works are
+computed once (at index time, or on first need) and cached on disk, keyed by asset id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+FEATURE_SIDE = 512  # long side the keypoints are computed at: clip art has little detail below this
+MAX_KEYPOINTS = 500
+
+
+@dataclass(frozen=True)
+class Features:
+    points: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 32) uint8, ORB
+
+
+EMPTY = Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+
+
+def orb_features(image: Image.Image) -> Features:
+    import cv2
+
+    gray = image.convert("L")
+    scale = FEATURE_SIDE / max(gray.size)
+    if scale < 1:
+        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))))
+    orb = cv2.ORB_create(nfeatures=MAX_KEYPOINTS)
+    keypoints, descriptors = orb.detectAndCompute(np.asarray(gray), None)
+    if descriptors is None:
+        return EMPTY
+    points = np.array([kp.pt for kp in keypoints], dtype=np.float32)
+    return Features(points, descriptors)
+
+
+def features_dir() -> Path:
+    from django.conf import settings
+
+    return Path(settings.PROVENANT_INDEX_DIR) / "features" / "orb"
+
+
+def _cache_path(asset_id: int) -> Path:
+    return features_dir() / f"{asset_id // 1000:06d}" / f"{asset_id}.npz"
+
+
+def save_features(asset_id: int, features: Features) -> None:
+    path = _cache_path(asset_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as handle:
+        np.savez(handle, points=features.points, descriptors=features.descriptors)
+    part.replace(path)
+
+
+def has_features(asset_id: int) -> bool:
+    return _cache_path(asset_id).exists()
+
+
+def asset_features(asset_id: int, local_path: str) -> Features:
+    """Cached keypoints of an indexed work; computed from its pixels on first need."""
+    path = _cache_path(asset_id)
+    if path.exists():
+        with np.load(path) as data:
+            return Features(data["points"], data["descriptors"])
+    from provenance.imaging import ImageRejected, load_rgb_path
+
+    try:
+        features = orb_features(load_rgb_path(local_path, max_side=FEATURE_SIDE).image)
+    except (ImageRejected, OSError):
+        features = EMPTY
+    save_features(asset_id, features)
+    return features
+
+
+def verify(query: Features, candidate: Features, *, ratio: float = 0.8) -> int:
+    """Number of RANSAC inliers of a similarity transform between the two; 0 when there is no consistent one."""
+    import cv2
+
+    if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
+        return 0
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    if len(good) < 6:
+        return 0
+    src = query.points[[m.queryIdx for m in good]]
+    dst = candidate.points[[m.trainIdx for m in good]]
+    # a similarity (rotation, scale, shift) rather than a full homography: fewer degrees of freedom, so a
+    # handful of chance matches between two unrelated drawings rarely agree on one
+    matrix, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=6.0)
+    if matrix is None or inliers is None:
+        return 0
+    scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))
+    if not 0.05 < scale < 20:
+        return 0
+    return int(inliers.sum())

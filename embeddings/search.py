@@ -1,0 +1,368 @@
+"""Find a work by image: a cascade of exact bytes, perceptual hashes, embedding kNN and geometric verification.
+
+Each stage catches what the previous one misses: sha256 only the identical file, pHash/PDQ re-encodes, resizes
+and (with the mirrored hash) flips; the embedding finds edits that move every pixel (colour shifts, overlays,
+rotations); ORB + RANSAC confirms crops and copies pasted into a larger picture, which the whole-image embedding
+ranks too low. Hits are grouped into near-duplicate clusters and say why they matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Max
+
+from core.exceptions import ApplicationError
+from embeddings import geometry, index
+from embeddings.encoder import get_encoder
+from embeddings.exclusions import collect_exclusions
+from provenance import hashing
+from provenance.models import Asset
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+MATCH_TIERS = {
+    "exact": 5,
+    "hash": 4,
+    "geometric": 3,
+    "caption": 2,
+    "embedding": 1,
+    "contributor": 1,
+    "domain": 1,
+    "url": 2,
+}
+
+
+@dataclass
+class Hit:
+    asset_id: int
+    score: float
+    match: str  # exact | hash | geometric | embedding (image search); caption, contributor, domain, url
+    why: str
+    cluster: int | None = None  # asset id of the best-ranked member of this hit's near-duplicate cluster
+    opted_out: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rank_key(self) -> tuple[int, float]:
+        return MATCH_TIERS.get(self.match, 0), self.score
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("details")
+        return data
+
+
+def _better(hits: dict[int, Hit], hit: Hit) -> None:
+    current = hits.get(hit.asset_id)
+    if current is None or hit.rank_key > current.rank_key:
+        if current is not None:
+            hit.details = {**current.details, **hit.details}
+        hits[hit.asset_id] = hit
+    else:
+        current.details.update(hit.details)
+
+
+# --- perceptual hash table --------------------------------------------------------------------------------------
+
+
+@dataclass
+class HashTable:
+    key: tuple
+    ids: np.ndarray
+    phash: np.ndarray  # int64; rows without a pHash are masked by has_phash
+    has_phash: np.ndarray
+    pdq: np.ndarray  # (n, 32) uint8
+    pdq_ok: np.ndarray  # PDQ present and of usable quality
+
+
+_hash_table: HashTable | None = None
+_hash_lock = threading.Lock()
+
+
+def hash_table() -> HashTable:
+    """All assets' hashes as numpy arrays, reloaded when assets are added or changed (one aggregate query)."""
+    global _hash_table
+    stats = Asset.objects.aggregate(n=Count("id"), last=Max("id"), changed=Max("updated_at"))
+    key = (stats["n"], stats["last"], stats["changed"])
+    with _hash_lock:
+        if _hash_table is not None and _hash_table.key == key:
+            return _hash_table
+        rows = list(Asset.objects.order_by("id").values_list("id", "phash", "pdq", "pdq_quality"))
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        phash = np.array([r[1] if r[1] is not None else 0 for r in rows], dtype=np.int64)
+        has_phash = np.array([r[1] is not None for r in rows], dtype=bool)
+        pdq = hashing.pdq_to_array([r[2] for r in rows])
+        min_quality = settings.PROVENANT_PDQ_MIN_QUALITY
+        pdq_ok = np.array([bool(r[2]) and (r[3] or 0) >= min_quality for r in rows], dtype=bool)
+        _hash_table = HashTable(key, ids, phash, has_phash, pdq, pdq_ok)
+        return _hash_table
+
+
+def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
+    from PIL import ImageOps
+
+    table = hash_table()
+    if len(table.ids) == 0:
+        return []
+    radius = settings.PROVENANT_PHASH_RADIUS
+    hits: dict[int, Hit] = {}
+    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
+        distances = hashing.phash_distances(hashing.phash_int64(view), table.phash)
+        for i in np.flatnonzero((distances <= radius) & table.has_phash):
+            d = int(distances[i])
+            _better(hits, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{label}"))
+        pdq_hex, quality = hashing.pdq_hash(view)
+        if quality >= settings.PROVENANT_PDQ_MIN_QUALITY:
+            pdq_d = hashing.pdq_distances(pdq_hex, table.pdq)
+            for i in np.flatnonzero((pdq_d <= settings.PROVENANT_PDQ_RADIUS) & table.pdq_ok):
+                d = int(pdq_d[i])
+                _better(hits, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
+    return [h for h in hits.values() if h.asset_id not in hidden]
+
+
+# --- embeddings -------------------------------------------------------------------------------------------------
+
+
+def query_views(image: Image.Image) -> list[tuple[str, Image.Image]]:
+    """The query and its mirror, plus central crops: a copy pasted into a bigger picture fills only part of
+    the query, and the crops bring it back to roughly the scale it was indexed at."""
+    from PIL import ImageOps
+
+    views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
+    for fraction in settings.PROVENANT_SEARCH_CROPS:
+        w, h = image.size
+        cw, ch = int(w * fraction), int(h * fraction)
+        left, top = (w - cw) // 2, (h - ch) // 2
+        views.append((f" (central {int(fraction * 100)} %)", image.crop((left, top, left + cw, top + ch))))
+    return views
+
+
+def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> dict[int, Hit]:
+    encoder = get_encoder()
+    views = query_views(image)
+    vectors = encoder.encode_images([v for _, v in views])
+    scores, ids = index.search_vectors(
+        encoder.space, vectors, k, exclude_ids=hidden, nprobe=settings.PROVENANT_IVF_NPROBE
+    )
+    hits: dict[int, Hit] = {}
+    for (label, _), row_scores, row_ids in zip(views, scores, ids, strict=True):
+        for score, asset_id in zip(row_scores, row_ids, strict=True):
+            if asset_id < 0:
+                continue
+            hit = Hit(int(asset_id), float(score), "embedding", f"embedding cosine {score:.3f}{label}")
+            _better(hits, hit)
+    for hit in hits.values():
+        hit.details["cosine"] = hit.score
+    return hits
+
+
+# --- geometric verification -------------------------------------------------------------------------------------
+
+
+def _geometric_hits(image: Image.Image, candidate_ids: list[int]) -> list[Hit]:
+    from PIL import ImageOps
+
+    if not candidate_ids:
+        return []
+    paths = dict(Asset.objects.filter(id__in=candidate_ids).values_list("id", "local_path"))
+    query = geometry.orb_features(image)
+    mirrored = None
+    hits = []
+    minimum = settings.PROVENANT_GEOMETRIC_MIN_INLIERS
+    for asset_id in candidate_ids:
+        if not paths.get(asset_id):
+            continue
+        features = geometry.asset_features(asset_id, paths[asset_id])
+        inliers, label = geometry.verify(query, features), ""
+        if inliers < minimum:
+            mirrored = mirrored or geometry.orb_features(ImageOps.mirror(image))
+            inliers, label = geometry.verify(mirrored, features), " (mirrored)"
+        if inliers >= minimum:
+            score = min(1.0, inliers / 100)
+            hits.append(
+                Hit(
+                    asset_id,
+                    score,
+                    "geometric",
+                    f"{inliers} ORB keypoints agree on one similarity transform{label}",
+                    details={"inliers": inliers},
+                )
+            )
+    return hits
+
+
+# --- the cascade ------------------------------------------------------------------------------------------------
+
+
+def search_image(
+    image: Image.Image,
+    *,
+    sha256: str = "",
+    top_k: int = 10,
+    user: Any = None,
+    stages: tuple[str, ...] = ("exact", "hash", "embedding", "geometric"),
+) -> list[Hit]:
+    """Ranked hits for a decoded RGB image. `stages` lets benchmarks run a single stage of the cascade."""
+    hidden, flagged = collect_exclusions(user)
+    hits: dict[int, Hit] = {}
+    if "exact" in stages and sha256:
+        for asset_id in (
+            Asset.objects.filter(sha256=sha256).exclude(id__in=hidden).values_list("id", flat=True)
+        ):
+            _better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
+    if "hash" in stages:
+        for hit in _hash_hits(image, hidden):
+            _better(hits, hit)
+    embedded: dict[int, Hit] = {}
+    if "embedding" in stages:
+        embedded = _embedding_hits(image, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES))
+        for hit in embedded.values():
+            _better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
+    if "geometric" in stages:
+        ranked = sorted(embedded.values(), key=lambda h: h.score, reverse=True)
+        candidates = [h.asset_id for h in ranked if hits[h.asset_id].match == "embedding"]
+        for hit in _geometric_hits(image, candidates[: settings.PROVENANT_GEOMETRIC_TOP]):
+            _better(hits, hit)
+    ranked = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)[:top_k]
+    for hit in ranked:
+        hit.opted_out = hit.asset_id in flagged
+    assign_clusters(ranked)
+    return ranked
+
+
+def search_image_bytes(data: bytes, *, top_k: int = 10, user: Any = None) -> list[Hit]:
+    """Decode untrusted bytes safely, then run the cascade. Raises ApplicationError (400/413) for bad input."""
+    from provenance.imaging import ImageRejected, load_rgb
+
+    if len(data) > settings.PROVENANT_MAX_UPLOAD_BYTES:
+        raise ApplicationError(
+            f"image is {len(data)} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes",
+            status_code=413,
+        )
+    try:
+        decoded = load_rgb(data, max_pixels=settings.PROVENANT_MAX_IMAGE_PIXELS)
+    except ImageRejected as exc:
+        raise ApplicationError(f"image rejected: {exc}") from exc
+    return search_image(decoded.image, sha256=hashlib.sha256(data).hexdigest(), top_k=top_k, user=user)
+
+
+# --- near-duplicate clusters ------------------------------------------------------------------------------------
+
+
+class VectorStore:
+    """Indexed vectors by asset id, memory-mapped from the shards (float16), for cluster checks."""
+
+    def __init__(self, space) -> None:
+        shards = index.shard_paths(space)
+        loaded = [index.load_shard(s) for s in shards]
+        self.key = [s.name for s in shards]
+        ids = np.concatenate([i for i, _ in loaded]) if loaded else np.zeros(0, np.int64)
+        self._arrays = [v for _, v in loaded]
+        offsets = np.cumsum([0] + [len(i) for i, _ in loaded])
+        shard_of = (
+            np.repeat(np.arange(len(loaded)), [len(i) for i, _ in loaded]) if loaded else np.zeros(0, int)
+        )
+        # the last occurrence of an id wins (a re-embedded work)
+        order = np.lexsort((np.arange(len(ids)), ids))
+        self._ids, self._shard, self._row = (
+            ids[order],
+            shard_of[order],
+            (np.arange(len(ids)) - offsets[shard_of])[order] if len(ids) else np.zeros(0, int),
+        )
+
+    def get(self, asset_ids: list[int]) -> dict[int, np.ndarray]:
+        out = {}
+        for asset_id in asset_ids:
+            pos = np.searchsorted(self._ids, asset_id, side="right") - 1
+            if pos >= 0 and self._ids[pos] == asset_id:
+                out[asset_id] = np.asarray(self._arrays[self._shard[pos]][self._row[pos]], dtype=np.float32)
+        return out
+
+
+_stores: dict[str, VectorStore] = {}
+
+
+def vector_store() -> VectorStore:
+    space = get_encoder().space
+    names = [s.name for s in index.shard_paths(space)]
+    store = _stores.get(space.id)
+    if store is None or store.key != names:
+        store = _stores[space.id] = VectorStore(space)
+    return store
+
+
+def assign_clusters(hits: list[Hit]) -> None:
+    """Union hits that are near-copies of each other (pHash within radius or cosine >= threshold)."""
+    if not hits:
+        return
+    ids = [h.asset_id for h in hits]
+    parent = list(range(len(hits)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in _near_copy_pairs(ids):
+        parent[find(j)] = find(i)
+    for i, hit in enumerate(hits):
+        hit.cluster = ids[find(i)]  # hits are ranked, so the root is the best-ranked member seen first
+
+
+def _near_copy_pairs(ids: list[int]) -> list[tuple[int, int]]:
+    phashes = dict(Asset.objects.filter(id__in=ids, phash__isnull=False).values_list("id", "phash"))
+    vectors = vector_store().get(ids)
+    pairs = []
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            a, b = ids[i], ids[j]
+            close_hash = (
+                a in phashes
+                and b in phashes
+                and hashing.phash_distance(phashes[a], phashes[b]) <= settings.PROVENANT_PHASH_RADIUS
+            )
+            close_vec = (
+                a in vectors
+                and b in vectors
+                and float(vectors[a] @ vectors[b]) >= (settings.PROVENANT_NEAR_COPY_COSINE)
+            )
+            if close_hash or close_vec:
+                pairs.append((i, j))
+    return pairs
+
+
+def near_copy_ids(asset_id: int) -> list[int]:
+    """The asset and every indexed near-copy of it (pHash within radius, or cosine >= the near-copy threshold).
+
+    Used by opt-out to remove a work together with its re-hosted copies.
+    """
+    found = {asset_id}
+    phash = Asset.objects.filter(id=asset_id).values_list("phash", flat=True).first()
+    if phash is not None:
+        table = hash_table()
+        close = (
+            hashing.phash_distances(phash, table.phash) <= settings.PROVENANT_PHASH_RADIUS
+        ) & table.has_phash
+        found.update(int(i) for i in table.ids[close])
+    vector = vector_store().get([asset_id]).get(asset_id)
+    if vector is not None:
+        scores, ids = index.search_vectors(
+            get_encoder().space,
+            vector[None, :],
+            settings.PROVENANT_NEAR_COPY_MAX,
+            nprobe=settings.PROVENANT_IVF_NPROBE,
+        )
+        found.update(
+            int(i)
+            for s, i in zip(scores[0], ids[0], strict=True)
+            if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE
+        )
+    return sorted(found)

@@ -1,0 +1,182 @@
+"""Indexing: hashes where missing, ORB keypoints, embeddings in shards, then a published FAISS index."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from core.exceptions import ApplicationError
+from embeddings import geometry, index
+from embeddings.encoder import get_encoder
+from embeddings.models import IndexRun
+from provenance.hashing import compute_hashes
+from provenance.imaging import ImageRejected, load_rgb_path
+from provenance.models import Asset, Collection
+
+logger = logging.getLogger(__name__)
+MAX_ERRORS_KEPT = 100
+
+
+@dataclass
+class _Item:
+    asset_id: int
+    local_path: str
+    needs_hash: bool
+    needs_embedding: bool
+    needs_features: bool
+
+
+@dataclass
+class _Decoded:
+    item: _Item
+    image: object | None = None
+    hashes: tuple[int, str, int] | None = None
+    error: str = ""
+
+
+def _prepare(item: _Item) -> _Decoded:
+    """Runs in a worker thread: decoding, hashing and ORB all release the GIL for most of their time."""
+    try:
+        image = load_rgb_path(item.local_path, max_pixels=settings.PROVENANT_MAX_IMAGE_PIXELS).image
+    except (ImageRejected, OSError) as exc:
+        return _Decoded(item, error=str(exc)[:300])
+    decoded = _Decoded(item, image=image)
+    if item.needs_hash:
+        decoded.hashes = compute_hashes(image)
+    if item.needs_features:
+        geometry.save_features(item.asset_id, geometry.orb_features(image))
+    return decoded
+
+
+def _work_items(collection: Collection, done: set[int]) -> list[_Item]:
+    rows = Asset.objects.filter(collection=collection).exclude(local_path="").order_by("id")
+    items = []
+    for asset_id, local_path, phash, pdq in rows.values_list("id", "local_path", "phash", "pdq"):
+        item = _Item(
+            asset_id,
+            local_path,
+            needs_hash=phash is None or not pdq,
+            needs_embedding=asset_id not in done,
+            needs_features=settings.PROVENANT_INDEX_ORB and not geometry.has_features(asset_id),
+        )
+        if item.needs_hash or item.needs_embedding or item.needs_features:
+            items.append(item)
+    return items
+
+
+def _save_hashes(decoded: list[_Decoded]) -> int:
+    assets = []
+    for d in decoded:
+        if d.hashes:
+            phash, pdq, quality = d.hashes
+            assets.append(Asset(id=d.item.asset_id, phash=phash, pdq=pdq, pdq_quality=quality))
+    Asset.objects.bulk_update(assets, ["phash", "pdq", "pdq_quality"])
+    return len(assets)
+
+
+def index_collection(
+    *, collection_name: str, batch_size: int | None = None, workers: int | None = None, progress: bool = False
+) -> IndexRun:
+    """Index every asset of a collection not yet in the current embedding space, then publish the index.
+
+    Resumable: each finished shard is on disk, so a crashed or interrupted run resumes where it stopped, and a
+    second run over an indexed collection embeds nothing and leaves the published index untouched.
+    """
+    collection = Collection.objects.filter(name=collection_name).first()
+    if collection is None:
+        raise ApplicationError(f"no collection named {collection_name!r}", status_code=404)
+    encoder = get_encoder()
+    space = encoder.space
+    run = IndexRun.objects.create(
+        collection=collection, space_id=space.id, status=IndexRun.Status.RUNNING, started_at=timezone.now()
+    )
+    try:
+        _index_items(
+            run,
+            collection,
+            encoder,
+            batch_size or settings.PROVENANT_INDEX_BATCH,
+            workers or settings.PROVENANT_INDEX_WORKERS,
+            progress,
+        )
+    except Exception as exc:
+        run.status = IndexRun.Status.FAILED
+        run.errors = (run.errors + [{"asset_id": None, "reason": f"run failed: {exc}"}])[:MAX_ERRORS_KEPT]
+        run.finished_at = timezone.now()
+        run.save()
+        raise
+    return run
+
+
+def _index_items(
+    run: IndexRun, collection: Collection, encoder, batch_size: int, workers: int, progress: bool
+):
+    space = encoder.space
+    done = set(index.stored_ids(space).tolist())
+    items = _work_items(collection, done)
+    run.total = Asset.objects.filter(collection=collection).count()
+    run.skipped = run.total - sum(1 for i in items if i.needs_embedding)
+    started = time.perf_counter()
+    pending_ids: list[int] = []
+    pending_vectors: list[np.ndarray] = []
+    bar = _progress_bar(len(items), progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(items), batch_size):
+            decoded = list(pool.map(_prepare, items[start : start + batch_size]))
+            ok = [d for d in decoded if not d.error]
+            _record_failures(run, [d for d in decoded if d.error])
+            run.hashed += _save_hashes(ok)
+            to_embed = [d for d in ok if d.item.needs_embedding]
+            if to_embed:
+                pending_vectors.append(encoder.encode_images([d.image for d in to_embed]))
+                pending_ids.extend(d.item.asset_id for d in to_embed)
+            if len(pending_ids) >= settings.PROVENANT_INDEX_SHARD_SIZE:
+                run.embedded += _flush(space, pending_ids, pending_vectors)
+                run.save(update_fields=["embedded", "hashed", "failed", "errors", "total", "skipped"])
+            bar.update(len(decoded))
+    bar.close()
+    run.embedded += _flush(space, pending_ids, pending_vectors)
+    meta = index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+    elapsed = time.perf_counter() - started
+    run.index_kind, run.index_total = meta["kind"], meta["ntotal"]
+    run.images_per_second = round(len(items) / elapsed, 2) if items and elapsed > 0 else None
+    run.status, run.finished_at = IndexRun.Status.DONE, timezone.now()
+    run.save()
+
+
+def _flush(space, pending_ids: list[int], pending_vectors: list[np.ndarray]) -> int:
+    if not pending_ids:
+        return 0
+    count = len(pending_ids)
+    index.write_shard(space, np.array(pending_ids, dtype=np.int64), np.concatenate(pending_vectors))
+    pending_ids.clear()
+    pending_vectors.clear()
+    return count
+
+
+def _record_failures(run: IndexRun, failed: list[_Decoded]) -> None:
+    run.failed += len(failed)
+    for d in failed:
+        logger.warning("index: asset %s skipped: %s", d.item.asset_id, d.error)
+        if len(run.errors) < MAX_ERRORS_KEPT:
+            run.errors.append({"asset_id": d.item.asset_id, "reason": d.error})
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="index", disable=not enabled)
+
+
+def index_publish(*, space_id: str | None = None) -> dict:
+    """Re-publish the index of the current space from its shards (no-op when nothing changed)."""
+    space = get_encoder().space
+    if space_id and space_id != space.id:
+        raise ApplicationError(f"space {space_id} is not the configured one ({space.id})")
+    return index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)

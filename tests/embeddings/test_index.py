@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from embeddings import index
+from embeddings.models import IndexRun
+from embeddings.services import index_collection
+
+
+def test_index_run_embeds_every_work_and_publishes_an_exact_index(indexed_works, fake_encoder):
+    run = IndexRun.objects.get()
+    assert run.status == "done" and run.embedded == len(indexed_works) and run.failed == 0
+    meta = index.read_meta(fake_encoder.space)
+    assert meta["kind"] == "flat" and meta["ntotal"] == len(indexed_works)
+    directory = index.space_dir(fake_encoder.space)
+    assert not list(directory.glob("*.part"))
+    ids, vectors = index.load_vectors(fake_encoder.space)
+    assert sorted(ids.tolist()) == sorted(a.id for a in indexed_works)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-2)
+    assert np.load(index.shard_paths(fake_encoder.space)[0]).dtype == np.float16
+
+
+def test_a_second_index_run_adds_nothing_and_keeps_the_published_file(indexed_works, fake_encoder):
+    published = index.space_dir(fake_encoder.space) / index.INDEX_FILE
+    before = published.stat().st_mtime_ns
+    run = index_collection(collection_name="fixtures")
+    assert run.embedded == 0 and run.skipped == len(indexed_works)
+    assert published.stat().st_mtime_ns == before
+    assert len(index.shard_paths(fake_encoder.space)) == 1
+
+
+def test_a_new_work_is_added_incrementally(indexed_works, fake_encoder):
+    from provenance.models import Asset
+
+    first = indexed_works[0]
+    Asset.objects.create(collection=first.collection, source="copy.svg", local_path=first.local_path)
+    run = index_collection(collection_name="fixtures")
+    assert run.embedded == 1 and run.hashed == 1  # its missing hashes were computed too
+    assert index.read_meta(fake_encoder.space)["ntotal"] == len(indexed_works) + 1
+    assert Asset.objects.get(source="copy.svg").phash == first.phash
+
+
+def test_a_failed_publish_leaves_the_previous_index_in_place(indexed_works, fake_encoder, monkeypatch):
+    import faiss
+
+    from provenance.models import Asset
+
+    published = index.space_dir(fake_encoder.space) / index.INDEX_FILE
+    before = published.read_bytes()
+    Asset.objects.create(
+        collection=indexed_works[0].collection, source="new.svg", local_path=indexed_works[1].local_path
+    )
+
+    def crash(idx, path):
+        open(path, "wb").write(b"half an index")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(OSError):
+        index_collection(collection_name="fixtures")
+    assert published.read_bytes() == before
+    assert IndexRun.objects.latest("id").status == "failed"
+    monkeypatch.undo()
+    run = index_collection(collection_name="fixtures")  # resumes: the new shard is on disk already
+    assert run.embedded == 0 and index.read_meta(fake_encoder.space)["ntotal"] == len(indexed_works) + 1
+
+
+def test_unreadable_work_is_recorded_not_fatal(works, tmp_path):
+    from provenance.models import Asset
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    asset = Asset.objects.create(collection=works[0].collection, source="broken.png", local_path=str(broken))
+    run = index_collection(collection_name="fixtures")
+    assert run.status == "done" and run.failed == 1 and run.embedded == len(works)
+    assert run.errors[0]["asset_id"] == asset.id and "not an image" in run.errors[0]["reason"]
+
+
+def test_indexing_task_is_safe_to_run_twice(works, fake_encoder):
+    from embeddings.tasks import index_collection_task
+
+    index_collection_task.delay("fixtures")
+    index_collection_task.delay("fixtures")
+    assert index.read_meta(fake_encoder.space)["ntotal"] == len(works)
+    assert list(IndexRun.objects.values_list("embedded", flat=True).order_by("id")) == [len(works), 0]
+
+
+def test_ivf_index_beyond_the_exact_limit_finds_the_same_neighbours(settings, fake_encoder):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, fake_encoder.space.dim)).astype(np.float32)
+    ids = np.arange(10, 3010, dtype=np.int64)
+    index.write_shard(fake_encoder.space, ids, vectors)
+    meta = index.publish_index(fake_encoder.space, exact_max=1000)
+    assert meta["kind"] == "ivf"
+    queries = vectors[:20] / np.linalg.norm(vectors[:20], axis=1, keepdims=True)
+    _, found = index.search_vectors(fake_encoder.space, queries, 1, nprobe=64)
+    assert (found[:, 0] == ids[:20]).mean() >= 0.95
+    _, found = index.search_vectors(fake_encoder.space, queries, 1, exclude_ids={10, 11}, nprobe=64)
+    assert 10 not in found and 11 not in found

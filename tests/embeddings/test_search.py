@@ -1,0 +1,124 @@
+from PIL import Image, ImageOps
+
+from embeddings import exclusions, index
+from embeddings.search import near_copy_ids, search_image, search_image_bytes
+from embeddings.selectors import search_contributor, search_domain, search_text
+from tests.embeddings.conftest import jpeg_bytes
+
+
+def _image(asset):
+    from provenance.imaging import load_rgb_path
+
+    return load_rgb_path(asset.local_path).image
+
+
+def test_identical_file_is_an_exact_match(indexed_works):
+    target = indexed_works[3]
+    hits = search_image_bytes(open(target.local_path, "rb").read(), top_k=5)
+    assert hits[0].asset_id == target.id and hits[0].match == "exact" and hits[0].score == 1.0
+
+
+def test_resized_low_quality_jpeg_is_found_by_hash(indexed_works):
+    target = indexed_works[5]
+    image = _image(target)
+    small = image.resize((image.width // 3, image.height // 3))
+    hits = search_image_bytes(jpeg_bytes(small, quality=30), top_k=5)
+    assert hits[0].asset_id == target.id and hits[0].match == "hash"
+    assert "pHash" in hits[0].why or "PDQ" in hits[0].why
+
+
+def test_mirrored_copy_is_found_by_the_mirrored_hash(indexed_works):
+    target = indexed_works[7]
+    hits = search_image(ImageOps.mirror(_image(target)), top_k=5)
+    assert hits[0].asset_id == target.id and hits[0].match == "hash" and "mirrored" in hits[0].why
+
+
+def test_resized_copy_is_the_nearest_embedding(indexed_works):
+    target = indexed_works[2]
+    image = _image(target)
+    hits = search_image(image.resize((300, int(300 * image.height / image.width))), stages=("embedding",))
+    assert hits[0].asset_id == target.id and hits[0].match == "embedding" and hits[0].score > 0.9
+
+
+def test_crop_is_confirmed_geometrically(indexed_works):
+    target = indexed_works[9]
+    image = _image(target)
+    w, h = image.size
+    crop = image.crop((int(w * 0.05), int(h * 0.1), int(w * 0.75), int(h * 0.8)))
+    hits = search_image(crop, top_k=5)
+    assert hits[0].asset_id == target.id and hits[0].match in ("geometric", "hash")
+    hit = next(
+        h for h in search_image(crop, top_k=5, stages=("embedding", "geometric")) if h.asset_id == target.id
+    )
+    assert hit.match == "geometric" and "ORB" in hit.why
+
+
+def test_copy_pasted_into_a_larger_canvas_is_confirmed_geometrically(indexed_works):
+    target = indexed_works[11]
+    image = _image(target).resize((400, 300))
+    canvas = Image.new("RGB", (900, 700), (230, 240, 255))
+    canvas.paste(_image(indexed_works[12]).resize((300, 250)), (560, 420))
+    canvas.paste(image, (80, 60))
+    hits = search_image(canvas, top_k=10)
+    assert target.id in [h.asset_id for h in hits if h.match == "geometric"]
+
+
+def test_hidden_work_is_excluded_without_rebuilding_the_index(indexed_works, fake_encoder):
+    target = indexed_works[4]
+    published = index.space_dir(fake_encoder.space) / index.INDEX_FILE
+    before = published.stat().st_mtime_ns
+    exclusions.register_exclusion_provider(lambda user: ({target.id}, set()))
+    hits = search_image(_image(target), top_k=30)
+    assert target.id not in [h.asset_id for h in hits]
+    assert published.stat().st_mtime_ns == before
+
+
+def test_flagged_work_stays_in_results_marked_opted_out(indexed_works):
+    target = indexed_works[4]
+    exclusions.register_exclusion_provider(lambda user: (set(), {target.id}))
+    hits = search_image(_image(target), top_k=5)
+    assert hits[0].asset_id == target.id and hits[0].opted_out
+    assert not any(h.opted_out for h in hits[1:])
+
+
+def test_near_copies_share_a_cluster_and_are_listed_together(indexed_works):
+    from provenance.models import Asset
+
+    original = indexed_works[6]
+    Asset.objects.create(
+        collection=original.collection, source="rehosted.svg", local_path=original.local_path
+    )
+    from embeddings.services import index_collection
+
+    index_collection(collection_name="fixtures")
+    copy = Asset.objects.get(source="rehosted.svg")
+    assert near_copy_ids(original.id) == sorted([original.id, copy.id])
+    hits = search_image(_image(original), top_k=5)
+    clusters = {h.asset_id: h.cluster for h in hits}
+    assert clusters[original.id] == clusters[copy.id]
+    assert len(set(clusters.values())) > 1
+
+
+def test_text_search_ranks_caption_matches_first(indexed_works):
+    target = indexed_works[0]
+    word = target.title.split()[0]
+    hits = search_text(word, top_k=5)
+    assert hits[0].match == "caption" and word.lower() in hits[0].why.lower()
+    assert target.id in [h.asset_id for h in hits if h.match == "caption"]
+
+
+def test_contributor_search_matches_display_name_and_alias_case_insensitively(indexed_works):
+    expected = sorted(a.id for a in indexed_works if a.contributor.display_name == "Grace Hopper")
+    assert sorted(h.asset_id for h in search_contributor("grace hop")) == expected
+    assert sorted(h.asset_id for h in search_contributor("GRACE_1")) == expected
+    assert search_contributor("nobody at all") == []
+
+
+def test_domain_search_includes_subdomains_and_ranks_the_exact_url_first(indexed_works):
+    on_example = sorted(a.id for a in indexed_works if a.domain.endswith("example.com"))
+    assert sorted(h.asset_id for h in search_domain("example.com")) == on_example
+    assert sorted(h.asset_id for h in search_domain("https://www.pictures.example.com/")) == on_example
+    assert search_domain("example.org.evil") == []
+    target = next(a for a in indexed_works if a.domain == "cdn.pictures.example.com")
+    hits = search_domain("http://" + target.url.split("://")[1] + "/")  # another spelling of the same URL
+    assert hits[0].asset_id == target.id and hits[0].match == "url"

@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class OptoutConfig(AppConfig):
     name = "optout"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # search sits below us: it offers the hook, we supply the ids (guarded until the module exists)
+        try:
+            from embeddings.exclusions import register_exclusion_provider
+        except ImportError:
+            return
+        from optout.exclusions import optout_exclusions
+
+        register_exclusion_provider(optout_exclusions)

@@ -214,3 +214,36 @@ OPTOUT_MAX_WORKS_PER_REQUEST = env.int("OPTOUT_MAX_WORKS_PER_REQUEST", default=1
 OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")
 OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)
 OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=False)
+
+# --- opt-out (accounts, claims, check API, audit) --------------------------------------------------------------
+# Cache: throttling counts requests in it, so it must be shared between processes: Redis when configured,
+# else a file-based cache under DATA_DIR (never locmem, which each process would count separately).
+_CACHE_URL = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
+if _CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+# Throttles read these at request time; PROVENANT_THROTTLE_ENABLED=False switches them off (test settings).
+PROVENANT_THROTTLE_ENABLED = env.bool("PROVENANT_THROTTLE_ENABLED", default=True)
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["optout.throttles.SettingsScopedRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "signup": env.str("THROTTLE_SIGNUP", default="10/hour"),
+    "login": env.str("THROTTLE_LOGIN", default="20/minute"),
+    "search": env.str("THROTTLE_SEARCH", default="60/minute"),
+    "check": env.str("THROTTLE_CHECK", default="120/minute"),  # per API token
+}
+OPTOUT_CHECK_MAX_ITEMS = env.int("OPTOUT_CHECK_MAX_ITEMS", default=10_000)
+# pHash bits within which a checked image counts as an opted-out work (the index bands 64 bits into radius+1)
+OPTOUT_CHECK_PHASH_RADIUS = env.int("OPTOUT_CHECK_PHASH_RADIUS", default=4)
+# near-copy cluster fallback (pHash radius) used only while embeddings.search.near_copy_ids is not installed
+OPTOUT_NEAR_COPY_PHASH_RADIUS = env.int("OPTOUT_NEAR_COPY_PHASH_RADIUS", default=6)
+OPTOUT_MAX_WORKS_PER_REQUEST = env.int("OPTOUT_MAX_WORKS_PER_REQUEST", default=10_000)
+# domain verification: https://DOMAIN/.well-known/provenant-verify.txt or a DNS TXT record
+OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")
+OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)
+OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=False)

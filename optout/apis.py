@@ -1,0 +1,408 @@
+"""Thin DRF views over optout.services / optout.selectors. Another artist's objects answer 404 (their existence
+is not revealed); operator-only actions answer 403 to artists."""
+
+from __future__ import annotations
+
+import orjson
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.parsers import BaseParser, ParseError
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.exceptions import ApplicationError
+from core.pagination import DefaultPagination
+from optout import checking, selectors, services
+from optout.models import ContributorClaim, DomainClaim, OptOut, OptOutStateChange
+from optout.throttles import SettingsScopedRateThrottle, TokenRateThrottle
+from optout.verification import TXT_PREFIX, WELL_KNOWN_PATH
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="A replay with the same key returns the first result and changes nothing.",
+)  # fmt: skip
+
+
+class IsOperator(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return selectors.is_operator(request.user)
+
+
+def _page(request, view, queryset, serializer_class) -> Response:
+    paginator = DefaultPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _get_or_404(queryset, pk: int):
+    obj = queryset.filter(pk=pk).first()
+    if obj is None:
+        raise NotFound("Not found.")
+    return obj
+
+
+# --- accounts ---------------------------------------------------------------------------------------------------
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    username = serializers.CharField()
+
+
+class ArtistSignupApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [SettingsScopedRateThrottle]
+    throttle_scope = "signup"
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
+        email = serializers.EmailField()
+        password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+
+    @extend_schema(request=InputSerializer, responses={201: TokenOutputSerializer})
+    def post(self, request):
+        data = self._validated(request)
+        user, token = services.artist_signup(**data)
+        return Response({"token": token, "username": user.username}, status=status.HTTP_201_CREATED)
+
+    def _validated(self, request) -> dict:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class ArtistLoginApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [SettingsScopedRateThrottle]
+    throttle_scope = "login"
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=128, write_only=True)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenOutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = services.artist_login(**serializer.validated_data)
+        return Response({"token": token, "username": serializer.validated_data["username"]})
+
+
+# --- opt-outs ---------------------------------------------------------------------------------------------------
+
+
+class OptOutOutputSerializer(serializers.ModelSerializer):
+    asset_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OptOut
+        fields = ["id", "scope", "status", "reason", "seed_asset", "contributor", "domain", "asset_ids",
+                  "created_at", "updated_at"]  # fmt: skip
+
+    def get_asset_ids(self, obj: OptOut) -> list[int]:
+        return list(obj.items.order_by("asset_id").values_list("asset_id", flat=True)[:10_000])
+
+
+class StateChangeOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OptOutStateChange
+        fields = ["from_status", "to_status", "at", "actor", "note"]
+
+
+class OptOutListCreateApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        scope = serializers.ChoiceField(choices=OptOut.Scope.choices)
+        asset_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+            required=False,
+            max_length=10_000,
+        )
+        asset_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+        contributor_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+        domain = serializers.CharField(max_length=255, required=False, allow_blank=True)
+        reason = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    @extend_schema(responses=OptOutOutputSerializer(many=True))
+    def get(self, request):
+        return _page(request, self, selectors.optouts_visible_to(request.user), OptOutOutputSerializer)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: OptOutOutputSerializer, 200: OptOutOutputSerializer},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "")[:200] or None
+        optout, created = services.optout_create(
+            artist=request.user, idempotency_key=key, **serializer.validated_data
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(OptOutOutputSerializer(optout).data, status=code)
+
+
+class OptOutDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=OptOutOutputSerializer)
+    def get(self, request, optout_id: int):
+        return Response(
+            OptOutOutputSerializer(_get_or_404(selectors.optouts_visible_to(request.user), optout_id)).data
+        )
+
+
+class OptOutHistoryApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=StateChangeOutputSerializer(many=True))
+    def get(self, request, optout_id: int):
+        optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
+        return Response(StateChangeOutputSerializer(optout.history.all(), many=True).data)
+
+
+class OptOutRevokeApi(APIView):
+    """The artist opts back in. Only the owner may; a second revoke is a no-op."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=OptOutOutputSerializer)
+    def post(self, request, optout_id: int):
+        optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
+        if optout.artist_id != request.user.pk:
+            raise PermissionDenied("Only the artist who made an opt-out can revoke it.")
+        services.optout_revoke(optout=optout, artist=request.user)
+        return Response(OptOutOutputSerializer(optout).data)
+
+
+class _OperatorDecisionApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    approve = True
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    @extend_schema(request=InputSerializer, responses=OptOutOutputSerializer)
+    def post(self, request, optout_id: int):
+        optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
+        if not selectors.is_operator(request.user):
+            raise PermissionDenied("Only operators review opt-outs.")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        note = serializer.validated_data.get("note", "")
+        if self.approve:
+            services.optout_approve(optout=optout, operator=request.user, note=note)
+        else:
+            services.optout_reject(optout=optout, operator=request.user, note=note)
+        return Response(OptOutOutputSerializer(optout).data)
+
+
+class OptOutApproveApi(_OperatorDecisionApi):
+    approve = True
+
+
+class OptOutRejectApi(_OperatorDecisionApi):
+    approve = False
+
+
+# --- claims -----------------------------------------------------------------------------------------------------
+
+
+class DomainClaimOutputSerializer(serializers.ModelSerializer):
+    instructions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DomainClaim
+        fields = ["id", "domain", "status", "method", "token", "verified_at", "last_error", "instructions"]
+
+    def get_instructions(self, obj: DomainClaim) -> str:
+        return (
+            f"Publish the token at https://{obj.domain}{WELL_KNOWN_PATH} or in a DNS TXT record at "
+            f"_provenant.{obj.domain} as {TXT_PREFIX}{obj.token}, then call verify."
+        )
+
+
+class DomainClaimListCreateApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        domain = serializers.CharField(max_length=255)
+
+    @extend_schema(responses=DomainClaimOutputSerializer(many=True))
+    def get(self, request):
+        return _page(
+            request, self, selectors.domain_claims_visible_to(request.user), DomainClaimOutputSerializer
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DomainClaimOutputSerializer, 200: DomainClaimOutputSerializer},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        claim, created = services.domain_claim_create(artist=request.user, **serializer.validated_data)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(DomainClaimOutputSerializer(claim).data, status=code)
+
+
+class DomainClaimDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=DomainClaimOutputSerializer)
+    def get(self, request, claim_id: int):
+        claim = _get_or_404(selectors.domain_claims_visible_to(request.user), claim_id)
+        return Response(DomainClaimOutputSerializer(claim).data)
+
+
+class DomainClaimVerifyApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses=DomainClaimOutputSerializer)
+    def post(self, request, claim_id: int):
+        claim = _get_or_404(DomainClaim.objects.filter(artist_id=request.user.pk), claim_id)
+        claim = services.domain_claim_verify(claim=claim)
+        return Response(DomainClaimOutputSerializer(claim).data)
+
+
+class ContributorClaimOutputSerializer(serializers.ModelSerializer):
+    contributor_name = serializers.CharField(source="contributor.display_name", read_only=True)
+
+    class Meta:
+        model = ContributorClaim
+        fields = ["id", "contributor", "contributor_name", "status", "method", "evidence", "reviewed_at"]
+
+
+class ContributorClaimListCreateApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        contributor_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+        evidence = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+
+    @extend_schema(responses=ContributorClaimOutputSerializer(many=True))
+    def get(self, request):
+        return _page(
+            request,
+            self,
+            selectors.contributor_claims_visible_to(request.user),
+            ContributorClaimOutputSerializer,
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: ContributorClaimOutputSerializer, 200: ContributorClaimOutputSerializer},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        claim, created = services.contributor_claim_create(artist=request.user, **serializer.validated_data)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(ContributorClaimOutputSerializer(claim).data, status=code)
+
+
+class ContributorClaimDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses=ContributorClaimOutputSerializer)
+    def get(self, request, claim_id: int):
+        claim = _get_or_404(selectors.contributor_claims_visible_to(request.user), claim_id)
+        return Response(ContributorClaimOutputSerializer(claim).data)
+
+
+class ContributorClaimReviewApi(APIView):
+    """Operators approve or reject an identity claim (also available as an admin action)."""
+
+    permission_classes = [permissions.IsAuthenticated, IsOperator]
+
+    class InputSerializer(serializers.Serializer):
+        approve = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses=ContributorClaimOutputSerializer)
+    def post(self, request, claim_id: int):
+        claim = _get_or_404(ContributorClaim.objects.all(), claim_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        claim = services.contributor_claim_review(
+            claim=claim, reviewer=request.user, approve=serializer.validated_data["approve"]
+        )
+        return Response(ContributorClaimOutputSerializer(claim).data)
+
+
+# --- bulk check -------------------------------------------------------------------------------------------------
+
+
+class OrjsonParser(BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return orjson.loads(stream.read())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"JSON parse error: {exc}") from exc
+
+
+class OrjsonRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return b"" if data is None else orjson.dumps(data)
+
+
+class CheckItemSerializer(serializers.Serializer):
+    url = serializers.CharField(required=False, max_length=2000)
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", required=False)
+    phash = serializers.CharField(
+        required=False, help_text="signed int64 (number or string) or 16 hex digits"
+    )
+    key = serializers.CharField(required=False, help_text="echoed back; defaults to the item's index")
+
+
+class CheckResultSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    allowed = serializers.BooleanField()
+    optout_id = serializers.IntegerField(allow_null=True)
+    match = serializers.ChoiceField(choices=["sha256", "url", "domain", "phash"], allow_null=True)
+    reason = serializers.CharField()
+
+
+class CheckApi(APIView):
+    """Up to 10,000 items per call; each answered allowed or denied, with the opt-out and the reason.
+    Validation is hand-written (a serializer per item would cost more than the lookups)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [TokenRateThrottle]
+    throttle_scope = "check"
+    parser_classes = [OrjsonParser]
+    renderer_classes = [OrjsonRenderer]
+
+    @extend_schema(
+        request=inline_serializer("CheckRequest", {"items": CheckItemSerializer(many=True)}),
+        responses=inline_serializer(
+            "CheckResponse",
+            {
+                "count": serializers.IntegerField(),
+                "denied": serializers.IntegerField(),
+                "results": CheckResultSerializer(many=True),
+            },  # fmt: skip
+        ),
+    )
+    def post(self, request):
+        items = request.data.get("items") if isinstance(request.data, dict) else None
+        if items is None:
+            raise ApplicationError('Send {"items": [...]}.')
+        try:
+            results = checking.check(items)
+        except checking.CheckInputError as exc:
+            extra = {} if exc.index is None else {"index": exc.index}
+            raise ApplicationError(str(exc), extra=extra) from None
+        denied = sum(1 for r in results if not r["allowed"])
+        return Response({"count": len(results), "denied": denied, "results": results})

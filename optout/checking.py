@@ -1,0 +1,250 @@
+"""The bulk check: set-based lookups of URLs, domains and sha256 against the active keys (one indexed query per
+kind), and pHash within a Hamming radius against an in-memory index of the active pHashes.
+
+The pHash index is rebuilt when the registry's version (the id of the last state change) moves; the version is
+read from the database on every call, so a check never answers from a stale registry.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import connection
+
+from core.urlnorm import normalize_url, parent_domains
+from optout.models import OptOutKey
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class CheckInputError(ValueError):
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
+
+
+def registry_version() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM optout_optoutstatechange")
+        return int(cursor.fetchone()[0])
+
+
+# --- pHash index -----------------------------------------------------------------------------------------------
+
+
+def _bands(radius: int) -> list[tuple[int, int]]:
+    """(shift, width) of radius+1 bands covering 64 bits: two hashes within `radius` bits agree exactly on at
+    least one band (pigeonhole), so exact band matches give every candidate."""
+    count = min(radius + 1, 64)
+    widths = [64 // count + (1 if i < 64 % count else 0) for i in range(count)]
+    shifts = np.cumsum([0, *widths[:-1]])
+    return [(int(s), int(w)) for s, w in zip(shifts, widths, strict=True)]
+
+
+def _band_values(hashes: np.ndarray, shift: int, width: int) -> np.ndarray:
+    unsigned = hashes.view(np.uint64)
+    mask = np.uint64((1 << width) - 1) if width < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+    return (unsigned >> np.uint64(shift)) & mask
+
+
+@dataclass
+class PhashIndex:
+    radius: int
+    hashes: np.ndarray  # int64
+    optout_ids: np.ndarray  # int64
+    bands: list[tuple[int, int, np.ndarray, np.ndarray]]  # shift, width, argsort order, sorted band values
+
+    @classmethod
+    def build(cls, hashes: np.ndarray, optout_ids: np.ndarray, radius: int) -> PhashIndex:
+        bands = []
+        for shift, width in _bands(radius):
+            values = _band_values(hashes, shift, width)
+            order = np.argsort(values, kind="stable")
+            bands.append((shift, width, order, values[order]))
+        return cls(radius, hashes, optout_ids, bands)
+
+    def match(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(optout id or -1, distance or -1) per query: the nearest active pHash within the radius."""
+        n = len(queries)
+        best_dist = np.full(n, 65, dtype=np.int64)
+        best_id = np.full(n, -1, dtype=np.int64)
+        if n == 0 or len(self.hashes) == 0:
+            return best_id, np.full(n, -1, dtype=np.int64)
+        for shift, width, order, sorted_values in self.bands:
+            q = _band_values(queries, shift, width)
+            lo = np.searchsorted(sorted_values, q, side="left")
+            counts = np.searchsorted(sorted_values, q, side="right") - lo
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            query_idx = np.repeat(np.arange(n), counts)
+            starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+            candidates = order[starts + np.arange(total)]
+            dist = np.bitwise_count((queries[query_idx] ^ self.hashes[candidates]).view(np.uint64)).astype(
+                np.int64
+            )
+            keep = dist <= self.radius
+            query_idx, candidates, dist = query_idx[keep], candidates[keep], dist[keep]
+            # keep the nearest per query; ties go to the lowest opt-out id for stable answers
+            rank = np.lexsort((self.optout_ids[candidates], dist, query_idx))
+            query_idx, candidates, dist = query_idx[rank], candidates[rank], dist[rank]
+            first = np.r_[True, query_idx[1:] != query_idx[:-1]]
+            qi, ci, di = query_idx[first], candidates[first], dist[first]
+            better = di < best_dist[qi]
+            best_dist[qi[better]] = di[better]
+            best_id[qi[better]] = self.optout_ids[ci[better]]
+        return best_id, np.where(best_id >= 0, best_dist, -1)
+
+
+_cache_lock = threading.Lock()
+_cached: dict[str, object] = {"version": None, "radius": None, "index": None}
+
+
+def phash_index() -> PhashIndex:
+    version, radius = registry_version(), settings.OPTOUT_CHECK_PHASH_RADIUS
+    with _cache_lock:
+        if _cached["version"] == version and _cached["radius"] == radius:
+            return _cached["index"]  # type: ignore[return-value]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT phash, optout_id FROM optout_optoutkey WHERE active AND kind = %s AND phash IS NOT NULL",
+                [OptOutKey.Kind.PHASH],
+            )
+            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+        index = PhashIndex.build(rows[:, 0].copy(), rows[:, 1].copy(), radius)
+        _cached.update(version=version, radius=radius, index=index)
+        return index
+
+
+# --- exact keys ------------------------------------------------------------------------------------------------
+
+
+def _lookup(kind: str, keys: set[str]) -> dict[str, int]:
+    """{key: lowest active opt-out id} for the keys of one kind that are opted out."""
+    if not keys:
+        return {}
+    placeholder = "= ANY(%s)" if connection.vendor == "postgresql" else None
+    with connection.cursor() as cursor:
+        if placeholder:
+            cursor.execute(
+                "SELECT key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind = %s AND key = ANY(%s)"
+                " GROUP BY key",
+                [kind, list(keys)],
+            )
+            return dict(cursor.fetchall())
+        found: dict[str, int] = {}
+        batch = list(keys)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            marks = ",".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind = %s AND key IN ({marks})"
+                " GROUP BY key",
+                [kind, *chunk],
+            )
+            found.update(cursor.fetchall())
+        return found
+
+
+# --- the check -------------------------------------------------------------------------------------------------
+
+
+def _parse_phash(value) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{16}", value):
+        number = int(value, 16)
+        number = number - (1 << 64) if number >= (1 << 63) else number
+    elif isinstance(value, str) and re.fullmatch(r"-?\d{1,20}", value):
+        number = int(value)
+    else:
+        raise ValueError
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise ValueError
+    return number
+
+
+@dataclass
+class _Parsed:
+    url: str = ""
+    hosts: tuple[str, ...] = ()
+    sha256: str = ""
+    phash: int | None = None
+
+
+def parse_items(items) -> list[_Parsed]:
+    if not isinstance(items, list):
+        raise CheckInputError("`items` must be a list.")
+    limit = settings.OPTOUT_CHECK_MAX_ITEMS
+    if len(items) > limit:
+        raise CheckInputError(f"At most {limit:,} items per request; this one has {len(items):,}. Split it.")
+    parsed = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise CheckInputError("Each item must be an object.", i)
+        p = _Parsed()
+        url, sha, phash = item.get("url"), item.get("sha256"), item.get("phash")
+        if url is not None:
+            p.url = normalize_url(url) if isinstance(url, str) else ""
+            if not p.url:
+                raise CheckInputError("`url` is not an http(s) URL.", i)
+            p.hosts = tuple(parent_domains(p.url.split("/", 1)[0].split(":")[0]))
+        if sha is not None:
+            if not isinstance(sha, str) or not _SHA256.match(sha := sha.lower()):
+                raise CheckInputError("`sha256` must be 64 hex digits.", i)
+            p.sha256 = sha
+        if phash is not None:
+            try:
+                p.phash = _parse_phash(phash)
+            except ValueError:
+                raise CheckInputError("`phash` must be a signed int64 or 16 hex digits.", i) from None
+        if not (p.url or p.sha256 or p.phash is not None):
+            raise CheckInputError("Each item needs a `url`, a `sha256` or a `phash`.", i)
+        key = item.get("key")
+        if key is not None and not isinstance(key, str | int):
+            raise CheckInputError("`key` must be a string or an integer.", i)
+        parsed.append(p)
+    return parsed
+
+
+def check(items: list) -> list[dict]:
+    """One answer per item, in order: {key, allowed, optout_id, match, reason}."""
+    parsed = parse_items(items)
+    sha_hits = _lookup(OptOutKey.Kind.SHA256, {p.sha256 for p in parsed if p.sha256})
+    url_hits = _lookup(OptOutKey.Kind.URL, {p.url for p in parsed if p.url})
+    domain_hits = _lookup(OptOutKey.Kind.DOMAIN, {h for p in parsed for h in p.hosts})
+    with_phash = [i for i, p in enumerate(parsed) if p.phash is not None]
+    phash_hits: dict[int, tuple[int, int]] = {}
+    if with_phash:
+        ids, dists = phash_index().match(np.array([parsed[i].phash for i in with_phash], dtype=np.int64))
+        phash_hits = {i: (int(o), int(d)) for i, o, d in zip(with_phash, ids, dists, strict=True) if o >= 0}
+    return [_answer(item, p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, (item, p) in
+            enumerate(zip(items, parsed, strict=True))]  # fmt: skip
+
+
+def _answer(item: dict, p: _Parsed, i: int, sha_hits, url_hits, domain_hits, phash_hits) -> dict:
+    key = item.get("key", i)
+    if p.sha256 and p.sha256 in sha_hits:
+        return _denied(key, sha_hits[p.sha256], "sha256", "the file's sha256 is opted out")
+    if p.url and p.url in url_hits:
+        return _denied(key, url_hits[p.url], "url", "the URL is opted out")
+    for host in p.hosts:
+        if host in domain_hits:
+            return _denied(key, domain_hits[host], "domain", f"the domain {host} is opted out")
+    if i in phash_hits:
+        optout_id, dist = phash_hits[i]
+        return _denied(
+            key, optout_id, "phash", f"the image is within {dist} bits (pHash) of an opted-out work"
+        )
+    return {"key": key, "allowed": True, "optout_id": None, "match": None, "reason": "not opted out"}
+
+
+def _denied(key, optout_id: int, match: str, reason: str) -> dict:
+    return {"key": key, "allowed": False, "optout_id": optout_id, "match": match, "reason": reason}

@@ -1,0 +1,451 @@
+"""Writes: accounts, claims, opt-out requests and their state machine, audit appends.
+
+Invariants kept here:
+- nobody opts out a work another verified artist owns (owner = verified contributor claim or verified domain);
+- every state change is a conditional UPDATE (`WHERE status = <from>`), so a replayed or concurrent change is a
+  no-op, and it writes a history row, flips the opt-out's keys' `active` flag and appends to the audit log in
+  the same transaction; e-mails and the activated/revoked signals go out only after commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from core.exceptions import ApplicationError
+from core.urlnorm import normalize_host, normalize_url
+from optout import audit, notifications, selectors
+from optout import signals as optout_signals
+from optout.models import (
+    ClaimStatus,
+    ContributorClaim,
+    DomainClaim,
+    OptOut,
+    OptOutItem,
+    OptOutKey,
+    OptOutStateChange,
+    SignerBinding,
+)
+from optout.verification import HttpFetcher, TxtResolver, VerificationFailed, check_dns, check_http
+from provenance.models import Asset, Contributor
+
+User = get_user_model()
+Status = OptOut.Status
+Scope = OptOut.Scope
+
+
+def audit_append(*, event: str, payload: dict) -> None:
+    """Append one event to the hash-chained audit log (also for other apps' rule decisions)."""
+    audit.append(event=event, payload=payload)
+
+
+# --- accounts ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def artist_signup(*, username: str, email: str, password: str) -> tuple[object, str]:
+    if User.objects.filter(username__iexact=username).exists():
+        raise ApplicationError("That username is taken.", status_code=409)
+    user = User(username=username, email=email)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ApplicationError("The password is too weak.", extra={"password": exc.messages}) from exc
+    user.set_password(password)
+    user.save()
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key
+
+
+def artist_login(*, username: str, password: str) -> str:
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        raise ApplicationError("Wrong username or password.", status_code=401)
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+# --- claims -----------------------------------------------------------------------------------------------------
+
+
+def _clean_domain(domain: str) -> str:
+    host = normalize_host(domain)
+    if (
+        not host
+        or "/" in host
+        or " " in host
+        or "." not in host.split(":")[0]
+        and host.split(":")[0] != "localhost"
+    ):
+        raise ApplicationError(f"{domain!r} is not a domain name.")
+    return host
+
+
+@transaction.atomic
+def domain_claim_create(*, artist, domain: str) -> tuple[DomainClaim, bool]:
+    """Naturally idempotent: claiming the same domain again returns the first claim and its token."""
+    host = _clean_domain(domain)
+    claim, created = DomainClaim.objects.get_or_create(
+        artist=artist, domain=host, defaults={"token": secrets.token_urlsafe(24)}
+    )
+    return claim, created
+
+
+def domain_claim_verify(
+    *, claim: DomainClaim, fetcher: HttpFetcher | None = None, resolver: TxtResolver | None = None
+) -> DomainClaim:
+    """Look for the token at https://DOMAIN/.well-known/provenant-verify.txt, then in DNS TXT."""
+    from optout import verification
+
+    if claim.status == ClaimStatus.VERIFIED:
+        return claim
+    fetcher = fetcher or verification.fetch_http
+    resolver = resolver or verification.resolve_txt
+    method, errors = "", []
+    try:
+        if check_http(claim.domain, claim.token, fetcher):
+            method = DomainClaim.Method.HTTP
+    except VerificationFailed as exc:
+        errors.append(str(exc))
+    if not method and check_dns(claim.domain, claim.token, resolver):
+        method = DomainClaim.Method.DNS
+    if not method:
+        claim.last_error = ("; ".join(errors) or "token not found")[:500]
+        claim.save(update_fields=["last_error", "updated_at"])
+        raise ApplicationError(
+            "The verification token was not found.",
+            extra={"domain": claim.domain, "errors": errors, "token": claim.token},
+        )
+    return _domain_claim_mark_verified(claim=claim, method=method)
+
+
+@transaction.atomic
+def _domain_claim_mark_verified(*, claim: DomainClaim, method: str) -> DomainClaim:
+    other = DomainClaim.objects.filter(domain=claim.domain, status=ClaimStatus.VERIFIED).exclude(pk=claim.pk)
+    if other.exists():
+        raise ApplicationError("Another artist has already verified this domain.", status_code=409)
+    updated = DomainClaim.objects.filter(pk=claim.pk, status=ClaimStatus.PENDING).update(
+        status=ClaimStatus.VERIFIED, method=method, verified_at=timezone.now(), last_error=""
+    )
+    claim.refresh_from_db()
+    if updated:
+        audit.append(
+            event="claim.domain.verified",
+            payload={
+                "claim_id": claim.pk,
+                "artist_id": claim.artist_id,
+                "domain": claim.domain,
+                "method": method,
+            },
+        )
+        for optout in OptOut.objects.filter(
+            artist_id=claim.artist_id, scope=Scope.DOMAIN, domain=claim.domain, status=Status.PENDING
+        ):
+            _transition(optout=optout, to=Status.ACTIVE, actor=None, note="domain verified")
+    return claim
+
+
+@transaction.atomic
+def contributor_claim_create(
+    *, artist, contributor_id: int, evidence: str = "", signer_reader=None
+) -> tuple[ContributorClaim, bool]:
+    """Pending until an operator reviews it, unless a C2PA signer bound to the artist signed the contributor's
+    works (then verified at once)."""
+    contributor = Contributor.objects.filter(pk=contributor_id).first()
+    if contributor is None:
+        raise ApplicationError("No such contributor.", status_code=404)
+    if ContributorClaim.objects.filter(contributor=contributor, status=ClaimStatus.VERIFIED).exclude(
+        artist=artist
+    ):
+        raise ApplicationError("Another artist has already verified this identity.", status_code=409)
+    claim, created = ContributorClaim.objects.get_or_create(
+        artist=artist, contributor=contributor, defaults={"evidence": evidence[:5000]}
+    )
+    if claim.status == ClaimStatus.PENDING and _signed_by_bound_signer(artist, contributor, signer_reader):
+        _contributor_claim_set(claim=claim, verified=True, reviewer=None, method=ContributorClaim.Method.C2PA)
+    return claim, created
+
+
+def _signed_by_bound_signer(artist, contributor: Contributor, signer_reader) -> bool:
+    signers = set(SignerBinding.objects.filter(artist=artist).values_list("signer", flat=True))
+    if not signers:
+        return False
+    from optout.c2pa_signer import read_signer
+
+    reader = signer_reader or read_signer
+    paths = contributor.assets.exclude(local_path="").values_list("local_path", flat=True)[:50]
+    return any(reader(path) in signers for path in paths)
+
+
+@transaction.atomic
+def contributor_claim_review(*, claim: ContributorClaim, reviewer, approve: bool) -> ContributorClaim:
+    if approve and ContributorClaim.objects.filter(
+        contributor_id=claim.contributor_id, status=ClaimStatus.VERIFIED
+    ).exclude(pk=claim.pk):
+        raise ApplicationError("Another artist has already verified this identity.", status_code=409)
+    return _contributor_claim_set(
+        claim=claim, verified=approve, reviewer=reviewer, method=ContributorClaim.Method.OPERATOR
+    )
+
+
+def _contributor_claim_set(
+    *, claim: ContributorClaim, verified: bool, reviewer, method: str
+) -> ContributorClaim:
+    to = ClaimStatus.VERIFIED if verified else ClaimStatus.REJECTED
+    updated = ContributorClaim.objects.filter(pk=claim.pk, status=ClaimStatus.PENDING).update(
+        status=to, method=method, reviewed_by=reviewer, reviewed_at=timezone.now()
+    )
+    claim.refresh_from_db()
+    if not updated:
+        return claim  # already reviewed: a replay changes nothing
+    audit.append(
+        event=f"claim.contributor.{to}",
+        payload={"claim_id": claim.pk, "artist_id": claim.artist_id, "contributor_id": claim.contributor_id,
+                 "method": method, "reviewer_id": getattr(reviewer, "pk", None)},
+    )  # fmt: skip
+    waiting = OptOut.objects.filter(
+        artist_id=claim.artist_id, scope=Scope.CONTRIBUTOR, contributor_id=claim.contributor_id,
+        status=Status.PENDING,
+    )  # fmt: skip
+    for optout in waiting:
+        _transition(
+            optout=optout,
+            to=Status.ACTIVE if verified else Status.REJECTED,
+            actor=reviewer,
+            note="identity verified" if verified else "identity claim rejected",
+        )
+    return claim
+
+
+# --- opt-outs ---------------------------------------------------------------------------------------------------
+
+
+def near_copies_of(asset_id: int) -> list[int]:
+    """The search cascade's near-copy cluster; a pHash-radius fallback until the search module is installed."""
+    try:
+        from embeddings.search import near_copy_ids
+    except ImportError:
+        near_copy_ids = selectors.phash_near_copy_ids
+    return [int(i) for i in near_copy_ids(asset_id)]
+
+
+def _check_not_owned_by_others(artist, asset_ids: Iterable[int]) -> dict[int, int]:
+    owners = selectors.verified_owners(asset_ids)
+    return {a: owner for a, owner in owners.items() if owner != artist.pk}
+
+
+def optout_create(
+    *,
+    artist,
+    scope: str,
+    asset_ids: list[int] | None = None,
+    asset_id: int | None = None,
+    contributor_id: int | None = None,
+    domain: str = "",
+    reason: str = "",
+    idempotency_key: str | None = None,
+) -> tuple[OptOut, bool]:
+    """(opt-out, created). A replay (same Idempotency-Key, or the same domain / identity / seed work while the
+    first request is pending or active) returns the first opt-out unchanged."""
+    if idempotency_key:
+        existing = OptOut.objects.filter(artist=artist, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    builder = {
+        Scope.WORKS: _plan_works,
+        Scope.NEAR_COPIES: _plan_near_copies,
+        Scope.CONTRIBUTOR: _plan_contributor,
+        Scope.DOMAIN: _plan_domain,
+    }.get(scope)
+    if builder is None:
+        raise ApplicationError(f"Unknown scope {scope!r}.", extra={"scopes": list(Scope.values)})
+    plan = builder(
+        artist, asset_ids=asset_ids, asset_id=asset_id, contributor_id=contributor_id, domain=domain
+    )
+    duplicate = _same_open_request(artist, scope, plan)
+    if duplicate is not None:
+        return duplicate, False
+    try:
+        return _optout_save(artist=artist, scope=scope, plan=plan, reason=reason, key=idempotency_key), True
+    except IntegrityError:  # two replays raced on the same Idempotency-Key
+        return OptOut.objects.get(artist=artist, idempotency_key=idempotency_key), False
+
+
+def _same_open_request(artist, scope: str, plan: dict) -> OptOut | None:
+    open_ = OptOut.objects.filter(artist=artist, scope=scope, status__in=[Status.PENDING, Status.ACTIVE])
+    if scope == Scope.DOMAIN:
+        return open_.filter(domain=plan["domain"]).first()
+    if scope == Scope.CONTRIBUTOR:
+        return open_.filter(contributor_id=plan["contributor"].pk).first()
+    if scope == Scope.NEAR_COPIES:
+        return open_.filter(seed_asset_id=plan["seed"]).first()
+    return None
+
+
+def _plan_works(artist, *, asset_ids, **_) -> dict:
+    ids = sorted({int(i) for i in asset_ids or []})
+    if not ids:
+        raise ApplicationError("Choose at least one work (asset_ids).")
+    if len(ids) > settings.OPTOUT_MAX_WORKS_PER_REQUEST:
+        raise ApplicationError(f"At most {settings.OPTOUT_MAX_WORKS_PER_REQUEST} works per request.")
+    found = set(Asset.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if missing := [i for i in ids if i not in found]:
+        raise ApplicationError("Some works do not exist.", extra={"missing": missing[:100]}, status_code=404)
+    others = _check_not_owned_by_others(artist, ids)
+    if others:
+        raise ApplicationError(
+            "Some works are claimed by another verified artist.",
+            extra={"asset_ids": sorted(others)[:100]},
+            status_code=409,
+        )
+    owned = selectors.verified_owners(ids)
+    active = all(owned.get(i) == artist.pk for i in ids)
+    return {"assets": ids, "active": active, "note": "verified owner" if active else "awaiting review"}
+
+
+def _plan_near_copies(artist, *, asset_id, **_) -> dict:
+    if asset_id is None or not Asset.objects.filter(pk=asset_id).exists():
+        raise ApplicationError("No such work (asset_id).", status_code=404)
+    if _check_not_owned_by_others(artist, [asset_id]):
+        raise ApplicationError("This work is claimed by another verified artist.", status_code=409)
+    cluster = sorted({int(asset_id), *near_copies_of(asset_id)})
+    # a copy that another verified artist owns stays theirs to decide about
+    others = _check_not_owned_by_others(artist, cluster)
+    ids = [i for i in cluster if i not in others]
+    active = selectors.verified_owners([asset_id]).get(asset_id) == artist.pk
+    note = "near-copies of a verified work" if active else "awaiting verification of the work"
+    return {"assets": ids, "seed": int(asset_id), "active": active, "note": note, "skipped": sorted(others)}
+
+
+def _plan_contributor(artist, *, contributor_id, **_) -> dict:
+    if contributor_id is None:
+        raise ApplicationError("contributor_id is required for this scope.")
+    claim, _created = contributor_claim_create(artist=artist, contributor_id=contributor_id)
+    if claim.status == ClaimStatus.REJECTED:
+        raise ApplicationError("Your claim to this identity was rejected.", status_code=403)
+    ids = list(Asset.objects.filter(contributor_id=contributor_id).values_list("pk", flat=True))
+    others = _check_not_owned_by_others(artist, ids)
+    ids = [i for i in ids if i not in others]
+    active = claim.status == ClaimStatus.VERIFIED
+    note = "identity verified" if active else "awaiting identity review"
+    return {"assets": ids, "contributor": claim.contributor, "active": active, "note": note}
+
+
+def _plan_domain(artist, *, domain, **_) -> dict:
+    host = _clean_domain(domain or "")
+    if DomainClaim.objects.filter(domain=host, status=ClaimStatus.VERIFIED).exclude(artist=artist).exists():
+        raise ApplicationError("Another artist has verified this domain.", status_code=409)
+    claim, _created = domain_claim_create(artist=artist, domain=host)
+    ids = list(selectors.assets_under_domain(host).values_list("pk", flat=True))
+    others = _check_not_owned_by_others(artist, ids)
+    ids = [i for i in ids if i not in others]
+    active = claim.status == ClaimStatus.VERIFIED
+    note = "domain verified" if active else "awaiting domain verification"
+    return {"assets": ids, "domain": host, "active": active, "note": note}
+
+
+@transaction.atomic
+def _optout_save(*, artist, scope: str, plan: dict, reason: str, key: str | None) -> OptOut:
+    optout = OptOut.objects.create(
+        artist=artist,
+        scope=scope,
+        reason=reason[:1000],
+        seed_asset_id=plan.get("seed"),
+        contributor=plan.get("contributor"),
+        domain=plan.get("domain", ""),
+        idempotency_key=key or None,
+    )
+    OptOutItem.objects.bulk_create([OptOutItem(optout=optout, asset_id=i) for i in plan["assets"]])
+    _keys_create(optout=optout, asset_ids=plan["assets"], domain=plan.get("domain", ""))
+    _history(optout=optout, from_status="", to=Status.PENDING, actor=artist, note="requested")
+    if plan["active"]:
+        _transition(optout=optout, to=Status.ACTIVE, actor=None, note=plan["note"])
+    return optout
+
+
+def _keys_create(*, optout: OptOut, asset_ids: list[int], domain: str) -> None:
+    keys: dict[tuple[str, str], OptOutKey] = {}
+
+    def add(kind: str, key: str, **extra) -> None:
+        if key:
+            keys.setdefault((kind, key), OptOutKey(optout=optout, kind=kind, key=key, **extra))
+
+    rows = Asset.objects.filter(pk__in=asset_ids).values_list("pk", "sha256", "phash", "url")
+    for pk, sha256, phash, url in rows.iterator(chunk_size=2000):
+        add(OptOutKey.Kind.ASSET, str(pk), asset_id=pk)
+        add(OptOutKey.Kind.SHA256, (sha256 or "").lower(), asset_id=pk)
+        if phash is not None:
+            add(OptOutKey.Kind.PHASH, str(phash), phash=phash, asset_id=pk)
+        add(OptOutKey.Kind.URL, normalize_url(url or ""), asset_id=pk)
+    add(OptOutKey.Kind.DOMAIN, domain)
+    OptOutKey.objects.bulk_create(keys.values(), batch_size=5000)
+
+
+def _history(*, optout: OptOut, from_status: str, to: str, actor, note: str) -> OptOutStateChange:
+    return OptOutStateChange.objects.create(
+        optout=optout, from_status=from_status, to_status=to, at=timezone.now(), actor=actor, note=note[:1000]
+    )
+
+
+ALLOWED_TRANSITIONS = {
+    Status.ACTIVE: {Status.PENDING},
+    Status.REJECTED: {Status.PENDING},
+    Status.REVOKED: {Status.PENDING, Status.ACTIVE},
+}
+
+
+@transaction.atomic
+def _transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
+    """Move an opt-out to `to` if its current state allows; False (and nothing written) otherwise."""
+    sources = ALLOWED_TRANSITIONS[to]
+    current = OptOut.objects.select_for_update().get(pk=optout.pk)
+    if current.status not in sources:
+        optout.status = current.status
+        return False
+    from_status = current.status
+    OptOut.objects.filter(pk=optout.pk).update(status=to, updated_at=timezone.now())
+    optout.status = to
+    OptOutKey.objects.filter(optout=optout).update(active=(to == Status.ACTIVE))
+    change = _history(optout=optout, from_status=from_status, to=to, actor=actor, note=note)
+    asset_ids = list(OptOutItem.objects.filter(optout=optout).values_list("asset_id", flat=True))
+    audit.append(
+        event="optout.state",
+        payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "scope": optout.scope,
+                 "from": from_status, "to": to, "actor_id": getattr(actor, "pk", None), "note": note,
+                 "asset_count": len(asset_ids), "domain": optout.domain, "at": change.at.isoformat()},
+    )  # fmt: skip
+    optout_id = optout.pk
+    transaction.on_commit(lambda: notifications.send_state_change(optout_id=optout_id, change_id=change.pk))
+    if to == Status.ACTIVE or from_status == Status.ACTIVE:
+        signal = optout_signals.optout_activated if to == Status.ACTIVE else optout_signals.optout_revoked
+        transaction.on_commit(lambda: signal.send(sender=OptOut, asset_ids=asset_ids, optout_id=optout_id))
+    return True
+
+
+def optout_approve(*, optout: OptOut, operator, note: str = "") -> OptOut:
+    """An operator activates a pending request, after checking again that nobody else owns its works."""
+    with transaction.atomic():
+        ids = list(optout.items.values_list("asset_id", flat=True))
+        if _check_not_owned_by_others(optout.artist, ids):
+            raise ApplicationError("Some works are now owned by another verified artist.", status_code=409)
+        _transition(optout=optout, to=Status.ACTIVE, actor=operator, note=note or "approved by an operator")
+    return optout
+
+
+def optout_reject(*, optout: OptOut, operator, note: str = "") -> OptOut:
+    _transition(optout=optout, to=Status.REJECTED, actor=operator, note=note or "rejected by an operator")
+    return optout
+
+
+def optout_revoke(*, optout: OptOut, artist) -> OptOut:
+    """The artist opts back in (or withdraws a pending request). Revoking twice changes nothing."""
+    _transition(optout=optout, to=Status.REVOKED, actor=artist, note="revoked by the artist")
+    return optout

@@ -1,0 +1,38 @@
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.optout.factories import OperatorFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _optout_settings(settings):
+    # tests that are not about throttling are not throttled; the throttle test switches it back on
+    settings.PROVENANT_THROTTLE_ENABLED = False
+    settings.OPTOUT_VERIFY_ALLOW_PRIVATE = True
+    settings.OPTOUT_VERIFY_SCHEME = "http"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def artist(db):
+    return UserFactory(username="owner")
+
+
+@pytest.fixture
+def other_artist(db):
+    return UserFactory(username="stranger")
+
+
+@pytest.fixture
+def operator(db):
+    return OperatorFactory(username="reviewer")

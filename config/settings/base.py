@@ -215,35 +215,21 @@ OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")
 OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)
 OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=False)
 
-# --- opt-out (accounts, claims, check API, audit) --------------------------------------------------------------
-# Cache: throttling counts requests in it, so it must be shared between processes: Redis when configured,
-# else a file-based cache under DATA_DIR (never locmem, which each process would count separately).
-_CACHE_URL = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
-if _CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}}
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(DATA_DIR / "cache"),
-        }
-    }
-# Throttles read these at request time; PROVENANT_THROTTLE_ENABLED=False switches them off (test settings).
-PROVENANT_THROTTLE_ENABLED = env.bool("PROVENANT_THROTTLE_ENABLED", default=True)
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["optout.throttles.SettingsScopedRateThrottle"]
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
-    "signup": env.str("THROTTLE_SIGNUP", default="10/hour"),
-    "login": env.str("THROTTLE_LOGIN", default="20/minute"),
-    "search": env.str("THROTTLE_SEARCH", default="60/minute"),
-    "check": env.str("THROTTLE_CHECK", default="120/minute"),  # per API token
+# --- training_filter: manifest builds ------------------------------------------------------------------------
+# Published manifests live in MANIFEST_DIR/build-NNNNNN; work files (registry snapshot, shard outputs) in .work/.
+MANIFEST_DIR = Path(env.str("PROVENANT_MANIFEST_DIR", default=str(DATA_DIR / "manifests")))
+MANIFEST_SHARD_ROWS = env.int("PROVENANT_MANIFEST_SHARD_ROWS", default=1_000_000)  # rows per Celery shard task
+MANIFEST_BATCH_ROWS = env.int("PROVENANT_MANIFEST_BATCH_ROWS", default=262_144)  # rows in memory at a time
+MANIFEST_PHASH_RADIUS = env.int("PROVENANT_MANIFEST_PHASH_RADIUS", default=4)  # Hamming bits, of 64
+MANIFEST_REGISTRY_SOURCE = env.str("PROVENANT_MANIFEST_REGISTRY_SOURCE", default="optout.registry.registry_rows")
+MANIFEST_SIGNAL_EVALUATOR = env.str(
+    "PROVENANT_MANIFEST_SIGNAL_EVALUATOR", default="optout.rules.evaluate_asset_signals"
+)
+MANIFEST_CELERY_QUEUE = env.str("PROVENANT_MANIFEST_QUEUE", default="celery")
+MANIFEST_SHARD_LEASE_S = env.int("PROVENANT_MANIFEST_SHARD_LEASE_S", default=2 * 3600)  # stale claim takeover
+MANIFEST_SHARD_SLEEP_S = env.float("PROVENANT_MANIFEST_SHARD_SLEEP_S", default=0.0)  # test hook: slow shards
+CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
+CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
+    "task": "training_filter.tasks.manifest_builds_refresh",
+    "schedule": env.float("PROVENANT_MANIFEST_REFRESH_S", default=15 * 60),
 }
-OPTOUT_CHECK_MAX_ITEMS = env.int("OPTOUT_CHECK_MAX_ITEMS", default=10_000)
-# pHash bits within which a checked image counts as an opted-out work (the index bands 64 bits into radius+1)
-OPTOUT_CHECK_PHASH_RADIUS = env.int("OPTOUT_CHECK_PHASH_RADIUS", default=4)
-# near-copy cluster fallback (pHash radius) used only while embeddings.search.near_copy_ids is not installed
-OPTOUT_NEAR_COPY_PHASH_RADIUS = env.int("OPTOUT_NEAR_COPY_PHASH_RADIUS", default=6)
-OPTOUT_MAX_WORKS_PER_REQUEST = env.int("OPTOUT_MAX_WORKS_PER_REQUEST", default=10_000)
-# domain verification: https://DOMAIN/.well-known/provenant-verify.txt or a DNS TXT record
-OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")
-OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)
-OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=False)

@@ -6,6 +6,7 @@ Everything that decodes pixels (ingest, search uploads, indexing, benchmarks) go
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,35 +36,79 @@ def is_svg(data: bytes) -> bool:
     return head.startswith(b"<?xml") and b"<svg" in data[:8192].lower() or head.startswith(b"<svg")
 
 
-def _refuse_external_urls(url: str, *args, **kwargs):
-    # An SVG may reference http:// or file:// resources; fetching them would leak requests or local files.
-    if url.startswith("data:"):
-        from cairosvg.url import fetch
+def _svg_aspect(root) -> float:
+    """height / width from viewBox or width/height attributes; 1.0 when unknown."""
+    numbers = [float(n) for n in re.findall(r"[-+]?\d*\.?\d+", root.get("viewBox", ""))]
+    if len(numbers) == 4 and numbers[2] > 0 and numbers[3] > 0:
+        return numbers[3] / numbers[2]
+    size = [re.match(r"\s*([\d.]+)", root.get(k, "") or "") for k in ("width", "height")]
+    if all(size):
+        try:
+            width, height = float(size[0].group(1)), float(size[1].group(1))
+            return height / width if width > 0 and height > 0 else 1.0
+        except ValueError:
+            return 1.0
+    return 1.0
 
-        return fetch(url, *args, **kwargs)
-    raise ImageRejected(f"SVG references an external resource ({url[:80]}), which is not fetched")
+
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY\s[^>]*>", re.IGNORECASE)
+MAX_ENTITY_DECLARATIONS = 64
 
 
-def render_svg(data: bytes, *, max_side: int = SVG_RENDER_MAX_SIDE) -> Image.Image:
-    """Render an SVG to RGBA with cairosvg, no entities, no external resources, bounded output size."""
-    import cairosvg
+def _check_entity_declarations(data: bytes) -> None:
+    """Illustrator writes internal entities for its namespaces (`<!ENTITY ns_svg "http://...">`), so entities
+    alone are no reason to refuse a drawing. Refused: external or parameter entities (file or network reads) and
+    entities that reference other entities (the exponential "billion laughs" expansion)."""
+    declarations = _ENTITY_DECLARATION.findall(data)
+    if len(declarations) > MAX_ENTITY_DECLARATIONS:
+        raise ImageRejected(f"SVG uses forbidden XML constructs ({len(declarations)} entity declarations)")
+    for declaration in declarations:
+        words = declaration.split()
+        if b"&" in declaration or b"%" in words[1] or b"SYSTEM" in words or b"PUBLIC" in words:
+            raise ImageRejected(
+                "SVG uses forbidden XML constructs (external, parameter or nested entities: "
+                f"{declaration[:80].decode('utf-8', 'replace')})"
+            )
+
+
+def check_svg(data: bytes):
+    """Parse an SVG as safe XML and return its root element, or refuse it with a reason."""
     from defusedxml import ElementTree
     from defusedxml.common import DefusedXmlException
 
+    _check_entity_declarations(data)
     try:
-        root = ElementTree.fromstring(data)
+        root = ElementTree.fromstring(data, forbid_dtd=False, forbid_entities=False, forbid_external=True)
     except DefusedXmlException as exc:
         raise ImageRejected(f"SVG uses forbidden XML constructs ({type(exc).__name__})") from exc
     except ElementTree.ParseError as exc:
         raise ImageRejected(f"SVG is not well-formed XML: {exc}") from exc
     if not root.tag.endswith("svg"):
         raise ImageRejected("XML file is not an SVG")
+    return root
+
+
+def render_svg(data: bytes, *, max_side: int = SVG_RENDER_MAX_SIDE) -> Image.Image:
+    """Render an SVG to RGBA with cairosvg, no entities, no external resources, bounded output size."""
+    import cairosvg
+
+    root = check_svg(data)
+    percent_size = any(root.get(k, "").strip().endswith("%") for k in ("width", "height"))
+    if percent_size or _ENTITY_DECLARATION.search(data):
+        # cairosvg refuses every entity and cannot size a root of width="100%": hand it the already-expanded
+        # tree, without the DTD, sized by its viewBox
+        from xml.etree.ElementTree import tostring
+
+        if percent_size and root.get("viewBox"):
+            root.attrib.pop("width", None)
+            root.attrib.pop("height", None)
+        data = tostring(root)
+    # Bound the bitmap by its long side, whichever that is, so a 1 x 10,000 viewBox cannot allocate gigabytes.
+    size = {"output_width": max_side} if _svg_aspect(root) <= 1 else {"output_height": max_side}
     try:
-        png = cairosvg.svg2png(
-            bytestring=data, output_width=max_side, url_fetcher=_refuse_external_urls, unsafe=False
-        )
-    except ImageRejected:
-        raise
+        # unsafe=False: cairosvg forbids XML entities and fetches nothing but data: URLs (external http:// or
+        # file:// references render as empty), so an SVG can neither leak requests nor read local files.
+        png = cairosvg.svg2png(bytestring=data, unsafe=False, **size)
     except Exception as exc:  # cairosvg raises many types for broken drawings
         raise ImageRejected(f"SVG could not be rendered: {exc}") from exc
     image = Image.open(io.BytesIO(png))
@@ -95,6 +140,8 @@ def load_rgb(
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise ImageRejected("not an image (unrecognised format)") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"decompression bomb guard: {exc}") from exc
     if image.format not in RASTER_FORMATS:
         raise ImageRejected(f"unsupported image format {image.format}")
     width, height = image.size

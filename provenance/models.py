@@ -49,7 +49,9 @@ class Asset(TimeStampedModel):
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="assets")
     # the path (relative to the ingested folder) or URL as ingested; unique within a collection
     source = models.CharField(max_length=2000)
-    key = models.CharField(max_length=300, blank=True, help_text="img2dataset key, when ingested from a manifest")
+    key = models.CharField(
+        max_length=300, blank=True, help_text="img2dataset key, when ingested from a manifest"
+    )
     url = models.URLField(max_length=2000, blank=True)
     domain = models.CharField(max_length=255, blank=True, db_index=True)
     local_path = models.CharField(max_length=2000, blank=True, help_text="absolute path of the pixels used")
@@ -104,7 +106,9 @@ class Signal(TimeStampedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["asset", "kind", "value", "location"], name="signal_unique_per_asset"),
+            models.UniqueConstraint(
+                fields=["asset", "kind", "value", "location"], name="signal_unique_per_asset"
+            ),
             models.CheckConstraint(
                 condition=models.Q(asset__isnull=False) | ~models.Q(domain=""), name="signal_has_subject"
             ),
@@ -123,6 +127,7 @@ class IngestRun(TimeStampedModel):
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="ingest_runs")
     path = models.CharField(max_length=2000)
+    options = models.JSONField(default=dict, blank=True, help_text="e.g. raster_root for pre-rendered SVGs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)

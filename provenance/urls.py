@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from provenance import apis
+
+urlpatterns = [
+    path("contributors/", apis.ContributorListApi.as_view(), name="contributor-list"),
+    path("contributors/<int:pk>/", apis.ContributorDetailApi.as_view(), name="contributor-detail"),
+    path("assets/", apis.AssetListApi.as_view(), name="asset-list"),
+    path("assets/<int:pk>/", apis.AssetDetailApi.as_view(), name="asset-detail"),
+]

@@ -218,10 +218,14 @@ OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=Fa
 # --- training_filter: manifest builds ------------------------------------------------------------------------
 # Published manifests live in MANIFEST_DIR/build-NNNNNN; work files (registry snapshot, shard outputs) in .work/.
 MANIFEST_DIR = Path(env.str("PROVENANT_MANIFEST_DIR", default=str(DATA_DIR / "manifests")))
-MANIFEST_SHARD_ROWS = env.int("PROVENANT_MANIFEST_SHARD_ROWS", default=1_000_000)  # rows per Celery shard task
+MANIFEST_SHARD_ROWS = env.int(
+    "PROVENANT_MANIFEST_SHARD_ROWS", default=1_000_000
+)  # rows per Celery shard task
 MANIFEST_BATCH_ROWS = env.int("PROVENANT_MANIFEST_BATCH_ROWS", default=262_144)  # rows in memory at a time
 MANIFEST_PHASH_RADIUS = env.int("PROVENANT_MANIFEST_PHASH_RADIUS", default=4)  # Hamming bits, of 64
-MANIFEST_REGISTRY_SOURCE = env.str("PROVENANT_MANIFEST_REGISTRY_SOURCE", default="optout.registry.registry_rows")
+MANIFEST_REGISTRY_SOURCE = env.str(
+    "PROVENANT_MANIFEST_REGISTRY_SOURCE", default="optout.registry.registry_rows"
+)
 MANIFEST_SIGNAL_EVALUATOR = env.str(
     "PROVENANT_MANIFEST_SIGNAL_EVALUATOR", default="optout.rules.evaluate_asset_signals"
 )

@@ -2,7 +2,7 @@
 starts a real worker."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATA_DIR, env
+from config.settings.base import DATA_DIR, DATABASES, env
 
 SECRET_KEY = "test-secret"
 DEBUG = False
@@ -15,4 +15,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ALLOWED_HOSTS = ["*"]
-_ = env
+
+# Several test runs may share one PostgreSQL server (developers, CI shards): PROVENANT_TEST_DB names the throwaway
+# database of this run.
+if env.str("PROVENANT_TEST_DB", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": env.str("PROVENANT_TEST_DB")}

@@ -1,0 +1,88 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+
+from provenance import selectors
+from provenance.models import Asset, Contributor, Signal
+
+
+class SignalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Signal
+        fields = ["kind", "value", "location", "domain"]
+
+
+class ContributorSerializer(serializers.ModelSerializer):
+    aliases = serializers.SlugRelatedField(many=True, read_only=True, slug_field="raw_name")
+    asset_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Contributor
+        fields = ["id", "display_name", "aliases", "urls", "domains", "asset_count"]
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    collection = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    contributor = serializers.SerializerMethodField()
+    signals = SignalSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id", "collection", "source", "key", "url", "domain", "sha256", "byte_size", "width", "height",
+            "format", "title", "caption", "keywords", "licence", "rights", "creator_raw", "contributor",
+            "phash", "pdq", "signals", "created_at",
+        ]  # fmt: skip
+
+    def get_contributor(self, asset: Asset) -> dict | None:
+        if not asset.contributor:
+            return None
+        return {"id": asset.contributor_id, "display_name": asset.contributor.display_name}
+
+
+COLLECTION = OpenApiParameter("collection", str, description="collection name")
+
+
+class ContributorListApi(generics.ListAPIView):
+    serializer_class = ContributorSerializer
+
+    @extend_schema(
+        parameters=[COLLECTION, OpenApiParameter("name", str, description="name or alias contains")]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.contributor_list(collection=params.get("collection"), name=params.get("name"))
+
+
+class ContributorDetailApi(generics.RetrieveAPIView):
+    serializer_class = ContributorSerializer
+
+    def get_queryset(self):
+        return selectors.contributor_list()
+
+
+class AssetListApi(generics.ListAPIView):
+    serializer_class = AssetSerializer
+
+    @extend_schema(
+        parameters=[COLLECTION, OpenApiParameter("contributor", int, description="contributor id")]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        contributor = params.get("contributor")
+        contributor_id = int(contributor) if contributor and contributor.isdigit() else None
+        if contributor and contributor_id is None:
+            return Asset.objects.none()
+        return selectors.asset_list(collection=params.get("collection"), contributor_id=contributor_id)
+
+
+class AssetDetailApi(generics.RetrieveAPIView):
+    serializer_class = AssetSerializer
+
+    def get_queryset(self):
+        return selectors.asset_list()

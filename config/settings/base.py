@@ -237,3 +237,7 @@ CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
     "task": "training_filter.tasks.manifest_builds_refresh",
     "schedule": env.float("PROVENANT_MANIFEST_REFRESH_S", default=15 * 60),
 }
+
+# --- embeddings: encoder runtime (embeddings-model engineer) -----------------------------------------------
+PROVENANT_TORCH_THREADS = env.int("PROVENANT_TORCH_THREADS", default=2)  # intra-op threads of encoding
+PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images or captions per forward pass

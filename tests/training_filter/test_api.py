@@ -1,0 +1,96 @@
+"""Manifest API: operators create builds; any authenticated account (session or token) lists published builds,
+downloads their files (never outside the build folder) and diffs them; anonymous callers get nothing."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from tests.training_filter.conftest import FakeRegistryRow, write_manifest
+from tests.training_filter.test_builds import ROWS, run_build
+from training_filter.models import ManifestBuild
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(manifest_dir, fake_registry, tmp_path) -> ManifestBuild:
+    fake_registry.append(FakeRegistryRow("domain", "blocked.net", "site", "domain", 1))
+    return run_build(write_manifest(tmp_path / "in.parquet", ROWS), timezone.now())
+
+
+@pytest.fixture
+def operator():
+    return User.objects.create_user("op", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def token_holder(api_client):
+    user = User.objects.create_user("trainer", password="pw")
+    token = Token.objects.create(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return api_client
+
+
+def test_only_an_operator_can_start_a_build(api_client, operator, token_holder, manifest_dir, tmp_path):
+    path = str(write_manifest(tmp_path / "m.parquet", ROWS))
+    assert token_holder.post("/api/manifests/builds/", {"input_path": path}).status_code == 403
+    api_client.credentials()
+    assert api_client.post("/api/manifests/builds/", {"input_path": path}).status_code in (401, 403)
+    api_client.force_authenticate(operator)
+    response = api_client.post("/api/manifests/builds/", {"input_path": path, "as_of": "2030-01-01T00:00:00Z"})
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+
+
+def test_a_bad_request_gets_a_readable_message(api_client, operator):
+    api_client.force_authenticate(operator)
+    response = api_client.post("/api/manifests/builds/", {"collection": "nope"})
+    assert response.status_code == 404 and "nope" in response.json()["message"]
+
+
+def test_token_holders_list_published_builds_with_progress_and_stats(token_holder, published):
+    ManifestBuild.objects.create(input_kind="parquet", input_ref="x", as_of=timezone.now())  # pending
+    body = token_holder.get("/api/manifests/builds/").json()
+    assert [b["id"] for b in body["results"]] == [published.pk]
+    detail = token_holder.get(f"/api/manifests/builds/{published.pk}/").json()
+    assert detail["progress"] == 1.0 and detail["removed"] == {"domain": 1}
+
+
+def test_anonymous_callers_see_no_builds(api_client, published):
+    assert api_client.get("/api/manifests/builds/").status_code == 401
+    assert api_client.get(f"/api/manifests/builds/{published.pk}/files/manifest.json").status_code == 401
+
+
+def test_a_file_downloads_as_a_stream(token_holder, published):
+    names = token_holder.get(f"/api/manifests/builds/{published.pk}/files/").json()["files"]
+    assert "manifest.json" in names and "data/part-00000.parquet" in names
+    response = token_holder.get(f"/api/manifests/builds/{published.pk}/files/data/part-00000.parquet")
+    assert response.status_code == 200 and response.streaming
+    body = b"".join(response.streaming_content)
+    assert body == (Path(published.output_path) / "data" / "part-00000.parquet").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "..%2F..%2Fsecret", "/etc/passwd", "data/../../x"])
+def test_a_path_outside_the_build_is_refused(token_holder, published, name):
+    response = token_holder.get(f"/api/manifests/builds/{published.pk}/files/{name}")
+    assert response.status_code == 404
+
+
+def test_diff_api_and_command_list_added_and_removed_keys(token_holder, published, fake_registry, tmp_path, capsys):
+    fake_registry.clear()
+    newer = run_build(write_manifest(tmp_path / "in.parquet", ROWS), timezone.now())
+    body = token_holder.get(f"/api/manifests/diff/?old={published.pk}&new={newer.pk}").json()
+    assert body["added"] == ["k3"] and body["removed"] == []
+    call_command("manifest_diff", str(published.pk), str(newer.pk))
+    assert "+ k3" in capsys.readouterr().out
+
+
+def test_build_manifest_command_builds_and_publishes(manifest_dir, fake_registry, tmp_path, capsys):
+    path = write_manifest(tmp_path / "cli.parquet", ROWS)
+    call_command("build_manifest", "--input", str(path), "--as-of", "2030-01-01T00:00:00+00:00")
+    build = ManifestBuild.objects.get()
+    assert build.status == "published" and build.trigger == "cli" and build.rows_in == len(ROWS)
+    assert "published" in capsys.readouterr().out

@@ -1,0 +1,177 @@
+"""Compact, vectorised membership indexes for opt-out keys.
+
+- `KeySet`: exact string keys (normalised URL, domain, sha256, asset id). 64-bit hashes (DuckDB's `hash`, fast and
+  multi-threaded) in a sorted numpy array behind a bitmap prefilter; every hash hit is verified by comparing the
+  strings themselves, so a hash collision can never remove a row.
+- `PhashIndex`: pHash within a Hamming radius by banding: four 16-bit bands, each a CSR table (offsets over the
+  65,536 band values + a permutation, int32), so 1M registry hashes cost ~25 MB instead of several GB.
+"""
+
+from __future__ import annotations
+
+import threading
+from itertools import combinations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_BITMAP_BITS = 26  # 8 MB bitmap: at 1M keys ~1.5 % of the bits are set, so few lookups reach searchsorted
+_local = threading.local()
+
+
+def string_hashes(values: pa.Array) -> np.ndarray:
+    """uint64 hash of every string (null hashed as '')."""
+    import duckdb
+
+    con = getattr(_local, "duckdb", None)
+    if con is None:
+        con = _local.duckdb = duckdb.connect(config={"threads": 2})
+    table = pa.table({"k": pc.fill_null(pc.cast(values, pa.string()), "")})
+    con.register("_keys", table)
+    try:
+        out = con.sql("SELECT hash(k) AS h FROM _keys").to_arrow_table()
+    finally:
+        con.unregister("_keys")
+    return out.column(0).to_numpy().astype(np.uint64, copy=False)
+
+
+class KeySet:
+    """Registry keys of one kind; `lookup` gives, per query, the index of the matching registry row or -1."""
+
+    def __init__(self, keys: pa.Array):
+        self.keys = pc.cast(keys, pa.string())
+        hashes = string_hashes(self.keys)
+        self._order = np.argsort(hashes, kind="stable").astype(np.int64)
+        self._sorted = hashes[self._order]
+        self._bitmap = _bitmap((hashes >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def lookup(self, queries: pa.Array) -> np.ndarray:
+        result = np.full(len(queries), -1, dtype=np.int64)
+        if len(self.keys) == 0 or len(queries) == 0:
+            return result
+        hashes = string_hashes(queries)
+        top = (hashes >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)
+        maybe = np.flatnonzero(self._bitmap[top >> 3] & (1 << (top & 7)).astype(np.uint8))
+        if len(maybe) == 0:
+            return result
+        pos = np.searchsorted(self._sorted, hashes[maybe])
+        pos = np.minimum(pos, len(self._sorted) - 1)
+        hit = self._sorted[pos] == hashes[maybe]
+        maybe, reg = maybe[hit], self._order[pos[hit]]
+        # verify the strings: a 64-bit collision must not remove a work nobody opted out
+        same = pc.equal(pc.take(self.keys, pa.array(reg)), pc.take(queries, pa.array(maybe)))
+        same = np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False), dtype=bool)
+        result[maybe[same]] = reg[same]
+        return result
+
+
+class PhashIndex:
+    """64-bit pHashes (signed int64) searchable within `radius` bits.
+
+    Band distances add up to the total distance. With 4 bands and radius <= 3, some band matches exactly
+    (pigeonhole). At radius 4, either some band matches exactly or all four are at distance exactly 1; that
+    second case is met in the middle on the 32-bit pair (band 0, band 1): the registry stores its 16 one-bit
+    variants of band 0, the query tries its 16 of band 1, so a lookup hits only when both differ by one bit.
+    Beyond 4, some band lies within radius // 4 bits: slower, but still exact.
+    """
+
+    BANDS = 4
+    BAND_BITS = 16
+
+    def __init__(self, hashes: np.ndarray, radius: int):
+        self.radius = radius
+        self.hashes = np.asarray(hashes, dtype=np.int64).view(np.uint64)
+        self._offsets, self._perms = [], []
+        for band in range(self.BANDS):
+            values = self._band(self.hashes, band)
+            self._perms.append(np.argsort(values, kind="stable").astype(np.int32))
+            counts = np.bincount(values, minlength=1 << self.BAND_BITS)
+            self._offsets.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        if radius == self.BANDS and len(self.hashes):
+            self._build_pairs()
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def _band(self, hashes: np.ndarray, band: int) -> np.ndarray:
+        return ((hashes >> np.uint64(band * self.BAND_BITS)) & np.uint64(0xFFFF)).astype(np.int64)
+
+    def _build_pairs(self) -> None:
+        b0, b1 = self._band(self.hashes, 0), self._band(self.hashes, 1)
+        keys = np.concatenate([((b0 ^ (1 << bit)) << 16) | b1 for bit in range(self.BAND_BITS)])
+        owners = np.tile(np.arange(len(self.hashes), dtype=np.int32), self.BAND_BITS)
+        order = np.argsort(keys, kind="stable")
+        self._pair_keys, self._pair_owner = keys[order], owners[order]
+        self._pair_bitmap = _bitmap(_mix(self._pair_keys))
+
+    def _probes(self) -> list[tuple[int, int]]:
+        exact = [(band, 0) for band in range(self.BANDS)]
+        if self.radius <= self.BANDS:
+            return exact
+        flips = [0]
+        for r in range(1, self.radius // self.BANDS + 1):
+            flips += [sum(1 << b for b in bits) for bits in combinations(range(self.BAND_BITS), r)]
+        return [(band, mask) for band in range(self.BANDS) for mask in flips]
+
+    def lookup(self, queries: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Per query, the smallest registry index within the radius, or -1."""
+        q = np.asarray(queries, dtype=np.int64).view(np.uint64)
+        best = np.full(len(q), np.iinfo(np.int64).max, dtype=np.int64)
+        rows = np.flatnonzero(valid) if valid is not None else np.arange(len(q))
+        if len(self.hashes) == 0 or len(rows) == 0:
+            return np.full(len(q), -1, dtype=np.int64)
+        qv = q[rows]
+        for band, mask in self._probes():
+            values = self._band(qv, band) ^ mask
+            offsets, perm = self._offsets[band], self._perms[band]
+            start = offsets[values]
+            self._verify(rows, qv, start, offsets[values + 1] - start, perm, best)
+        if self.radius == self.BANDS:
+            self._lookup_pairs(rows, qv, best)
+        return np.where(best == np.iinfo(np.int64).max, -1, best)
+
+    def _lookup_pairs(self, rows, qv, best) -> None:
+        high = self._band(qv, 0) << 16
+        b1 = self._band(qv, 1)
+        for bit in range(self.BAND_BITS):
+            keys = high | (b1 ^ (1 << bit))
+            slot = _mix(keys)
+            maybe = np.flatnonzero(self._pair_bitmap[slot >> 3] & (1 << (slot & 7)).astype(np.uint8))
+            if len(maybe) == 0:
+                continue
+            left = np.searchsorted(self._pair_keys, keys[maybe], side="left")
+            right = np.searchsorted(self._pair_keys, keys[maybe], side="right")
+            self._verify(rows[maybe], qv[maybe], left, right - left, self._pair_owner, best)
+
+    def _verify(self, rows, qv, start, count, perm, best) -> None:
+        has = np.flatnonzero(count)
+        if len(has) == 0:
+            return
+        # expand each query's bucket into (query, candidate) pairs without a Python loop
+        counts = count[has]
+        owner = np.repeat(has, counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        cand = perm[np.repeat(start[has], counts) + (np.arange(len(owner)) - first)].astype(np.int64)
+        close = np.bitwise_count(qv[owner] ^ self.hashes[cand]) <= self.radius
+        if close.any():
+            np.minimum.at(best, rows[owner[close]], cand[close])
+
+
+def _bitmap(slots: np.ndarray) -> np.ndarray:
+    """A bit per slot (a Bloom filter with one hash): set bits for the given slot numbers."""
+    bitmap = np.zeros(1 << (_BITMAP_BITS - 3), dtype=np.uint8)
+    for bit in range(8):
+        # all writes in one pass set the same bit, so repeated indexes are harmless
+        chosen = slots[(slots & 7) == bit] >> 3
+        bitmap[chosen] |= np.uint8(1 << bit)
+    return bitmap
+
+
+def _mix(keys: np.ndarray) -> np.ndarray:
+    """A bitmap slot for 32-bit keys (Fibonacci hashing, so clustered keys spread over the bitmap)."""
+    mixed = (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _BITMAP_BITS)
+    return mixed.astype(np.int64)

@@ -1,0 +1,106 @@
+"""The opt-out registry frozen at a cut-off: one Arrow IPC file per build, memory-mapped by every shard task.
+
+Kinds: url, domain, sha256, phash, asset (from optout.registry), plus `signal` (asset ids whose machine-readable
+signals deny training) and `signal_domain` (domains whose domain-level signals deny it), resolved once at
+snapshot time so that every shard applies the same decisions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from training_filter.pipeline.keyindex import KeySet, PhashIndex
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("key", pa.string()),
+        ("reason", pa.string()),
+        ("rule", pa.string()),
+        ("optout_id", pa.string()),
+    ]
+)
+EXACT_KINDS = ("url", "sha256", "asset", "signal", "domain", "signal_domain")
+
+
+def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, path: Path) -> int:
+    """Write (kind, key, reason, rule, optout_id) rows, sorted, atomically; returns the row count."""
+    table = rows if isinstance(rows, pa.Table) else _table_from_rows(rows)
+    table = table.select(SNAPSHOT_SCHEMA.names).cast(SNAPSHOT_SCHEMA)
+    table = table.filter(
+        pc.not_equal(pc.fill_null(table.column("key"), ""), "")
+    )  # '' would match every non-URL
+    # a fixed order makes "first match wins" (and so the removal list) independent of the source's order
+    table = table.sort_by([(name, "ascending") for name in SNAPSHOT_SCHEMA.names])
+    tmp = path.with_name(path.name + ".part")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SNAPSHOT_SCHEMA) as writer:
+        writer.write_table(table, max_chunksize=1 << 20)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return table.num_rows
+
+
+def _table_from_rows(rows: Iterable[tuple[str, str, str, str, str]]) -> pa.Table:
+    columns: list[list[str]] = [[] for _ in SNAPSHOT_SCHEMA.names]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append("" if value is None else str(value))
+    return pa.table(dict(zip(SNAPSHOT_SCHEMA.names, columns, strict=True)), schema=SNAPSHOT_SCHEMA)
+
+
+@dataclass
+class KindIndex:
+    table: pa.Table  # reason, rule, optout_id of this kind's rows, aligned with the index
+    index: KeySet | PhashIndex
+
+
+class RegistryIndex:
+    """All indexes of a snapshot. Built once per process and snapshot (see `load_index`)."""
+
+    def __init__(self, snapshot: pa.Table, phash_radius: int):
+        self.kinds: dict[str, KindIndex] = {}
+        # judges a URL against domain-level signal payloads: (url, [json]) -> (rule, reason) | None;
+        # None (no evaluator) treats every domain-level signal as denying
+        self.signal_evaluator = None
+        kind_col = snapshot.column("kind")
+        for kind in (*EXACT_KINDS, "phash"):
+            part = snapshot.filter(pc.equal(kind_col, kind)).combine_chunks()
+            if kind == "phash":
+                part = part.filter(pc.utf8_is_numeric(pc.utf8_ltrim(part.column("key"), characters="-")))
+                hashes = pc.cast(part.column("key"), pa.int64()).to_numpy()
+                index: KeySet | PhashIndex = PhashIndex(hashes, phash_radius)
+            else:
+                index = KeySet(part.column("key").combine_chunks())
+            self.kinds[kind] = KindIndex(table=part, index=index)
+        self.domain_signals: dict[str, list[int]] = {}
+        for row, key in enumerate(self.kinds["signal_domain"].table.column("key").to_pylist()):
+            self.domain_signals.setdefault(key, []).append(row)
+
+    def size(self, kind: str) -> int:
+        return len(self.kinds[kind].index)
+
+    def lookup(self, kind: str, queries) -> np.ndarray:
+        kind_index = self.kinds[kind]
+        if len(kind_index.index) == 0:
+            return np.full(len(queries), -1, dtype=np.int64)
+        if kind == "phash":
+            values = np.asarray(pc.fill_null(queries, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            return kind_index.index.lookup(values, valid=pc.is_valid(queries).to_numpy(zero_copy_only=False))
+        return kind_index.index.lookup(queries)
+
+
+@lru_cache(maxsize=1)
+def load_index(path: str, phash_radius: int) -> RegistryIndex:
+    """Memory-map the snapshot and build its indexes; cached, so a worker builds them once per build."""
+    with pa.memory_map(path, "r") as source:
+        snapshot = pa.ipc.open_file(source).read_all()
+    return RegistryIndex(snapshot, phash_radius)

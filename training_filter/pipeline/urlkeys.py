@@ -1,0 +1,82 @@
+"""Vectorised URL normalisation with pyarrow.compute, agreeing with core.urlnorm (the reference semantics).
+
+The common shape (http(s), plain ASCII host, no port, user info or query) is normalised with array kernels;
+every other row (queries, ports, IDNA hosts, odd characters) goes through core.urlnorm.normalize_url itself,
+so the two can never disagree on the rare forms and the hot path stays vectorised.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.urlnorm import host_of, normalize_url
+
+# scheme, host and path of the simple shape; a fragment is dropped; anything else falls back to Python
+_SIMPLE = r"^(?i:https?)://(?P<host>[A-Za-z0-9.\-]+)(?P<path>/[^?#\s\\]*)?(?:#.*)?$"
+_SIMPLE_FIELDS = ("host", "path")
+
+
+def _clean_host(host: pa.Array) -> pa.Array:
+    host = pc.utf8_rtrim(pc.ascii_lower(host), characters=".")
+    has_www = pc.starts_with(host, "www.")
+    return pc.if_else(has_www, pc.utf8_slice_codeunits(host, 4), host)
+
+
+def _clean_path(path: pa.Array) -> pa.Array:
+    path = pc.fill_null(path, "")
+    # as the reference: '' and '/' are '/', otherwise trailing slashes go (so '//' becomes '')
+    short = pc.less_equal(pc.utf8_length(path), 1)
+    return pc.if_else(short, "/", pc.utf8_rtrim(path, characters="/"))
+
+
+def url_keys(urls: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(normalised URL, normalised host) for every URL, '' where it is not an http(s) URL."""
+    urls = pc.fill_null(pc.cast(urls, pa.string()), "")
+    if isinstance(urls, pa.ChunkedArray):
+        urls = urls.combine_chunks()
+    parts = pc.extract_regex(urls, _SIMPLE)
+    simple = pc.fill_null(pc.is_valid(parts), False)
+    host = _clean_host(pc.struct_field(parts, "host"))
+    # www.example.com. -> example.com; an empty or dot-edged label is rare: let Python decide those
+    simple = pc.and_(simple, pc.invert(pc.or_(pc.equal(host, ""), pc.match_substring(host, ".."))))
+    simple = pc.and_(simple, pc.invert(pc.starts_with(host, ".")))
+    simple = pc.fill_null(simple, False)
+    key = pc.binary_join_element_wise(host, _clean_path(pc.struct_field(parts, "path")), "")
+    key = pc.if_else(simple, key, None)
+    host = pc.if_else(simple, host, None)
+    return _fallback(urls, key, host, simple)
+
+
+def _fallback(urls: pa.Array, key: pa.Array, host: pa.Array, simple: pa.Array) -> tuple[pa.Array, pa.Array]:
+    complex_idx = pc.indices_nonzero(pc.invert(simple))
+    if len(complex_idx) == 0:
+        return key, host
+    raw = pc.take(urls, complex_idx).to_pylist()
+    keys = pa.array([normalize_url(u) for u in raw], pa.string())
+    hosts = pa.array(
+        [host_of(u) if k else "" for u, k in zip(raw, keys.to_pylist(), strict=True)], pa.string()
+    )
+    return _scatter(key, complex_idx, keys), _scatter(host, complex_idx, hosts)
+
+
+def _scatter(base: pa.Array, idx: pa.Array, values: pa.Array) -> pa.Array:
+    import numpy as np
+
+    mask = np.zeros(len(base), dtype=bool)
+    mask[idx.to_numpy()] = True
+    return pc.replace_with_mask(base, pa.array(mask), values)
+
+
+def domain_suffixes(hosts: pa.Array, max_depth: int = 8) -> list[pa.Array]:
+    """Host, then its parent domains, one array per level (null once exhausted), as core.urlnorm.parent_domains:
+    `a.b.example.com` gives a.b.example.com, b.example.com, example.com (never the bare TLD)."""
+    levels = []
+    current = pc.if_else(pc.equal(pc.fill_null(hosts, ""), ""), None, hosts)
+    for _ in range(max_depth):
+        if current.null_count == len(current):
+            break
+        levels.append(current)
+        parent = pc.replace_substring_regex(current, r"^[^.]*\.", "", max_replacements=1)
+        current = pc.if_else(pc.match_substring(parent, "."), parent, None)
+    return levels

@@ -1,0 +1,259 @@
+"""Manifest builds: create, prepare (snapshot + shard plan), claim and filter shards, finalise, fail, diff.
+
+Crash safety rests on three rules: every file is written to `*.part` and renamed; a shard is claimed with a
+conditional UPDATE (a redelivered task re-claims its own shard, a stale claim can be taken over after the lease);
+and publishing is one os.rename of a fully written, fsynced folder. Every step is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.exceptions import ApplicationError
+from training_filter import sources
+from training_filter.models import ManifestBuild, ManifestShard
+from training_filter.pipeline.registry import load_index, write_snapshot
+from training_filter.pipeline.shard import MATCH_ORDER, filter_shard
+
+logger = logging.getLogger(__name__)
+
+
+class ShardsNotReady(Exception):
+    """The finaliser ran before every shard was done (a duplicate chord, or a takeover in flight)."""
+
+
+def build_rules() -> dict:
+    return {
+        "match_order": list(MATCH_ORDER),
+        "phash_radius": settings.MANIFEST_PHASH_RADIUS,
+        "registry_source": settings.MANIFEST_REGISTRY_SOURCE,
+        "signal_evaluator": settings.MANIFEST_SIGNAL_EVALUATOR,
+        "batch_rows": settings.MANIFEST_BATCH_ROWS,
+        "shard_rows": settings.MANIFEST_SHARD_ROWS,
+    }
+
+
+def work_dir(build: ManifestBuild) -> Path:
+    return Path(settings.MANIFEST_DIR) / ".work" / f"build-{build.pk:06d}"
+
+
+def published_dir(build: ManifestBuild) -> Path:
+    return Path(settings.MANIFEST_DIR) / f"build-{build.pk:06d}"
+
+
+def manifest_build_create(
+    *,
+    collection: str = "",
+    input_path: str = "",
+    as_of: datetime | None = None,
+    user=None,
+    trigger: str = "manual",
+    enqueue: bool = True,
+) -> ManifestBuild:
+    if bool(collection) == bool(input_path):
+        raise ApplicationError("Give either a collection name or an input manifest path, not both.")
+    if collection:
+        sources._collection(collection)
+    else:
+        try:
+            sources.parquet_input.list_files(input_path)
+        except (FileNotFoundError, OSError) as exc:
+            raise ApplicationError(f"Cannot read the input manifest: {exc}") from exc
+    with transaction.atomic():
+        build = ManifestBuild.objects.create(
+            input_kind=ManifestBuild.InputKind.COLLECTION if collection else ManifestBuild.InputKind.PARQUET,
+            input_ref=collection or input_path,
+            as_of=as_of or timezone.now(),
+            rules=build_rules(),
+            embedding_space=f"{settings.CLIP_MODEL}:{settings.CLIP_PRETRAINED}",
+            requested_by=user if getattr(user, "is_authenticated", False) else None,
+            trigger=trigger,
+        )
+        if enqueue:
+            from training_filter.tasks import enqueue_build
+
+            transaction.on_commit(lambda: enqueue_build(build.pk))
+    return build
+
+
+def manifest_build_prepare(*, build_id: int) -> list[int] | None:
+    """Hash the input, snapshot the registry, plan the shards. Returns the shard indexes still to do,
+    or None when the build is already finished."""
+    build = ManifestBuild.objects.get(pk=build_id)
+    if build.status in (ManifestBuild.Status.PUBLISHED, ManifestBuild.Status.FAILED):
+        return None
+    if build.status == ManifestBuild.Status.PENDING:
+        folder = work_dir(build)
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = sources.input_hash(build)
+        specs = sources.plan_shards(build)
+        write_snapshot(sources.registry_snapshot_rows(build), folder / "registry.arrow")
+        _start(build, digest, specs)
+    pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
+    return list(pending.order_by("index").values_list("index", flat=True))
+
+
+def _start(build: ManifestBuild, digest: str, specs: list[dict]) -> None:
+    with transaction.atomic():
+        # conditional: a redelivered prepare that lost the race leaves the first one's plan alone
+        started = ManifestBuild.objects.filter(pk=build.pk, status=ManifestBuild.Status.PENDING).update(
+            status=ManifestBuild.Status.RUNNING,
+            input_hash=digest,
+            shards_total=len(specs),
+            started_at=timezone.now(),
+        )
+        if started:
+            ManifestShard.objects.bulk_create(
+                [ManifestShard(build=build, index=i, spec=spec) for i, spec in enumerate(specs)]
+            )
+
+
+def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> bool:
+    """Take the shard: pending, or already ours (a redelivery), or held past the lease by a dead worker."""
+    stale = timezone.now() - timedelta(seconds=settings.MANIFEST_SHARD_LEASE_S)
+    claimable = Q(status=ManifestShard.Status.PENDING) | Q(
+        Q(status=ManifestShard.Status.RUNNING) & (Q(claimed_by=worker) | Q(claimed_at__lt=stale))
+    )
+    from django.db.models import F
+
+    claimed = ManifestShard.objects.filter(Q(build_id=build_id, index=index) & claimable).update(
+        status=ManifestShard.Status.RUNNING,
+        claimed_by=worker,
+        claimed_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    return claimed == 1
+
+
+def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
+    """Filter one shard. Returns 'done', 'already-done' or 'busy' (another live worker holds it)."""
+    shard = ManifestShard.objects.select_related("build").get(build_id=build_id, index=index)
+    if shard.status == ManifestShard.Status.DONE:
+        return "already-done"
+    if shard.build.status != ManifestBuild.Status.RUNNING:
+        return "not-running"
+    if not manifest_shard_claim(build_id=build_id, index=index, worker=worker):
+        return "busy"
+    build, folder = shard.build, work_dir(shard.build)
+    registry = load_index(str(folder / "registry.arrow"), build.rules.get("phash_radius", 4))
+    registry.signal_evaluator = sources.domain_signal_evaluator
+    if settings.MANIFEST_SHARD_SLEEP_S:
+        time.sleep(settings.MANIFEST_SHARD_SLEEP_S)  # test hook: a window in which to kill the worker
+    result = filter_shard(
+        sources.read_shard(build, shard.spec),
+        registry,
+        out_path=folder / f"part-{index:05d}.parquet",
+        removed_path=folder / f"removed-{index:05d}.parquet",
+    )
+    with transaction.atomic():
+        ManifestShard.objects.filter(pk=shard.pk, claimed_by=worker).update(
+            status=ManifestShard.Status.DONE,
+            rows_in=result.rows_in,
+            rows_out=result.rows_out,
+            removed=dict(sorted(result.removed.items())),
+        )
+        done = ManifestShard.objects.filter(build_id=build_id, status=ManifestShard.Status.DONE).count()
+        ManifestBuild.objects.filter(pk=build_id).update(shards_done=done)
+    return "done"
+
+
+def manifest_build_finalise(*, build_id: int) -> ManifestBuild:
+    build = ManifestBuild.objects.get(pk=build_id)
+    if build.status == ManifestBuild.Status.PUBLISHED:
+        return build
+    if build.status == ManifestBuild.Status.FAILED:
+        raise ApplicationError(f"Build {build_id} has failed: {build.error}")
+    shards = list(ManifestShard.objects.filter(build_id=build_id).order_by("index"))
+    if any(s.status != ManifestShard.Status.DONE for s in shards):
+        raise ShardsNotReady(f"build {build_id}: {sum(s.status != 'done' for s in shards)} shards not done")
+    ManifestBuild.objects.filter(pk=build_id, status=ManifestBuild.Status.RUNNING).update(
+        status=ManifestBuild.Status.FINALISING
+    )
+    removed: Counter = Counter()
+    for shard in shards:
+        removed.update(shard.removed)
+    stats = {
+        "rows_in": sum(s.rows_in for s in shards),
+        "rows_out": sum(s.rows_out for s in shards),
+        "removed_by_reason": dict(sorted(removed.items())),
+        "shards": len(shards),
+    }
+    from training_filter.pipeline.publish import assemble
+
+    final = published_dir(build)
+    content_hash = assemble(
+        work_dir=work_dir(build), shard_count=len(shards), stats=stats, params=_params(build), final_dir=final
+    )
+    ManifestBuild.objects.filter(pk=build_id).update(
+        status=ManifestBuild.Status.PUBLISHED,
+        rows_in=stats["rows_in"],
+        rows_out=stats["rows_out"],
+        removed=stats["removed_by_reason"],
+        output_path=str(final),
+        content_hash=content_hash,
+        finished_at=timezone.now(),
+        shards_done=len(shards),
+    )
+    shutil.rmtree(work_dir(build), ignore_errors=True)
+    _audit(build_id, content_hash, stats)
+    return ManifestBuild.objects.get(pk=build_id)
+
+
+def _audit(build_id: int, content_hash: str, stats: dict) -> None:
+    """Record the publication in the opt-out app's hash-chained audit log (when installed)."""
+    try:
+        from optout.services import audit_append
+    except ImportError:
+        return
+    audit_append(
+        event="manifest_published", payload={"build": build_id, "content_hash": content_hash, **stats}
+    )
+
+
+def _params(build: ManifestBuild) -> dict:
+    """What manifest.json records: the inputs that make the build reproducible (no ids, no clock)."""
+    return {
+        "input_kind": build.input_kind,
+        "input_ref": build.input_ref,
+        "input_sha256": build.input_hash,
+        "optout_as_of": build.as_of.isoformat(),
+        "rules": build.rules,
+        "embedding_space": build.embedding_space,
+    }
+
+
+def manifest_build_fail(*, build_id: int, error: str) -> None:
+    ManifestBuild.objects.filter(pk=build_id).exclude(status=ManifestBuild.Status.PUBLISHED).update(
+        status=ManifestBuild.Status.FAILED, error=error[:5000], finished_at=timezone.now()
+    )
+
+
+def manifest_builds_refresh() -> list[ManifestBuild]:
+    """Beat: rebuild every published input whose last build's cut-off predates the latest opt-out change."""
+    changed = sources.latest_optout_change()
+    if changed is None:
+        return []
+    created = []
+    latest: dict[tuple[str, str], ManifestBuild] = {}
+    for build in ManifestBuild.objects.filter(status=ManifestBuild.Status.PUBLISHED).order_by("as_of", "id"):
+        latest[(build.input_kind, build.input_ref)] = build
+    for (kind, ref), build in sorted(latest.items()):
+        if build.as_of >= changed:
+            continue
+        in_flight = ManifestBuild.objects.filter(input_kind=kind, input_ref=ref, as_of__gte=changed).exclude(
+            status=ManifestBuild.Status.FAILED
+        )
+        if in_flight.exists():
+            continue
+        argument = {"collection": ref} if kind == ManifestBuild.InputKind.COLLECTION else {"input_path": ref}
+        created.append(manifest_build_create(**argument, trigger="beat"))
+    return created

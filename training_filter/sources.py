@@ -1,0 +1,172 @@
+"""What a build reads: collection assets (by id range) or an external Parquet manifest; and the registry rows
+(opt-outs from optout.registry, denying signals from provenance.Signal) frozen at the cut-off."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+import pyarrow as pa
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from core.exceptions import ApplicationError
+from core.urlnorm import normalize_host
+from provenance.models import Asset, Collection, Signal
+from training_filter.models import ManifestBuild
+from training_filter.pipeline import parquet_input
+from training_filter.pipeline.shard import OUTPUT_SCHEMA
+
+_ASSET_FIELDS = ("id", "key", "url", "caption", "title", "keywords", "width", "height", "sha256", "phash")
+_ASSET_FIELDS += ("contributor__display_name", "creator_raw", "licence", "local_path")
+
+
+def _collection(name: str) -> Collection:
+    try:
+        return Collection.objects.get(name=name)
+    except Collection.DoesNotExist:
+        raise ApplicationError(f"No collection named {name!r}.", status_code=404) from None
+
+
+def input_hash(build: ManifestBuild) -> str:
+    if build.input_kind == ManifestBuild.InputKind.PARQUET:
+        return parquet_input.content_hash(build.input_ref)
+    digest = hashlib.sha256()
+    assets = Asset.objects.filter(collection=_collection(build.input_ref)).order_by("id")
+    for row in assets.values_list(*_ASSET_FIELDS).iterator(chunk_size=5000):
+        digest.update(json.dumps(row, default=str).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def plan_shards(build: ManifestBuild) -> list[dict]:
+    if build.input_kind == ManifestBuild.InputKind.PARQUET:
+        return parquet_input.plan_shards(build.input_ref, target_rows=settings.MANIFEST_SHARD_ROWS)
+    ids = (
+        Asset.objects.filter(collection=_collection(build.input_ref))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    specs: list[dict] = []
+    chunk: list[int] = []
+    for asset_id in ids.iterator(chunk_size=10_000):
+        chunk.append(asset_id)
+        if len(chunk) == settings.MANIFEST_SHARD_ROWS:
+            specs.append({"id_from": chunk[0], "id_to": chunk[-1]})
+            chunk = []
+    if chunk:
+        specs.append({"id_from": chunk[0], "id_to": chunk[-1]})
+    return specs
+
+
+def read_shard(build: ManifestBuild, spec: dict) -> Iterator[pa.Table]:
+    batch_rows = settings.MANIFEST_BATCH_ROWS
+    if build.input_kind == ManifestBuild.InputKind.PARQUET:
+        yield from parquet_input.read_shard(build.input_ref, spec, batch_rows=batch_rows)
+        return
+    assets = Asset.objects.filter(
+        collection__name=build.input_ref, id__gte=spec["id_from"], id__lte=spec["id_to"]
+    ).order_by("id")
+    rows: list[tuple] = []
+    for row in assets.values_list(*_ASSET_FIELDS).iterator(chunk_size=5000):
+        rows.append(row)
+        if len(rows) == batch_rows:
+            yield _asset_table(rows)
+            rows = []
+    if rows:
+        yield _asset_table(rows)
+
+
+def _asset_table(rows: list[tuple]) -> pa.Table:
+    data: dict[str, list] = {name: [] for name in OUTPUT_SCHEMA.names}
+    for (
+        aid,
+        key,
+        url,
+        caption,
+        title,
+        keywords,
+        w,
+        h,
+        sha,
+        phash,
+        contributor,
+        creator,
+        licence,
+        path,
+    ) in rows:
+        text = ". ".join(p for p in (caption or title, ", ".join((keywords or [])[:8])) if p)
+        values = (key or str(aid), url, text, w, h, sha, phash, contributor or creator, licence, path, aid)
+        for name, value in zip(OUTPUT_SCHEMA.names, values, strict=True):
+            data[name].append(value)
+    return pa.table(data, schema=OUTPUT_SCHEMA)
+
+
+def registry_snapshot_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
+    """(kind, key, reason, rule, optout_id) of everything in force at `build.as_of`."""
+    try:
+        registry_rows = import_string(settings.MANIFEST_REGISTRY_SOURCE)
+    except ImportError as exc:
+        # building without the registry would publish a manifest that silently ignores opt-outs
+        raise ApplicationError(f"The opt-out registry is not available: {exc}") from exc
+    for row in registry_rows(as_of=build.as_of):
+        yield (row.kind, row.key, row.reason or "", row.rule or "", str(row.optout_id or ""))
+    yield from _signal_rows(build)
+
+
+def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
+    """Denying signals: per asset (its own signals and its domain's, judged against its URL) for a collection,
+    and every domain-level signal as `signal_domain` rows that shards judge against each row's URL."""
+    signals = Signal.objects.filter(created_at__lte=build.as_of).order_by("id")
+    domain_rules: dict[str, list[Signal]] = {}
+    for signal in signals.filter(asset__isnull=True):
+        domain = normalize_host(signal.domain)
+        domain_rules.setdefault(domain, []).append(signal)
+        payload = json.dumps({"kind": signal.kind, "value": signal.value, "location": signal.location})
+        yield ("signal_domain", domain, payload, signal.kind, "")
+    if build.input_kind != ManifestBuild.InputKind.COLLECTION:
+        return
+    per_asset: dict[int, list[Signal]] = {}
+    for signal in signals.filter(asset__collection__name=build.input_ref):
+        per_asset.setdefault(signal.asset_id, []).append(signal)
+    urls = dict(Asset.objects.filter(id__in=list(per_asset)).values_list("id", "url"))
+    for asset_id, own in sorted(per_asset.items()):
+        denial = signal_denial(own, url=urls.get(asset_id, ""), domain_rules=[])
+        if denial is not None:
+            yield ("signal", str(asset_id), denial[1], denial[0], "")
+
+
+def signal_denial(signals, *, url: str, domain_rules) -> tuple[str, str] | None:
+    """(rule, reason) of the first signal that denies training for `url`, by optout.rules; None if allowed."""
+    try:
+        evaluate = import_string(settings.MANIFEST_SIGNAL_EVALUATOR)
+    except ImportError as exc:
+        raise ApplicationError(f"The signal rules are not available: {exc}") from exc
+    for decision in evaluate(signals, url=url, domain_rules=domain_rules):
+        if not decision.allowed:
+            return (decision.rule, decision.reason or f"{decision.location}: {decision.signal}")
+    return None
+
+
+def domain_signal_evaluator(url: str, payloads: list[str]) -> tuple[str, str] | None:
+    """For shards: judge a row's URL against the domain-level signals stored in the snapshot."""
+    from types import SimpleNamespace
+
+    rules = [SimpleNamespace(**json.loads(p)) for p in payloads]
+    return signal_denial([], url=url, domain_rules=rules)
+
+
+def latest_optout_change() -> datetime | None:
+    """When the opt-out state (or a signal) last changed; None when nothing is known."""
+    from django.apps import apps
+    from django.db.models import Max
+
+    times = [Signal.objects.aggregate(at=Max("created_at"))["at"]]
+    try:
+        change = apps.get_model("optout", "OptOutStateChange")
+        times.append(change.objects.aggregate(at=Max("at"))["at"])
+    except LookupError:
+        pass
+    times = [t for t in times if t is not None]
+    return max(times) if times else None

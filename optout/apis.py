@@ -57,19 +57,19 @@ class ArtistSignupApi(APIView):
     throttle_classes = [SettingsScopedRateThrottle]
     throttle_scope = "signup"
 
-    class InputSerializer(serializers.Serializer):
+    class ArtistSignupInputSerializer(serializers.Serializer):
         username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
         email = serializers.EmailField()
         password = serializers.CharField(min_length=8, max_length=128, write_only=True)
 
-    @extend_schema(request=InputSerializer, responses={201: TokenOutputSerializer})
+    @extend_schema(request=ArtistSignupInputSerializer, responses={201: TokenOutputSerializer})
     def post(self, request):
         data = self._validated(request)
         user, token = services.artist_signup(**data)
         return Response({"token": token, "username": user.username}, status=status.HTTP_201_CREATED)
 
     def _validated(self, request) -> dict:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ArtistSignupInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
@@ -80,13 +80,13 @@ class ArtistLoginApi(APIView):
     throttle_classes = [SettingsScopedRateThrottle]
     throttle_scope = "login"
 
-    class InputSerializer(serializers.Serializer):
+    class ArtistLoginInputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=128, write_only=True)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenOutputSerializer})
+    @extend_schema(request=ArtistLoginInputSerializer, responses={200: TokenOutputSerializer})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ArtistLoginInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token = services.artist_login(**serializer.validated_data)
         return Response({"token": token, "username": serializer.validated_data["username"]})
@@ -116,7 +116,7 @@ class StateChangeOutputSerializer(serializers.ModelSerializer):
 class OptOutListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class OptOutListCreateInputSerializer(serializers.Serializer):
         scope = serializers.ChoiceField(choices=OptOut.Scope.choices)
         asset_ids = serializers.ListField(
             child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
@@ -133,12 +133,12 @@ class OptOutListCreateApi(APIView):
         return _page(request, self, selectors.optouts_visible_to(request.user), OptOutOutputSerializer)
 
     @extend_schema(
-        request=InputSerializer,
+        request=OptOutListCreateInputSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses={201: OptOutOutputSerializer, 200: OptOutOutputSerializer},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.OptOutListCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key", "")[:200] or None
         optout, created = services.optout_create(
@@ -185,15 +185,15 @@ class _OperatorDecisionApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
     approve = True
 
-    class InputSerializer(serializers.Serializer):
+    class OperatorDecisionInputSerializer(serializers.Serializer):
         note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
-    @extend_schema(request=InputSerializer, responses=OptOutOutputSerializer)
+    @extend_schema(request=OperatorDecisionInputSerializer, responses=OptOutOutputSerializer)
     def post(self, request, optout_id: int):
         optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
         if not selectors.is_operator(request.user):
             raise PermissionDenied("Only operators review opt-outs.")
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.OperatorDecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         note = serializer.validated_data.get("note", "")
         if self.approve:
@@ -231,7 +231,7 @@ class DomainClaimOutputSerializer(serializers.ModelSerializer):
 class DomainClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class DomainClaimListCreateInputSerializer(serializers.Serializer):
         domain = serializers.CharField(max_length=255)
 
     @extend_schema(responses=DomainClaimOutputSerializer(many=True))
@@ -241,11 +241,11 @@ class DomainClaimListCreateApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer,
+        request=DomainClaimListCreateInputSerializer,
         responses={201: DomainClaimOutputSerializer, 200: DomainClaimOutputSerializer},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.DomainClaimListCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         claim, created = services.domain_claim_create(artist=request.user, **serializer.validated_data)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -282,7 +282,7 @@ class ContributorClaimOutputSerializer(serializers.ModelSerializer):
 class ContributorClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class ContributorClaimListCreateInputSerializer(serializers.Serializer):
         contributor_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         evidence = serializers.CharField(max_length=5000, required=False, allow_blank=True)
 
@@ -296,11 +296,11 @@ class ContributorClaimListCreateApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer,
+        request=ContributorClaimListCreateInputSerializer,
         responses={201: ContributorClaimOutputSerializer, 200: ContributorClaimOutputSerializer},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ContributorClaimListCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         claim, created = services.contributor_claim_create(artist=request.user, **serializer.validated_data)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -321,13 +321,13 @@ class ContributorClaimReviewApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated, IsOperator]
 
-    class InputSerializer(serializers.Serializer):
+    class ContributorClaimReviewInputSerializer(serializers.Serializer):
         approve = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer, responses=ContributorClaimOutputSerializer)
+    @extend_schema(request=ContributorClaimReviewInputSerializer, responses=ContributorClaimOutputSerializer)
     def post(self, request, claim_id: int):
         claim = _get_or_404(ContributorClaim.objects.all(), claim_id)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ContributorClaimReviewInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         claim = services.contributor_claim_review(
             claim=claim, reviewer=request.user, approve=serializer.validated_data["approve"]

@@ -1,0 +1,280 @@
+"""Contributor-level linear datamodeling score (LDS) of the generator's attribution, on real openclipart.
+
+    nice -n 10 .venv/bin/python benchmarks/attribution_lds.py [--contributors 16 --works 40 --subsets 16 --steps 600]
+
+1. Picks real openclipart contributors (creator from each SVG's RDF block) with enough works, a fixed number each.
+2. Trains the full model on all of them, samples generated images (DDIM), computes D-TRAK features (training and
+   generated) and the Gram-similarity baseline.
+3. Trains K subset models, each on a random half of the contributors, and measures each generated image's diffusion
+   loss under each subset model (fixed timesteps and noise).
+4. LDS per generated image = Spearman(predicted subset score, -loss) over the K subsets; mean +- SE over images.
+   lambda (gradient) and top-k (similarity) are chosen on validation images only; the table reports the test images.
+
+No Django database needed. Subset losses are cached under var/benchmarks/lds-work/ so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OPENCLIPART = Path("/usr/share/openclipart")
+CREATOR_RE = re.compile(r"<dc:creator>\s*<cc:Agent>\s*<dc:title>([^<]+)</dc:title>", re.S)
+
+
+def scan_creators(cache: Path) -> dict[str, list[str]]:
+    """creator -> relative paths (without extension) of works that have a PNG rendering."""
+    if cache.exists():
+        return json.loads(cache.read_text())
+    by_creator: dict[str, list[str]] = {}
+    for svg in sorted((OPENCLIPART / "svg").rglob("*.svg")):
+        if svg.is_symlink():
+            continue
+        rel = svg.relative_to(OPENCLIPART / "svg").with_suffix("")
+        if not (OPENCLIPART / "png" / rel.with_suffix(".png")).exists():
+            continue
+        m = CREATOR_RE.search(svg.read_text(errors="replace")[:200_000])
+        name = m.group(1).strip() if m else ""
+        if not name or name.startswith("HASH(") or "@" in name:
+            continue  # unattributable credits cannot be a contributor
+        by_creator.setdefault(name, []).append(str(rel))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(by_creator))
+    return by_creator
+
+
+def load_dataset(args, work: Path):
+    import torch
+    from PIL import Image
+
+    from provenance.imaging import ImageRejected, load_rgb_path
+
+    by_creator = scan_creators(work.parent / "openclipart-creators.json")
+    rng = random.Random(args.seed)
+    eligible = sorted(c for c, works in by_creator.items() if len(works) >= args.works + 5)
+    chosen = sorted(rng.sample(eligible, args.contributors))
+    images, labels = [], []
+    for ci, name in enumerate(chosen):
+        works = sorted(by_creator[name])
+        rng.shuffle(works)
+        taken = 0
+        for rel in works:
+            if taken == args.works:
+                break
+            try:
+                img = load_rgb_path(OPENCLIPART / "png" / f"{rel}.png", max_side=256).image
+            except ImageRejected:
+                continue
+            img = img.resize((args.resolution, args.resolution), Image.Resampling.BICUBIC)
+            images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1)
+            labels.append(ci)
+            taken += 1
+    print(f"data: {len(chosen)} contributors of {len(eligible)} eligible, {len(images)} works", flush=True)
+    return torch.stack(images), np.array(labels), chosen
+
+
+def train_model(images, args, seed: int):
+    import torch
+
+    from generator.ml.diffusion import TrainConfig, train_state_new, train_steps
+    from generator.ml.unet import UNet, UNetConfig
+
+    torch.manual_seed(seed)
+    model = UNet(UNetConfig(resolution=args.resolution))
+    config = TrainConfig(steps=args.steps, seed=seed)
+    state = train_state_new(model, config)
+    for _ in train_steps(state, images, None, config):
+        pass
+    return state.ema.model
+
+
+def probe_losses(model, images, n_t: int = 50, draws: int = 2, seed: int = 99) -> np.ndarray:
+    """Each image's v-loss averaged over fixed timesteps and noise: the same probe for every subset model."""
+    import torch
+
+    from generator.ml.diffusion import T_STEPS, v_loss
+
+    g = torch.Generator().manual_seed(seed)
+    ts = torch.linspace(0, T_STEPS - 1, n_t).round().long().repeat(draws)
+    eps = torch.randn((ts.shape[0], *images.shape[1:]), generator=g)
+    out = []
+    with torch.no_grad():
+        for x in images:
+            out.append(v_loss(model, x[None].expand(ts.shape[0], -1, -1, -1), ts, eps, None).mean().item())
+    return np.array(out)
+
+
+def lds(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """pred, actual: (K subsets, images). Spearman per image over the subsets."""
+    from scipy.stats import spearmanr
+
+    return np.array([spearmanr(pred[:, j], actual[:, j]).statistic for j in range(pred.shape[1])])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--contributors", type=int, default=16)
+    p.add_argument("--works", type=int, default=40)
+    p.add_argument("--subsets", type=int, default=16)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--generated", type=int, default=48)
+    p.add_argument("--validation", type=int, default=12)
+    p.add_argument("--timesteps", type=int, default=20)
+    p.add_argument("--noise-draws", type=int, default=1)
+    p.add_argument("--proj-dim", type=int, default=2048)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "lds-work"))
+    p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "attribution_lds.json"))
+    args = p.parse_args()
+
+    import torch
+
+    from generator.ml.attribution import (
+        FeatureConfig,
+        GradientFeaturizer,
+        GramFeaturizer,
+        contributor_vectors,
+        similarity_scores,
+    )
+    from generator.ml.diffusion import ddim_sample
+
+    torch.set_num_threads(args.threads)
+    work = (
+        Path(args.work) / f"c{args.contributors}w{args.works}s{args.steps}r{args.resolution}seed{args.seed}"
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    images, labels, names = load_dataset(args, work)
+    n_c = len(names)
+
+    t0 = time.perf_counter()
+    full = train_model(images, args, seed=args.seed)
+    timings["train_full_model_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen = ddim_sample(full, n=args.generated, resolution=args.resolution, seed=args.seed + 10_000)
+    timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
+    _save_grid(gen, work / "generated.png")
+
+    fconf = FeatureConfig(proj_dim=args.proj_dim, timesteps=args.timesteps, noise_draws=args.noise_draws)
+    feat = GradientFeaturizer(full, fconf, args.resolution)
+    t0 = time.perf_counter()
+    phi_train = torch.stack(list(feat.many(images))).numpy()
+    timings["features_per_train_image_s"] = (time.perf_counter() - t0) / len(images)
+    t0 = time.perf_counter()
+    phi_gen = torch.stack(list(feat.many(gen))).numpy()
+    timings["features_per_generated_image_s"] = (time.perf_counter() - t0) / len(gen)
+    gram = GramFeaturizer()
+    sim_train, sim_gen = gram(images).numpy(), gram(gen).numpy()
+
+    rng = np.random.default_rng(args.seed + 1)
+    masks, losses = [], []
+    t0 = time.perf_counter()
+    for k in range(args.subsets):
+        mask = np.zeros(n_c, dtype=bool)
+        mask[rng.choice(n_c, n_c // 2, replace=False)] = True
+        cache = work / f"subset{k}.json"
+        if cache.exists():
+            loss = np.array(json.loads(cache.read_text())["loss"])
+        else:
+            ts = time.perf_counter()
+            sub = torch.as_tensor(mask[labels])
+            model = train_model(images[sub], args, seed=args.seed + 100 + k)
+            loss = probe_losses(model, gen)
+            cache.write_text(json.dumps({"mask": mask.tolist(), "loss": loss.tolist()}))
+            print(f"subset {k + 1}/{args.subsets}: {time.perf_counter() - ts:.0f} s", flush=True)
+        masks.append(mask)
+        losses.append(loss)
+    timings["subset_models_total_s"] = time.perf_counter() - t0
+    masks_a, actual = np.array(masks, dtype=float), -np.array(losses)  # lower loss = more help
+
+    val, test = slice(0, args.validation), slice(args.validation, None)
+    results = {}
+    best = {}
+    for lam in [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]:
+        v = contributor_vectors(phi_train, labels, n_c, lam)
+        scores = phi_gen @ v  # (images, contributors)
+        per = lds(masks_a @ scores.T, actual)
+        results[f"gradient lambda_rel={lam}"] = per
+        best.setdefault("gradient", []).append((np.nanmean(per[val]), f"gradient lambda_rel={lam}"))
+    for top_k in [1, 5, 40]:
+        scores = similarity_scores(sim_gen, sim_train, labels, n_c, top_k)
+        per = lds(masks_a @ scores.T, actual)
+        results[f"similarity top{top_k}"] = per
+        best.setdefault("similarity", []).append((np.nanmean(per[val]), f"similarity top{top_k}"))
+    pix = torch.nn.functional.normalize(images.flatten(1), dim=1).numpy()
+    pix_g = torch.nn.functional.normalize(gen.flatten(1), dim=1).numpy()
+    results["pixel cosine top5"] = lds(masks_a @ similarity_scores(pix_g, pix, labels, n_c, 5).T, actual)
+    results["random"] = lds(masks_a @ rng.standard_normal((args.generated, n_c)).T, actual)
+
+    chosen = {m: max(c)[1] for m, c in best.items()}
+    margin = results[chosen["gradient"]][test] - results[chosen["similarity"]][test]
+    boot = [np.nanmean(rng.choice(margin, len(margin))) for _ in range(2000)]
+    summary = {
+        "K": args.subsets,
+        "contributors": n_c,
+        "works_per_contributor": args.works,
+        "steps": args.steps,
+        "resolution": args.resolution,
+        "test_images": len(margin),
+        "validation_images": args.validation,
+        "chosen_on_validation": chosen,
+        "test_lds": {
+            k: [float(np.nanmean(v[test])), float(np.nanstd(v[test]) / np.sqrt(len(margin)))]
+            for k, v in results.items()
+        },
+        "margin_gradient_minus_similarity": [
+            float(np.nanmean(margin)),
+            *np.percentile(boot, [2.5, 97.5]).tolist(),
+        ],
+        "timings": timings,
+        "args": vars(args),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=2))
+    _print_table(summary)
+
+
+def _save_grid(gen, path: Path) -> None:
+    from PIL import Image
+
+    from generator.ml.diffusion import to_uint8
+
+    arr = to_uint8(gen).numpy()
+    n, h, w, _ = arr.shape
+    cols = 8
+    rows = (n + cols - 1) // cols
+    grid = np.full((rows * h, cols * w, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = arr[i]
+    Image.fromarray(grid).save(path)
+
+
+def _print_table(s: dict) -> None:
+    print(
+        f"\nContributor-level LDS: K = {s['K']} half-subset models, {s['contributors']} contributors x "
+        f"{s['works_per_contributor']} works, {s['steps']} steps at {s['resolution']}px, "
+        f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images)"
+    )
+    print(f"{'method':40s} {'test LDS':>9s} {'+- SE':>7s}")
+    for k, (m, se) in s["test_lds"].items():
+        mark = " <- chosen" if k in s["chosen_on_validation"].values() else ""
+        print(f"{k:40s} {m:9.3f} {se:7.3f}{mark}")
+    mg = s["margin_gradient_minus_similarity"]
+    print(f"margin gradient - similarity: {mg[0]:+.3f} (bootstrap 95% {mg[1]:+.3f} .. {mg[2]:+.3f})")
+    print("timings: " + ", ".join(f"{k}={v:.3f}" for k, v in s["timings"].items()))
+
+
+if __name__ == "__main__":
+    main()

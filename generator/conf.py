@@ -1,0 +1,31 @@
+"""The generator's settings with their defaults (config/settings/base.py may override each from the environment)."""
+
+from pathlib import Path
+
+from django.conf import settings
+
+DEFAULTS = {
+    "GENERATOR_CONDITIONING": "keywords",  # keywords | text (default model's text embedding) | none
+    "GENERATOR_RESOLUTION": 32,
+    "GENERATOR_STEPS": 2000,
+    "GENERATOR_SAVE_EVERY": 200,
+    "GENERATOR_SAMPLING_STEPS": 50,
+    "GENERATOR_GUIDANCE": 1.0,
+    "GENERATOR_PROJ_DIM": 2048,
+    "GENERATOR_FEATURE_TIMESTEPS": 10,
+    "GENERATOR_FEATURE_NOISE_DRAWS": 1,
+    "GENERATOR_LAMBDA_REL": 10.0,  # ridge lambda relative to mean diag(Phi^T Phi), chosen on validation images
+    "GENERATOR_SHARES_TOP_K": 5,
+    "GENERATOR_SIMILARITY_TOP_K": 5,
+    "GENERATOR_SIMILARITY_TEMPERATURE": 0.01,
+    "GENERATOR_THREADS": 2,
+    "GENERATOR_MAX_IMAGES_PER_REQUEST": 4,
+}
+
+
+def get(name: str):
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def generator_dir() -> Path:
+    return Path(getattr(settings, "GENERATOR_DIR", Path(settings.DATA_DIR) / "generator"))

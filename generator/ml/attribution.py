@@ -1,0 +1,220 @@
+"""D-TRAK-style contributor attribution and a style-similarity baseline (pure functions on tensors).
+
+Gradient method: phi(x) = P grad_theta mean_k ||v_theta(x_{t_k}, t_k)||^2 over fixed timesteps and noise draws, P a
+CountSketch (fixed seed). Per contributor c: v_c = (Phi^T Phi + lambda I)^-1 sum_{i in c} phi_i, accumulated by
+streaming (raw per-image gradients are never held). A generated image g scores tau_c = phi(g) . v_c.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from generator.ml.diffusion import T_STEPS, alpha_bar
+
+METHOD_VERSION_GRADIENT = "dtrak-vnorm-countsketch-v1"
+METHOD_VERSION_SIMILARITY = "gram-randconv-topk-v1"
+
+
+@dataclass
+class FeatureConfig:
+    proj_dim: int = 2048
+    timesteps: int = 20
+    noise_draws: int = 1
+    seed: int = 1234
+    lambda_rel: float = 10.0  # lambda = lambda_rel * mean diag(Phi^T Phi); chosen on validation images
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CountSketch:
+    """Random projection of a flat gradient: each coordinate goes to one bucket with a random sign."""
+
+    def __init__(self, n_params: int, dim: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.dim = dim
+        self.bucket = torch.randint(0, dim, (n_params,), generator=g)
+        self.sign = torch.randint(0, 2, (n_params,), generator=g).float() * 2 - 1
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(self.dim).index_add_(0, self.bucket, flat * self.sign)
+
+
+def _probe(config: FeatureConfig, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed timesteps and noise shared by every image, so that features are comparable."""
+    k = config.timesteps * config.noise_draws
+    g = torch.Generator().manual_seed(config.seed + 1)
+    # Evenly spread timesteps, avoiding the very ends where v carries little information about the image.
+    ts = torch.linspace(0.05 * T_STEPS, 0.95 * T_STEPS, config.timesteps).round().long()
+    ts = ts.repeat(config.noise_draws)
+    eps = torch.randn((k, 3, resolution, resolution), generator=g)
+    return ts, eps
+
+
+class GradientFeaturizer:
+    def __init__(self, model: nn.Module, config: FeatureConfig, resolution: int):
+        self.model = model.eval()
+        self.params = [p.requires_grad_(True) for p in model.parameters()]  # an EMA copy has them off
+        self.sketch = CountSketch(sum(p.numel() for p in self.params), config.proj_dim, config.seed)
+        self.ts, self.eps = _probe(config, resolution)
+
+    def __call__(self, x0: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """x0: (3, H, W) in [-1, 1]; cond: (d,) or None. One backward pass over all noised copies."""
+        k = self.ts.shape[0]
+        ab = alpha_bar(self.ts)[:, None, None, None]
+        xt = ab.sqrt() * x0[None] + (1 - ab).sqrt() * self.eps
+        c = None if cond is None else cond[None].expand(k, -1)
+        with torch.enable_grad():
+            out = self.model(xt, self.ts, c).pow(2).flatten(1).sum(1).mean()
+            grads = torch.autograd.grad(out, self.params, allow_unused=True)
+        flat = torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(grads, self.params, strict=True)
+            ]
+        )
+        return self.sketch(flat)
+
+    def many(self, images: torch.Tensor, conds: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        for i in range(images.shape[0]):
+            yield self(images[i], None if conds is None else conds[i])
+
+
+class ContributorAccumulator:
+    """Streams per-image features into Phi^T Phi and per-contributor sums; nothing per image is kept."""
+
+    def __init__(self, dim: int, n_contributors: int):
+        self.gram = torch.zeros(dim, dim, dtype=torch.float64)
+        self.sums = torch.zeros(dim, n_contributors, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, phi: torch.Tensor, contributor: int) -> None:
+        p = phi.double()
+        self.gram.addr_(p, p)
+        self.sums[:, contributor] += p
+        self.count += 1
+
+    def solve(self, lambda_rel: float) -> np.ndarray:
+        return contributor_vectors_from(self.gram, self.sums, lambda_rel)
+
+
+def contributor_vectors_from(gram: torch.Tensor, sums: torch.Tensor, lambda_rel: float) -> np.ndarray:
+    """(Phi^T Phi + lambda I)^-1 S with lambda relative to the mean diagonal (features have no natural scale)."""
+    lam = lambda_rel * gram.diagonal().mean().clamp_min(1e-12)
+    a = gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype)
+    return torch.linalg.solve(a, sums).float().numpy()
+
+
+def contributor_vectors(
+    phi: np.ndarray, labels: np.ndarray, n_contributors: int, lambda_rel: float
+) -> np.ndarray:
+    p = torch.as_tensor(phi, dtype=torch.float64)
+    sums = torch.zeros(p.shape[1], n_contributors, dtype=torch.float64)
+    sums.index_add_(1, torch.as_tensor(labels), p.T)
+    return contributor_vectors_from(p.T @ p, sums, lambda_rel)
+
+
+# --- shares ----------------------------------------------------------------------------------------------
+
+
+def shares_from_scores(scores: np.ndarray, labels: list[str], *, top_k: int = 5) -> dict[str, float]:
+    """Positive part, normalised to sum to 1; the top_k contributors by name, the rest summed as "others".
+
+    If no contributor has a positive score, the influence is spread evenly (no contributor can be singled out)."""
+    pos = np.maximum(np.asarray(scores, dtype=np.float64), 0.0)
+    total = pos.sum()
+    pos = pos / total if total > 0 else np.full(len(pos), 1.0 / max(1, len(pos)))
+    order = np.argsort(-pos, kind="stable")
+    shares = {labels[i]: float(pos[i]) for i in order[:top_k] if pos[i] > 0}
+    rest = 1.0 - sum(shares.values())
+    if rest > 1e-12:
+        shares["others"] = float(rest)
+    return _renormalise(shares)
+
+
+def _renormalise(shares: dict[str, float]) -> dict[str, float]:
+    total = sum(shares.values())
+    return {k: v / total for k, v in shares.items()}
+
+
+def softmax_shares(
+    scores: np.ndarray, labels: list[str], *, temperature: float, top_k: int = 5
+) -> dict[str, float]:
+    """Similarity scores are all positive cosines: a softmax separates them where max(., 0) would not."""
+    s = np.asarray(scores, dtype=np.float64) / temperature
+    p = np.exp(s - s.max())
+    return shares_from_scores(p / p.sum(), labels, top_k=top_k)
+
+
+# --- style similarity baseline -------------------------------------------------------------------------------
+
+
+class GramFeaturizer(nn.Module):
+    """Gram statistics of a fixed random conv net (seeded): style, not influence."""
+
+    def __init__(self, seed: int = 7):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1, stride=2)]
+        )
+        for conv in self.convs:
+            with torch.no_grad():
+                conv.weight.copy_(
+                    torch.randn(conv.weight.shape, generator=g) / np.sqrt(conv.weight[0].numel())
+                )
+                conv.bias.zero_()
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats, h = [], images
+        for conv in self.convs:
+            h = F.relu(conv(h))
+            f = h.flatten(2)
+            gram = f @ f.transpose(1, 2) / f.shape[-1]
+            iu = torch.triu_indices(gram.shape[1], gram.shape[1])
+            feats.append(gram[:, iu[0], iu[1]])
+        return F.normalize(torch.cat(feats, dim=1), dim=1)
+
+
+def similarity_scores(
+    query: np.ndarray, train: np.ndarray, labels: np.ndarray, n_contrib: int, top_k: int
+) -> np.ndarray:
+    """Per query row and contributor: the mean of the top_k cosine similarities to that contributor's works."""
+    sims = query @ train.T
+    out = np.zeros((query.shape[0], n_contrib), dtype=np.float32)
+    for c in range(n_contrib):
+        block = np.sort(sims[:, labels == c], axis=1)[:, ::-1]
+        out[:, c] = block[:, : max(1, min(top_k, block.shape[1]))].mean(axis=1) if block.shape[1] else 0.0
+    return out
+
+
+# --- keyword conditioning ----------------------------------------------------------------------------------
+
+STOPWORDS = frozenset(
+    "a an and the of in on with for to by from at or is are svg png clip art clipart".split()
+)
+
+
+def keyword_tokens(text: str) -> list[str]:
+    words = "".join(ch.lower() if ch.isalnum() else " " for ch in text).split()
+    return [w for w in words if len(w) > 1 and w not in STOPWORDS]
+
+
+def hash_keywords(texts: Iterable[str], dim: int) -> np.ndarray:
+    """A hashed bag of keywords, L2-normalised: the UNet's first linear layer turns it into a learned embedding."""
+    rows = []
+    for text in texts:
+        v = np.zeros(dim, dtype=np.float32)
+        for w in keyword_tokens(text):
+            v[int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") % dim] += 1.0
+        n = np.linalg.norm(v)
+        rows.append(v / n if n > 0 else v)
+    return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)

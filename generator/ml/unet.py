@@ -1,0 +1,105 @@
+"""A compact GroupNorm UNet for 32x32 / 64x64 images.
+
+GroupNorm (not BatchNorm) keeps every sample in a batch independent, which the attribution relies on: the noised copies
+of one image are stacked in one batch and differentiated together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class UNetConfig:
+    resolution: int = 32
+    channels: tuple[int, ...] = (32, 48, 64)
+    cond_dim: int = 0  # 0: unconditional
+    groups: int = 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> UNetConfig:
+        data = dict(data)
+        data["channels"] = tuple(data.get("channels", cls.channels))
+        return cls(**data)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout)
+        self.norm2 = nn.GroupNorm(min(groups, cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """Predicts v from (noised image, timestep, optional conditioning vector)."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = config
+        ch = config.channels
+        emb_dim = ch[0] * 4
+        self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.cond_proj = nn.Linear(config.cond_dim, emb_dim) if config.cond_dim else None
+        self.inp = nn.Conv2d(3, ch[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        cin = ch[0]
+        for i, c in enumerate(ch):
+            self.down.append(ResBlock(cin, c, emb_dim, config.groups))
+            cin = c
+            last = i == len(ch) - 1
+            self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.mid = ResBlock(cin, cin, emb_dim, config.groups)
+        self.up = nn.ModuleList()
+        for c in reversed(ch):
+            self.up.append(ResBlock(cin + c, c, emb_dim, config.groups))
+            cin = c
+        self.out_norm = nn.GroupNorm(min(config.groups, cin), cin)
+        self.out = nn.Conv2d(cin, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.config.channels[0]))
+        if self.cond_proj is not None and cond is not None:
+            emb = emb + self.cond_proj(cond)
+        h = self.inp(x)
+        skips = []
+        for block, down in zip(self.down, self.downsample, strict=True):
+            h = block(h, emb)
+            skips.append(h)
+            h = down(h)
+        h = self.mid(h, emb)
+        for block in self.up:
+            skip = skips.pop()
+            if h.shape[-1] != skip.shape[-1]:
+                h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1), emb)
+        return self.out(F.silu(self.out_norm(h)))
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,335 @@
+"""Writes: training runs with lineage, generation with its attribution ledger rows, staleness."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from core.exceptions import ApplicationError
+from generator import conf
+from generator.manifest import ManifestSource, TrainingExample, content_hash, manifest_read
+from generator.models import AttributionRecord, GeneratedImage, GeneratorModel
+
+log = logging.getLogger(__name__)
+
+
+# --- manifests ------------------------------------------------------------------------------------------------
+
+
+def manifest_source_resolve(ref: str) -> ManifestSource:
+    """`latest`, a ManifestBuild id, or (development, tests) a manifest folder path."""
+    path = Path(ref)
+    if ref not in ("latest",) and not ref.isdigit():
+        if not path.is_dir():
+            raise ApplicationError(f"no manifest folder at {ref}", status_code=404)
+        return ManifestSource(build_id=None, folder=path, content_hash=content_hash(path))
+    from training_filter.models import ManifestBuild
+
+    builds = ManifestBuild.objects.filter(status=ManifestBuild.Status.PUBLISHED)
+    build = (
+        builds.order_by("-finished_at", "-id").first()
+        if ref == "latest"
+        else builds.filter(pk=int(ref)).first()
+    )
+    if build is None:
+        raise ApplicationError(f"no published manifest build {ref!r}", status_code=404)
+    folder = Path(build.output_path)
+    return ManifestSource(
+        build_id=build.pk, folder=folder, content_hash=build.content_hash or content_hash(folder)
+    )
+
+
+def _with_contributor_ids(examples: list[TrainingExample]) -> list[TrainingExample]:
+    """Credit by the registry's contributor where the asset is known (one person, one label)."""
+    from provenance.models import Asset
+
+    ids = [e.asset_id for e in examples if e.asset_id is not None]
+    rows = dict(
+        Asset.objects.filter(pk__in=ids, contributor__isnull=False).values_list("pk", "contributor_id")
+    )
+    names = dict(
+        Asset.objects.filter(pk__in=ids, contributor__isnull=False).values_list(
+            "pk", "contributor__display_name"
+        )
+    )
+    return [
+        dataclasses.replace(e, contributor_id=rows[e.asset_id], contributor=names[e.asset_id])
+        if e.asset_id in rows
+        else e
+        for e in examples
+    ]
+
+
+# --- training -------------------------------------------------------------------------------------------------
+
+
+def _run_config(*, steps: int | None, resolution: int | None, seed: int) -> dict:
+    from generator.training import RunConfig
+
+    return dataclasses.asdict(
+        RunConfig(
+            resolution=resolution or conf.get("GENERATOR_RESOLUTION"),
+            steps=steps or conf.get("GENERATOR_STEPS"),
+            seed=seed,
+            save_every=conf.get("GENERATOR_SAVE_EVERY"),
+            proj_dim=conf.get("GENERATOR_PROJ_DIM"),
+            feature_timesteps=conf.get("GENERATOR_FEATURE_TIMESTEPS"),
+            feature_noise_draws=conf.get("GENERATOR_FEATURE_NOISE_DRAWS"),
+            lambda_rel=conf.get("GENERATOR_LAMBDA_REL"),
+            threads=conf.get("GENERATOR_THREADS"),
+        )
+    )
+
+
+def generator_model_start(
+    *,
+    manifest_ref: str,
+    steps: int | None = None,
+    resolution: int | None = None,
+    conditioning: str | None = None,
+    seed: int = 0,
+) -> GeneratorModel:
+    """The training record for this manifest and config: an unfinished one is resumed, not duplicated."""
+    from generator.conditioning import conditioning_spec
+
+    source = manifest_source_resolve(manifest_ref)
+    try:
+        spec = conditioning_spec(conditioning or conf.get("GENERATOR_CONDITIONING"))
+    except ValueError as exc:
+        raise ApplicationError(str(exc)) from exc
+    config = {"run": _run_config(steps=steps, resolution=resolution, seed=seed), "conditioning": spec}
+    digest = hashlib.sha256(json.dumps([source.content_hash, config], sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    with transaction.atomic():
+        existing = (
+            GeneratorModel.objects.select_for_update()
+            .filter(status=GeneratorModel.Status.TRAINING, config__digest=digest)
+            .first()
+        )
+        if existing is not None:
+            return existing
+        model = GeneratorModel.objects.create(
+            version=f"gen-{timezone.now():%Y%m%d%H%M%S}-{digest}",
+            manifest_build_id=source.build_id,
+            manifest_hash=source.content_hash,
+            manifest_path=str(source.folder),
+            config={**config, "digest": digest},
+        )
+        model.run_dir = str(conf.generator_dir() / f"{digest}")
+        model.save(update_fields=["run_dir"])
+    return model
+
+
+def generator_model_train(*, model: GeneratorModel, progress: bool = False) -> GeneratorModel:
+    """Train (or resume) the model's run, precompute attribution, and mark it ready. Safe to run twice."""
+    from generator.training import ATTRIBUTION, CHECKPOINT, RunConfig, build_attribution, prepare_data, train
+
+    if model.status == GeneratorModel.Status.READY:
+        return model
+    run_dir = Path(model.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = model.config["conditioning"]
+    run_conf = RunConfig(**{**model.config["run"], "channels": tuple(model.config["run"]["channels"])})
+    examples = _with_contributor_ids(manifest_read(Path(model.manifest_path)))
+    if not examples:
+        raise ApplicationError("the manifest has no training images with local pixels")
+    t0 = time.perf_counter()
+    data = prepare_data(run_dir, examples, run_conf.resolution, spec, progress)
+    figures = train(run_dir, data, run_conf, spec, progress)
+    figures |= build_attribution(run_dir, data, run_conf, spec, progress)
+    kept = [examples[i] for i in data["kept"]]
+    _model_ready(
+        model,
+        kept,
+        [str(n) for n in data["names"]],
+        figures,
+        time.perf_counter() - t0,
+        checkpoint=run_dir / CHECKPOINT,
+        attribution=run_dir / ATTRIBUTION,
+    )
+    return model
+
+
+def _model_ready(model, kept, names, figures, seconds, *, checkpoint, attribution) -> None:
+    works: dict[str, int] = {}
+    ids: dict[str, int | None] = {}
+    for ex in kept:
+        works[ex.contributor] = works.get(ex.contributor, 0) + 1
+        ids[ex.contributor] = ex.contributor_id
+    with transaction.atomic():
+        locked = GeneratorModel.objects.select_for_update().get(pk=model.pk)
+        locked.training_asset_ids = sorted({e.asset_id for e in kept if e.asset_id is not None})
+        locked.training_contributors = [
+            {"label": n, "contributor_id": ids.get(n), "works": works.get(n, 0)} for n in names
+        ]
+        locked.checkpoint_path, locked.attribution_path = str(checkpoint), str(attribution)
+        locked.steps_done = figures["steps_done"]
+        locked.training_seconds = seconds
+        locked.config = {**locked.config, "figures": figures}
+        locked.trained_at = timezone.now()
+        # an opt-out that landed while it trained still counts
+        locked.status = GeneratorModel.Status.STALE if locked.stale_at else GeneratorModel.Status.READY
+        locked.save()
+    model.refresh_from_db()
+
+
+# --- staleness ------------------------------------------------------------------------------------------------
+
+
+def generator_models_mark_stale(*, asset_ids: list[int], optout_id: int | None) -> int:
+    """Every model trained on any of these assets becomes stale. Returns how many changed."""
+    wanted = set(asset_ids)
+    changed = 0
+    with transaction.atomic():
+        models = GeneratorModel.objects.select_for_update().exclude(status=GeneratorModel.Status.FAILED)
+        for model in models.filter(stale_at__isnull=True):
+            hit = wanted.intersection(model.training_asset_ids)
+            if not hit:
+                continue
+            model.stale_at = timezone.now()
+            model.stale_optout_id = optout_id
+            model.stale_reason = (
+                f"opt-out {optout_id} became active for {len(hit)} training work(s) "
+                f"(asset {min(hit)}{'...' if len(hit) > 1 else ''})"
+            )
+            if model.status == GeneratorModel.Status.READY:
+                model.status = GeneratorModel.Status.STALE
+            model.save(update_fields=["stale_at", "stale_optout_id", "stale_reason", "status", "updated_at"])
+            changed += 1
+    return changed
+
+
+# --- generation -----------------------------------------------------------------------------------------------
+
+
+def _usable_model(model: GeneratorModel | None, *, user, override_stale: bool) -> GeneratorModel:
+    from generator.selectors import generator_model_current
+
+    model = model or generator_model_current()
+    if model is None:
+        raise ApplicationError(
+            "no trained generator yet: run `manage.py train_generator --manifest latest`", status_code=409
+        )
+    if model.status == GeneratorModel.Status.STALE:
+        if not override_stale:
+            raise ApplicationError(
+                f"generator {model.version} is stale: {model.stale_reason}. Retrain on the latest clean manifest "
+                "(`manage.py train_generator --manifest latest`); an operator may override.",
+                extra={
+                    "model": model.version,
+                    "stale_at": model.stale_at.isoformat() if model.stale_at else None,
+                },
+                status_code=409,
+            )
+        if user is not None and not getattr(user, "is_staff", False):
+            raise ApplicationError(
+                "only an operator (staff) may generate with a stale model", status_code=403
+            )
+    elif model.status != GeneratorModel.Status.READY:
+        raise ApplicationError(f"generator {model.version} is {model.status}, not ready", status_code=409)
+    return model
+
+
+def generated_image_create(
+    *,
+    prompt: str,
+    seed: int,
+    user=None,
+    model: GeneratorModel | None = None,
+    override_stale: bool = False,
+) -> GeneratedImage:
+    """Sample one image, store it with model, seed and prompt, and write both ledger rows."""
+    from generator.runtime import loaded_generator
+
+    prompt = prompt.strip()
+    if not prompt:
+        raise ApplicationError("the prompt is empty")
+    model = _usable_model(model, user=user, override_stale=override_stale)
+    t0 = time.perf_counter()
+    run = model.config["run"]
+    gen = loaded_generator(
+        model.version,
+        model.run_dir,
+        json.dumps(model.config["conditioning"]),
+        run["resolution"],
+        conf.get("GENERATOR_SAMPLING_STEPS"),
+        conf.get("GENERATOR_GUIDANCE"),
+        conf.get("GENERATOR_SIMILARITY_TOP_K"),
+    )
+    sample = gen.sample(prompt, seed)
+    png = _png_bytes(sample.pixels)
+    with transaction.atomic():
+        image = GeneratedImage(
+            model=model,
+            prompt=prompt,
+            seed=seed,
+            resolution=run["resolution"],
+            created_by=user if user is not None and user.is_authenticated else None,
+            override_stale=override_stale and model.status == GeneratorModel.Status.STALE,
+        )
+        image.image.save(f"{model.version}-{seed}.png", ContentFile(png), save=False)
+        image.seconds = time.perf_counter() - t0
+        image.save()
+        _ledger_write(image, model, sample)
+    return image
+
+
+def _ledger_write(image: GeneratedImage, model: GeneratorModel, sample) -> None:
+    from generator.ml.attribution import (
+        METHOD_VERSION_GRADIENT,
+        METHOD_VERSION_SIMILARITY,
+        shares_from_scores,
+        softmax_shares,
+    )
+
+    top_k = conf.get("GENERATOR_SHARES_TOP_K")
+    rows = [
+        (
+            AttributionRecord.Method.GRADIENT,
+            METHOD_VERSION_GRADIENT,
+            sample.gradient_scores,
+            shares_from_scores(sample.gradient_scores, sample.names, top_k=top_k),
+        ),
+        (
+            AttributionRecord.Method.SIMILARITY,
+            METHOD_VERSION_SIMILARITY,
+            sample.similarity_scores,
+            softmax_shares(
+                sample.similarity_scores,
+                sample.names,
+                top_k=top_k,
+                temperature=conf.get("GENERATOR_SIMILARITY_TEMPERATURE"),
+            ),
+        ),
+    ]
+    AttributionRecord.objects.bulk_create(
+        [
+            AttributionRecord(
+                image=image,
+                model=model,
+                method=method,
+                method_version=version,
+                shares=shares,
+                raw_scores={n: float(s) for n, s in zip(sample.names, scores, strict=True)},
+            )
+            for method, version, scores, shares in rows
+        ]
+    )
+
+
+def _png_bytes(pixels) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()

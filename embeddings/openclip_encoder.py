@@ -37,6 +37,16 @@ def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
 
 
+def _open_clip():
+    """open_clip imports torchvision, which needs the shim first beside the CPU torch."""
+    from embeddings.torchvision_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import open_clip
+
+    return open_clip
+
+
 def _looks_like_path(pretrained: str) -> bool:
     return os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES) or Path(pretrained).exists()
 
@@ -97,8 +107,7 @@ class OpenClipEncoder:
         return None
 
     def _check_tag(self) -> dict[str, Any]:
-        import open_clip
-
+        open_clip = _open_clip()
         if open_clip.get_model_config(self.model_name) is None:
             raise WeightsMissing(f"CLIP_MODEL={self.model_name} is not an open_clip model name.")
         cfg = open_clip.get_pretrained_cfg(self.model_name, self.pretrained)
@@ -130,8 +139,7 @@ class OpenClipEncoder:
     def space(self) -> EmbeddingSpace:
         path = self.weights_file
         if path is None:
-            import open_clip
-
+            open_clip = _open_clip()
             self._check_tag()
             dim = open_clip.get_model_config(self.model_name)["embed_dim"]
             return EmbeddingSpace(model=self.model_name, pretrained=self.pretrained, dim=int(dim))
@@ -147,9 +155,7 @@ class OpenClipEncoder:
 
                 return int(json.loads(saved.read_text())["embed_dim"])
             return dm.DEFAULT_EMBED_DIM
-        import open_clip
-
-        cfg = open_clip.get_model_config(self.model_name)
+        cfg = _open_clip().get_model_config(self.model_name)
         if cfg is None:
             raise WeightsMissing(f"CLIP_MODEL={self.model_name} is not an open_clip model name.")
         return int(cfg["embed_dim"])
@@ -157,10 +163,7 @@ class OpenClipEncoder:
     # --- loading ---------------------------------------------------------------------------------------------
 
     def _create(self):
-        from embeddings.torchvision_compat import ensure_torchvision_importable
-
-        ensure_torchvision_importable()
-        import open_clip
+        open_clip = _open_clip()
         import torch
 
         torch.set_num_threads(self.threads or _setting("PROVENANT_TORCH_THREADS", 2))

@@ -98,6 +98,22 @@ def train_model(images, args, seed: int):
     return state.ema.model
 
 
+def _cached_model(path: Path, images, args, seed: int):
+    """The full model is kept, so a resumed run does not train it again (its time is then the load time)."""
+    import torch
+
+    from generator.ml.unet import UNet, UNetConfig
+
+    if path.exists():
+        model = UNet(UNetConfig(resolution=args.resolution))
+        model.load_state_dict(torch.load(path))
+        return model.eval()
+    model = train_model(images, args, seed=seed)
+    torch.save(model.state_dict(), path)
+    print(f"full model trained ({args.steps} steps)", flush=True)
+    return model
+
+
 def probe_losses(model, images, n_t: int = 50, draws: int = 2, seed: int = 99) -> np.ndarray:
     """Each image's v-loss averaged over fixed timesteps and noise: the same probe for every subset model."""
     import torch
@@ -135,6 +151,7 @@ def main() -> None:
     p.add_argument("--proj-dim", type=int, default=2048)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--analyse-only", action="store_true", help="use only the subset models already cached")
     p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "lds-work"))
     p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "attribution_lds.json"))
     args = p.parse_args()
@@ -160,7 +177,7 @@ def main() -> None:
     n_c = len(names)
 
     t0 = time.perf_counter()
-    full = train_model(images, args, seed=args.seed)
+    full = _cached_model(work / "full-model.pt", images, args, seed=args.seed)
     timings["train_full_model_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gen = ddim_sample(full, n=args.generated, resolution=args.resolution, seed=args.seed + 10_000)
@@ -187,6 +204,8 @@ def main() -> None:
         cache = work / f"subset{k}.json"
         if cache.exists():
             loss = np.array(json.loads(cache.read_text())["loss"])
+        elif args.analyse_only:
+            break  # report on the subsets finished so far (K is then what was measured)
         else:
             ts = time.perf_counter()
             sub = torch.as_tensor(mask[labels])
@@ -222,7 +241,7 @@ def main() -> None:
     margin = results[chosen["gradient"]][test] - results[chosen["similarity"]][test]
     boot = [np.nanmean(rng.choice(margin, len(margin))) for _ in range(2000)]
     summary = {
-        "K": args.subsets,
+        "K": len(masks),
         "contributors": n_c,
         "works_per_contributor": args.works,
         "steps": args.steps,

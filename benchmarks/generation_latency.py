@@ -1,0 +1,80 @@
+"""Latency of one generated image with its attribution (DDIM sampling + one gradient feature + similarity).
+
+    nice -n 10 .venv/bin/python benchmarks/generation_latency.py [--repeats 10]
+
+Builds a small throwaway generator (a few real openclipart works, a few training steps: sampling and attribution
+cost do not depend on how well it is trained) at 32 and 64 px, then times `LoadedGenerator.sample` per image.
+No Django database needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def build(run_dir: Path, resolution: int, timesteps: int, draws: int, works: list[Path]):
+    from generator.conditioning import conditioning_spec
+    from generator.manifest import TrainingExample
+    from generator.training import RunConfig, build_attribution, prepare_data, train
+
+    spec = conditioning_spec("keywords")
+    examples = [
+        TrainingExample(path=str(p), caption=p.stem, contributor=f"c{i % 16}") for i, p in enumerate(works)
+    ]
+    conf = RunConfig(
+        resolution=resolution,
+        steps=5,
+        save_every=1000,
+        feature_timesteps=timesteps,
+        feature_noise_draws=draws,
+        threads=2,
+    )
+    data = prepare_data(run_dir, examples, resolution, spec, progress=False)
+    train(run_dir, data, conf, spec, progress=False)
+    build_attribution(run_dir, data, conf, spec, progress=False)
+    return spec
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--sampling-steps", type=int, default=50)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    import torch
+
+    from generator.runtime import LoadedGenerator
+
+    torch.set_num_threads(args.threads)
+    works = sorted(Path("/usr/share/openclipart/png").rglob("*.png"))[:64:2]
+    print(f"{'resolution':>10s} {'feature probes':>15s} {'median s':>9s} {'max s':>7s}")
+    for resolution in (32, 64):
+        for timesteps, draws in ((10, 1), (20, 2)):
+            with tempfile.TemporaryDirectory() as tmp:
+                spec = build(Path(tmp), resolution, timesteps, draws, works)
+                torch.set_num_threads(args.threads)
+                gen = LoadedGenerator(Path(tmp), spec, resolution, args.sampling_steps, 1.0, 5)
+                gen.sample("warm up", 0)
+                times = []
+                for seed in range(args.repeats):
+                    t0 = time.perf_counter()
+                    gen.sample("a red apple", seed)
+                    times.append(time.perf_counter() - t0)
+            print(
+                f"{resolution:>10d} {f'{timesteps} x {draws}':>15s} {statistics.median(times):9.3f} "
+                f"{max(times):7.3f}",
+                flush=True,
+            )
+    print(f"({args.sampling_steps} DDIM steps, torch threads {args.threads}, {args.repeats} images each)")
+
+
+if __name__ == "__main__":
+    main()

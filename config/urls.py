@@ -11,5 +11,5 @@ urlpatterns = [
     path("api/", include("optout.urls")),
     path("api/", include("training_filter.urls")),
     path("api/", include("generator.urls")),
-    path("", include("core.urls")),
+    path("", include("web.urls")),
 ]

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "optout",
     "training_filter",
     "generator",
+    "web",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,75 @@
+"""Home page: search by upload or by words, results grouped into near-copy clusters; the contributor page."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from core.exceptions import ApplicationError
+from web import selectors
+from web.forms import SearchForm
+
+RESULTS = 24
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """GET with ?q= searches by words; POST (multipart) searches by picture. Errors come back in the page."""
+    if request.method == "POST":
+        form = SearchForm(request.POST, request.FILES)
+    elif request.GET.get("q"):
+        form = SearchForm(request.GET)
+    else:
+        return render(request, "web/home.html", {"form": SearchForm()})
+    groups, searched, status = None, "", 200
+    if form.is_valid():
+        try:
+            hits, searched = _run_search(request, form.cleaned_data)
+            groups = selectors.result_groups(hits)
+        except ApplicationError as exc:
+            form.add_error("image" if form.cleaned_data.get("image") else "q", _friendly(exc))
+            status = exc.status_code
+    else:
+        status = 413 if "limit is" in str(form.errors.get("image", "")) else 400
+    context = {"form": form, "groups": groups, "searched": searched}
+    return render(request, "web/home.html", context, status=status)
+
+
+def _run_search(request: HttpRequest, data: dict) -> tuple[list, str]:
+    from embeddings import selectors as search_selectors
+    from embeddings.search import search_image_bytes
+
+    user = request.user
+    if data.get("image"):
+        upload = data["image"]
+        return search_image_bytes(upload.read(), top_k=RESULTS, user=user), f"the picture {upload.name}"
+    words = data["q"].strip()
+    kind = data.get("kind") or "text"
+    if kind == "contributor":
+        return search_selectors.search_contributor(words, top_k=RESULTS, user=user), f"contributor “{words}”"
+    if kind == "domain":
+        return search_selectors.search_domain(words, top_k=RESULTS, user=user), f"works hosted on “{words}”"
+    return search_selectors.search_text(words, top_k=RESULTS, user=user), f"“{words}”"
+
+
+def _friendly(exc: ApplicationError) -> str:
+    message = exc.message
+    if message.startswith("image rejected: "):
+        reason = message.removeprefix("image rejected: ")
+        if "bomb" in reason:
+            return f"This picture is too large to open safely ({reason}). Please upload a smaller copy."
+        return f"We could not read this file as a picture ({reason})."
+    if "limit is" in message:
+        return f"This file is too big: {message}."
+    return message
+
+
+def contributor(request: HttpRequest, contributor_id: int) -> HttpResponse:
+    from embeddings.exclusions import collect_exclusions
+
+    person = selectors.contributor_detail(contributor_id=contributor_id)
+    if person is None:
+        raise Http404("No such contributor.")
+    hidden, flagged = collect_exclusions(request.user)
+    works = person.assets.exclude(id__in=hidden).order_by("id")[:120]
+    context = {"person": person, "works": works, "flagged": flagged, "hidden_count": len(hidden)}
+    return render(request, "web/contributor.html", context)

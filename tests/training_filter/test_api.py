@@ -41,7 +41,9 @@ def test_only_an_operator_can_start_a_build(api_client, operator, token_holder, 
     api_client.credentials()
     assert api_client.post("/api/manifests/builds/", {"input_path": path}).status_code in (401, 403)
     api_client.force_authenticate(operator)
-    response = api_client.post("/api/manifests/builds/", {"input_path": path, "as_of": "2030-01-01T00:00:00Z"})
+    response = api_client.post(
+        "/api/manifests/builds/", {"input_path": path, "as_of": "2030-01-01T00:00:00Z"}
+    )
     assert response.status_code == 202 and response.json()["status"] == "pending"
 
 
@@ -79,7 +81,9 @@ def test_a_path_outside_the_build_is_refused(token_holder, published, name):
     assert response.status_code == 404
 
 
-def test_diff_api_and_command_list_added_and_removed_keys(token_holder, published, fake_registry, tmp_path, capsys):
+def test_diff_api_and_command_list_added_and_removed_keys(
+    token_holder, published, fake_registry, tmp_path, capsys
+):
     fake_registry.clear()
     newer = run_build(write_manifest(tmp_path / "in.parquet", ROWS), timezone.now())
     body = token_holder.get(f"/api/manifests/diff/?old={published.pk}&new={newer.pk}").json()

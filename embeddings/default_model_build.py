@@ -74,6 +74,7 @@ def image_feature_table(
     features = {i: cache[k] for i, k in keys.items() if k in cache}
     todo = [i for i in range(len(paths)) if i not in features]
     failed: list[tuple[int, str]] = []
+    saved = len(features)
     with progress(total=len(todo), desc="image features", unit="img") as bar, torch.inference_mode():
         for batch in iter_pixel_batches(
             [paths[i] for i in todo], preprocess, batch_size=batch_size, workers=workers
@@ -83,13 +84,22 @@ def image_feature_table(
                 for j, row in zip(batch.indices, dm.image_features(model, batch.pixels), strict=True):
                     features[todo[j]] = row.clone()
             bar.update(len(batch.indices) + len(batch.failed))
+            if cache_file and len(features) - saved >= 1024:  # an interrupted build keeps most of its work
+                saved = _save_cache(cache, cache_file, keys, features)
     if cache_file and todo:
-        cache.update({keys[i]: features[i] for i in todo if i in features and keys[i]})
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        part = cache_file.with_name(cache_file.name + ".part")
-        torch.save(cache, part)
-        part.replace(cache_file)
+        _save_cache(cache, cache_file, keys, features)
     return features, failed
+
+
+def _save_cache(cache: dict, cache_file: Path, keys: dict, features: dict) -> int:
+    import torch
+
+    cache.update({keys[i]: row for i, row in features.items() if keys[i]})
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    part = cache_file.with_name(cache_file.name + ".part")
+    torch.save(cache, part)
+    part.replace(cache_file)
+    return len(features)
 
 
 def build(

@@ -189,6 +189,8 @@ class OpenClipEncoder:
             except Exception as exc:  # offline: huggingface_hub / urllib raise many types
                 raise self._tag_missing(cfg, exc) from exc
         model.eval()
+        if self.is_default_model:
+            dm.use_channels_last(model)
         return model, preprocess, open_clip.get_tokenizer(self.model_name)
 
     def _get(self) -> tuple[Any, Callable, Callable]:
@@ -219,8 +221,10 @@ class OpenClipEncoder:
 
     def encode_pixels(self, pixels) -> np.ndarray:
         """Preprocessed (n, 3, H, W) tensor -> float32 (n, dim), L2-normalised."""
+        import torch
+
         model = self._get()[0]
-        return self._run(model.encode_image, pixels)
+        return self._run(model.encode_image, pixels.contiguous(memory_format=torch.channels_last))
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
         import numpy as np

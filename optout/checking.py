@@ -15,7 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from core.urlnorm import normalize_url, parent_domains
+from core.urlnorm import normalize_url
 from optout.models import OptOutKey
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -90,6 +90,8 @@ class PhashIndex:
             )
             keep = dist <= self.radius
             query_idx, candidates, dist = query_idx[keep], candidates[keep], dist[keep]
+            if len(query_idx) == 0:
+                continue
             # keep the nearest per query; ties go to the lowest opt-out id for stable answers
             rank = np.lexsort((self.optout_ids[candidates], dist, query_idx))
             query_idx, candidates, dist = query_idx[rank], candidates[rank], dist[rank]
@@ -124,31 +126,49 @@ def phash_index() -> PhashIndex:
 # --- exact keys ------------------------------------------------------------------------------------------------
 
 
-def _lookup(kind: str, keys: set[str]) -> dict[str, int]:
-    """{key: lowest active opt-out id} for the keys of one kind that are opted out."""
-    if not keys:
-        return {}
-    placeholder = "= ANY(%s)" if connection.vendor == "postgresql" else None
-    with connection.cursor() as cursor:
-        if placeholder:
-            cursor.execute(
-                "SELECT key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind = %s AND key = ANY(%s)"
-                " GROUP BY key",
-                [kind, list(keys)],
-            )
-            return dict(cursor.fetchall())
-        found: dict[str, int] = {}
-        batch = list(keys)
-        for start in range(0, len(batch), 500):
-            chunk = batch[start : start + 500]
-            marks = ",".join(["%s"] * len(chunk))
-            cursor.execute(
-                f"SELECT key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind = %s AND key IN ({marks})"
-                " GROUP BY key",
-                [kind, *chunk],
-            )
-            found.update(cursor.fetchall())
+def _pg_text_array(values: set[str]) -> str:
+    """A PostgreSQL text[] literal: one string parameter, where psycopg would adapt a list element by element."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def _lookup_all(wanted: dict[str, set[str]]) -> dict[str, dict[str, int]]:
+    """{kind: {key: lowest active opt-out id}} for the given keys, in one round trip (one indexed scan per kind)."""
+    found: dict[str, dict[str, int]] = {kind: {} for kind in wanted}
+    wanted = {kind: keys for kind, keys in wanted.items() if keys}
+    if not wanted:
         return found
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            parts = " UNION ALL ".join(
+                "SELECT kind, key, MIN(optout_id) FROM optout_optoutkey"
+                " WHERE active AND kind = %s AND key = ANY(%s::text[]) GROUP BY kind, key"
+                for _ in wanted
+            )
+            params = [p for kind, keys in wanted.items() for p in (kind, _pg_text_array(keys))]
+            cursor.execute(parts, params)
+            rows = cursor.fetchall()
+        else:
+            rows = []
+            for kind, keys in wanted.items():
+                batch = list(keys)
+                for start in range(0, len(batch), 500):
+                    chunk = batch[start : start + 500]
+                    marks = ",".join(["%s"] * len(chunk))
+                    cursor.execute(
+                        "SELECT kind, key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind = %s"
+                        f" AND key IN ({marks}) GROUP BY kind, key",
+                        [kind, *chunk],
+                    )
+                    rows += cursor.fetchall()
+    for kind, key, optout_id in rows:
+        found[kind][key] = optout_id
+    return found
+
+
+def _suffixes(host: str) -> tuple[str, ...]:
+    """An already normalised host and its parent domains (core.urlnorm.parent_domains without re-normalising)."""
+    labels = host.split(".")
+    return tuple(".".join(labels[i:]) for i in range(len(labels) - 1)) or (host,)
 
 
 # --- the check -------------------------------------------------------------------------------------------------
@@ -186,6 +206,7 @@ def parse_items(items) -> list[_Parsed]:
     if len(items) > limit:
         raise CheckInputError(f"At most {limit:,} items per request; this one has {len(items):,}. Split it.")
     parsed = []
+    hosts: dict[str, tuple[str, ...]] = {}
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise CheckInputError("Each item must be an object.", i)
@@ -195,7 +216,8 @@ def parse_items(items) -> list[_Parsed]:
             p.url = normalize_url(url) if isinstance(url, str) else ""
             if not p.url:
                 raise CheckInputError("`url` is not an http(s) URL.", i)
-            p.hosts = tuple(parent_domains(p.url.split("/", 1)[0].split(":")[0]))
+            host = p.url.split("/", 1)[0].split(":")[0]
+            p.hosts = hosts.get(host) or hosts.setdefault(host, _suffixes(host))
         if sha is not None:
             if not isinstance(sha, str) or not _SHA256.match(sha := sha.lower()):
                 raise CheckInputError("`sha256` must be 64 hex digits.", i)
@@ -217,9 +239,14 @@ def parse_items(items) -> list[_Parsed]:
 def check(items: list) -> list[dict]:
     """One answer per item, in order: {key, allowed, optout_id, match, reason}."""
     parsed = parse_items(items)
-    sha_hits = _lookup(OptOutKey.Kind.SHA256, {p.sha256 for p in parsed if p.sha256})
-    url_hits = _lookup(OptOutKey.Kind.URL, {p.url for p in parsed if p.url})
-    domain_hits = _lookup(OptOutKey.Kind.DOMAIN, {h for p in parsed for h in p.hosts})
+    hits = _lookup_all(
+        {
+            OptOutKey.Kind.SHA256: {p.sha256 for p in parsed if p.sha256},
+            OptOutKey.Kind.URL: {p.url for p in parsed if p.url},
+            OptOutKey.Kind.DOMAIN: {h for p in parsed for h in p.hosts},
+        }
+    )
+    sha_hits, url_hits, domain_hits = hits["sha256"], hits["url"], hits["domain"]
     with_phash = [i for i, p in enumerate(parsed) if p.phash is not None]
     phash_hits: dict[int, tuple[int, int]] = {}
     if with_phash:

@@ -1,0 +1,214 @@
+"""Benchmark POST /api/check: 10,000 mixed items (sha256 / URL / pHash) against a registry of ~100k active
+opted-out keys in PostgreSQL, through the whole Django + DRF stack (test client: middleware, auth, throttle,
+parsing, rendering), plus the opt-out-to-gone latency (activation committed -> next check denies).
+
+    DATABASE_URL=postgres://... .venv/bin/python benchmarks/check_api.py [--keys 100000] [--calls 30]
+
+Uses its own scratch database (`<name>_bench_check`, kept between runs unless --fresh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
+
+def setup_database(fresh: bool) -> None:
+    import django
+    from django.conf import settings
+
+    django.setup()
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        sys.exit("set DATABASE_URL to a PostgreSQL database: the benchmark is about PostgreSQL lookups")
+    from django.db import connection
+
+    test = connection.settings_dict.setdefault("TEST", {})
+    test.update({"NAME": connection.settings_dict["NAME"] + "_bench_check"})
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=not fresh)
+
+
+def rand_sha(rng: random.Random) -> str:
+    return hashlib.sha256(rng.randbytes(16)).hexdigest()
+
+
+def rand_phash(rng: random.Random) -> int:
+    return int.from_bytes(rng.randbytes(8), "big", signed=True)
+
+
+def populate(keys: int, seed: int = 7) -> dict:
+    """~keys active keys in 1 per 100 opt-outs: a third sha256, a third URL, a third pHash, plus domains."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from optout.models import OptOut, OptOutKey, OptOutStateChange
+
+    rng = random.Random(seed)
+    if OptOutKey.objects.filter(active=True).count() >= keys:
+        sample = list(
+            OptOutKey.objects.filter(active=True).order_by("id").values_list("kind", "key")[::37]
+        )  # a step prime to 3: every kind
+        return {"sample": sample}
+    OptOutKey.objects.all().delete()
+    OptOutStateChange.objects.all().delete()
+    OptOut.objects.all().delete()
+    user, _ = get_user_model().objects.get_or_create(username="bench-artist")
+    per = 100
+    now = timezone.now()
+    with transaction.atomic():
+        optouts = OptOut.objects.bulk_create(
+            [OptOut(artist=user, scope="works", status="active") for _ in range(keys // per)]
+        )
+        OptOutStateChange.objects.bulk_create(
+            [OptOutStateChange(optout=o, from_status="pending", to_status="active", at=now) for o in optouts]
+        )
+        rows = []
+        for i in range(keys):
+            optout = optouts[i // per]
+            kind = ("sha256", "url", "phash")[i % 3]
+            if kind == "sha256":
+                rows.append(OptOutKey(optout=optout, kind=kind, key=rand_sha(rng), active=True))
+            elif kind == "url":
+                url = f"site{rng.randrange(5000)}.example/{rng.randrange(10**9)}/image.jpg"
+                rows.append(OptOutKey(optout=optout, kind=kind, key=url, active=True))
+            else:
+                value = rand_phash(rng)
+                rows.append(OptOutKey(optout=optout, kind=kind, key=str(value), phash=value, active=True))
+        for d in range(300):
+            rows.append(OptOutKey(optout=optouts[d], kind="domain", key=f"blocked{d}.example", active=True))
+        OptOutKey.objects.bulk_create(rows, batch_size=10_000)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE optout_optoutkey")
+    sample = [(r.kind, r.key) for r in rows[::37]]  # a step prime to 3: every kind
+    return {"sample": sample}
+
+
+def flip_bit(phash: int, bit: int) -> int:
+    from provenance.hashing import int64_to_unsigned, unsigned_to_int64
+
+    return unsigned_to_int64(int64_to_unsigned(phash) ^ (1 << bit))
+
+
+def make_items(sample: list[tuple[str, str]], n: int, hit_rate: float, seed: int = 11) -> list[dict]:
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        kind = ("sha256", "url", "phash")[i % 3]
+        hit = [s for s in sample if s[0] == kind] if rng.random() < hit_rate else []
+        if kind == "sha256":
+            items.append({"sha256": rng.choice(hit)[1] if hit else rand_sha(rng), "key": str(i)})
+        elif kind == "url":
+            url = (
+                "https://" + rng.choice(hit)[1]
+                if hit
+                else f"https://free{rng.randrange(9999)}.example/{i}.png"
+            )
+            items.append({"url": url, "key": str(i)})
+        else:
+            value = flip_bit(int(rng.choice(hit)[1]), rng.randrange(64)) if hit else rand_phash(rng)
+            items.append({"phash": value, "key": str(i)})
+    return items
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure_calls(client, body: bytes, calls: int) -> tuple[list[float], dict]:
+    timings, last = [], None
+    for _ in range(calls):
+        started = time.perf_counter()
+        response = client.post("/api/check", body, content_type="application/json")
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.content[:300]
+        last = response
+    import orjson
+
+    return timings, orjson.loads(last.content)
+
+
+def measure_optout_to_gone(client, rounds: int = 5) -> list[float]:
+    """Activate a new opt-out of a fresh work (commit), then poll the check API until it denies."""
+    import orjson
+    from django.contrib.auth import get_user_model
+
+    from optout import services
+    from provenance.models import Asset, Collection
+
+    user = get_user_model().objects.get(username="bench-artist")
+    operator = get_user_model().objects.get_or_create(username="bench-operator", is_superuser=True)[0]
+    collection, _ = Collection.objects.get_or_create(name="bench")
+    rng = random.Random(time.time_ns())
+    out = []
+    for _ in range(rounds):
+        phash = rand_phash(rng)
+        asset = Asset.objects.create(collection=collection, source=f"bench/{rng.randrange(10**12)}.png",
+                                     sha256=rand_sha(rng), phash=phash)  # fmt: skip
+        body = orjson.dumps({"items": [{"phash": phash}]})
+        optout, _ = services.optout_create(artist=user, scope="works", asset_ids=[asset.pk])
+        started = time.perf_counter()
+        services.optout_approve(optout=optout, operator=operator)
+        while (
+            orjson.loads(client.post("/api/check", body, content_type="application/json").content)["denied"]
+            != 1
+        ):
+            pass
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--hit-rate", type=float, default=0.1)
+    parser.add_argument("--fresh", action="store_true", help="drop and rebuild the scratch database")
+    args = parser.parse_args()
+
+    setup_database(args.fresh)
+    from django.conf import settings
+
+    settings.PROVENANT_THROTTLE_ENABLED = False
+    import orjson
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    started = time.perf_counter()
+    registry = populate(args.keys)
+    print(f"registry: {args.keys:,} active keys ready in {time.perf_counter() - started:.1f} s")
+    user, _ = get_user_model().objects.get_or_create(username="bench-pipeline")
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    body = orjson.dumps({"items": make_items(registry["sample"], args.items, args.hit_rate)})
+
+    first, _ = measure_calls(client, body, 1)  # includes building the pHash index
+    timings, answer = measure_calls(client, body, args.calls)
+    print(f"POST /api/check, {args.items:,} items ({len(body) / 1e6:.2f} MB), {answer['denied']:,} denied")
+    print("| calls | first call (cold pHash index) ms | p50 ms | p95 ms | max ms |")
+    print("|---|---|---|---|---|")
+    print(f"| {args.calls} | {first[0]:.0f} | {statistics.median(timings):.0f} | "
+          f"{percentile(timings, 0.95):.0f} | {max(timings):.0f} |")  # fmt: skip
+    gone = measure_optout_to_gone(client)
+    print(f"opt-out-to-gone (approve committed -> check denies), {len(gone)} rounds: "
+          f"median {statistics.median(gone):.0f} ms, max {max(gone):.0f} ms")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

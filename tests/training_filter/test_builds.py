@@ -218,3 +218,18 @@ def test_a_failing_shard_marks_the_build_failed(manifest_dir, registry, manifest
     build.refresh_from_db()
     assert build.status == "failed"
     assert not services.published_dir(build).exists()
+
+
+def test_a_domain_ai_txt_removes_only_the_paths_it_disallows(manifest_dir, registry, manifest):
+    from provenance.models import Signal
+
+    Signal.objects.create(
+        kind="ai_txt", domain="files.example.com", value="User-agent: *\nDisallow: /ok", location="ai.txt"
+    )
+    build = run_build(manifest, timezone.now())
+    kept = pads.dataset(Path(build.output_path) / "data").to_table().column("key").to_pylist()
+    assert "k8" not in kept and "k7" in kept
+    removal = pq.read_table(Path(build.output_path) / "removals.parquet").to_pylist()
+    assert {(r["key"], r["reason"], r["rule"]) for r in removal if r["key"] == "k8"} == {
+        ("k8", "signal", "ai_txt")
+    }

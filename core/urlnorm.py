@@ -15,10 +15,11 @@ def normalize_host(host: str) -> str:
     host = host.strip().lower().rstrip(".")
     if host.startswith("www."):
         host = host[4:]
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
+    if not host.isascii():  # the idna codec is slow, and a no-op on ASCII hosts
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
     return host
 
 

@@ -1,8 +1,8 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers
+from rest_framework import generics, permissions, serializers
 
 from provenance import selectors
-from provenance.models import Asset, Contributor, Signal
+from provenance.models import Asset, Contributor, IngestRun, Signal
 
 
 class SignalSerializer(serializers.ModelSerializer):
@@ -86,3 +86,28 @@ class AssetDetailApi(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return selectors.asset_list()
+
+
+class IngestRunSerializer(serializers.ModelSerializer):
+    collection = serializers.SlugRelatedField(read_only=True, slug_field="name")
+
+    class Meta:
+        model = IngestRun
+        fields = [
+            "id", "collection", "path", "status", "total", "processed", "new", "skipped", "failed",
+            "images_per_second", "errors", "started_at", "finished_at", "created_at",
+        ]  # fmt: skip
+
+
+class IngestRunListApi(generics.ListAPIView):
+    """Ingest runs with their progress and errors (operators only: paths and errors describe the server)."""
+
+    serializer_class = IngestRunSerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = IngestRun.objects.select_related("collection").order_by("-id")
+
+
+class IngestRunDetailApi(generics.RetrieveAPIView):
+    serializer_class = IngestRunSerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = IngestRun.objects.select_related("collection")

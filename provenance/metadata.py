@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -60,11 +61,21 @@ def _q(prefix: str, name: str) -> str:
     return f"{{{NS[prefix]}}}{name}"
 
 
+# `HASH(0x8a0ab9c)`: a Perl reference a broken export printed instead of the value (titles, descriptions).
+PLACEHOLDER = re.compile(r"^HASH\(0x[0-9a-f]+\)$", re.IGNORECASE)
+
+
 def _text(element: Element | None) -> str:
     """All text under an element, whitespace-collapsed: handles `<dc:creator><cc:Agent><dc:title>` and plain text."""
     if element is None:
         return ""
     return " ".join(" ".join(element.itertext()).split())
+
+
+def _prose(element: Element | None) -> str:
+    """Text meant for people (title, description): placeholders read as empty."""
+    text = _text(element)
+    return "" if PLACEHOLDER.match(text) else text
 
 
 def _list_items(element: Element | None) -> list[str]:
@@ -99,8 +110,8 @@ def svg_metadata(data: bytes) -> WorkMetadata:
         licence = work.find(_q("cc2", "license"))
     return WorkMetadata(
         creator=_text(work.find(_q("dc", "creator"))),
-        title=_text(work.find(_q("dc", "title"))),
-        description=_text(work.find(_q("dc", "description"))),
+        title=_prose(work.find(_q("dc", "title"))),
+        description=_prose(work.find(_q("dc", "description"))),
         keywords=_list_items(work.find(_q("dc", "subject"))),
         licence=(licence.get(_q("rdf", "resource"), "") or _text(licence)) if licence is not None else "",
         rights=_text(work.find(_q("dc", "rights"))),

@@ -20,3 +20,8 @@ ALLOWED_HOSTS = ["*"]
 # database of this run.
 if env.str("PROVENANT_TEST_DB", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("PROVENANT_TEST_DB")}
+
+# Throttle counters must not leak between tests (or between runs through a shared Redis); the throttling tests
+# switch them on for themselves.
+PROVENANT_THROTTLE_ENABLED = False
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,6 +1,7 @@
 import hashlib
 import io
 import json
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -60,16 +61,28 @@ def test_second_ingest_of_the_fixture_adds_nothing(openclipart_dir):
     )
     second = ingest(openclipart_dir, "fixture")
 
-    assert first.new >= 230 and first.new + first.failed == 241
+    assert first.new >= 230 and first.new + first.failed == 243
     assert Contributor.objects.count() >= 50
     assert second.new == 0
     assert second.skipped == first.new
     assert Asset.objects.count() == first.new
 
 
-def test_messy_credits_keep_raw_value_and_clean_display_name(openclipart_dir):
-    run = ingest(openclipart_dir / "signs_and_symbols", "messy")
-    assert run.status == "done"
+def test_messy_credits_keep_raw_value_and_clean_display_name(openclipart_dir, tmp_path):
+    credited = re.compile(r"<dc:creator>\s*<cc:Agent>\s*<dc:title>(HASH\(0x|[^<]*@)")
+    found = [
+        (p, m.group(1))
+        for p in sorted(openclipart_dir.rglob("*.svg"))
+        if (m := credited.search(p.read_text()))
+    ]
+    placeholders = [p for p, credit in found if credit == "HASH(0x"][:4]
+    addresses = [p for p, credit in found if "@" in credit][:4]
+    for path in placeholders + addresses:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    run = ingest(tmp_path, "messy")
+    assert run.status == "done" and run.new >= 5
+    assert Asset.objects.filter(creator_raw__startswith="HASH(0x").exists()
+    assert Asset.objects.filter(creator_raw__contains="@").exists()
     for asset in Asset.objects.exclude(creator_raw=""):
         if asset.creator_raw.startswith("HASH(0x"):
             assert asset.contributor is None, "a Perl placeholder is not a person"

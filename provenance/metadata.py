@@ -197,6 +197,13 @@ def iim_metadata(data: bytes) -> WorkMetadata:
     )
 
 
+def _c2pa_context():
+    """Reader settings: never fetch a remote manifest (ingest is offline and must not make requests)."""
+    import c2pa
+
+    return c2pa.Context(c2pa.Settings.from_dict({"verify": {"remote_manifest_fetch": False}}))
+
+
 def c2pa_signals(data: bytes, mime_type: str) -> list[FoundSignal]:
     """C2PA / CAWG training-and-data-mining assertions of the active manifest, with the signer that made them."""
     if b"c2pa" not in data:  # no JUMBF manifest store: skip the native reader, which is comparatively slow
@@ -204,23 +211,35 @@ def c2pa_signals(data: bytes, mime_type: str) -> list[FoundSignal]:
     try:
         import c2pa
 
-        with c2pa.Reader(mime_type, io.BytesIO(data)) as reader:
+        with c2pa.Reader(mime_type, io.BytesIO(data), context=_c2pa_context()) as reader:
             store = json.loads(reader.json())
     except Exception as exc:
         log.debug("no readable C2PA manifest: %s", exc)
         return []
     label = store.get("active_manifest")
     manifest = store.get("manifests", {}).get(label, {})
-    issuer = (manifest.get("signature_info") or {}).get("issuer", "unknown signer")
+    signer = _c2pa_signer(manifest.get("signature_info") or {})
+    untrusted = any("untrusted" in (s.get("code") or "") for s in store.get("validation_status") or [])
+    where = f"C2PA manifest {label} signed by {signer}" + (
+        " (signer not on a trust list)" if untrusted else ""
+    )
     signals = []
     for assertion in manifest.get("assertions", []):
         if not assertion.get("label", "").endswith("training-mining"):
             continue
         for entry, body in (assertion.get("data", {}).get("entries") or {}).items():
             value = json.dumps({entry: body}, sort_keys=True)
-            where = f"C2PA {assertion['label']} in manifest {label} signed by {issuer}"
-            signals.append(FoundSignal("c2pa_training_mining", value, where[:500]))
+            signals.append(
+                FoundSignal("c2pa_training_mining", value, f"{assertion['label']} in {where}"[:500])
+            )
     return signals
+
+
+def _c2pa_signer(info: dict) -> str:
+    name, organisation = info.get("common_name") or "", info.get("issuer") or ""
+    if name and organisation and name != organisation:
+        return f"{name} ({organisation})"
+    return name or organisation or "an unknown signer"
 
 
 def sidecar_metadata(image_path: Path) -> WorkMetadata:

@@ -48,7 +48,6 @@ def result_groups(hits: list) -> list[ResultGroup]:
     for row in rows:
         row["contributor_id"] = contributor_ids.get(row["asset_id"])
         row["match_label"] = MATCH_LABELS.get(row["match"], row["match"])
-        row["score_percent"] = round(100 * max(0.0, min(1.0, row["score"])))
         key = row["cluster"] if row["cluster"] is not None else row["asset_id"]
         groups.setdefault(key, ResultGroup(cluster=key)).cards.append(row)
     return list(groups.values())

@@ -88,3 +88,22 @@ def test_reports_page_has_its_chart_and_csv_for_staff_only(generated, people):
 def test_generate_page_shows_the_current_model_and_a_labelled_prompt(generated, people):
     page = _client(people["owner"]).get(reverse("web:generate")).content.decode()
     assert "g-test" in page and 'for="id_prompt"' in page
+
+
+def test_dashboard_shows_build_progress_and_stale_generators(people, generated):
+    tf_models = pytest.importorskip("training_filter.models")
+    from django.utils import timezone
+
+    tf_models.ManifestBuild.objects.create(
+        input_kind=tf_models.ManifestBuild.InputKind.values[0], input_ref="demo", as_of=timezone.now(),
+        status="running", shards_total=4, shards_done=1,
+    )  # fmt: skip
+    generated.model.status, generated.model.stale_reason = "stale", "opt-out #3 covers 2 training works"
+    generated.model.stale_at = timezone.now()
+    generated.model.save()
+    staff = _client(people["operator"])
+    page = staff.get(reverse("web:dashboard")).content.decode()
+    assert 'value="1"' in page and "1/4" in page and "builds.json" in page  # progress bar and the poller
+    assert "opt-out #3 covers 2 training works" in page
+    rows = staff.get(reverse("web:builds-progress")).json()["builds"]
+    assert rows[0]["percent"] == 25 and rows[0]["status"] == "running"

@@ -91,7 +91,7 @@ def train_model(images, args, seed: int):
 
     torch.manual_seed(seed)
     model = UNet(UNetConfig(resolution=args.resolution))
-    config = TrainConfig(steps=args.steps, seed=seed)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=seed)
     state = train_state_new(model, config)
     for _ in train_steps(state, images, None, config):
         pass
@@ -143,6 +143,7 @@ def main() -> None:
     p.add_argument("--works", type=int, default=40)
     p.add_argument("--subsets", type=int, default=16)
     p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--generated", type=int, default=48)
     p.add_argument("--validation", type=int, default=12)
@@ -169,7 +170,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     work = (
-        Path(args.work) / f"c{args.contributors}w{args.works}s{args.steps}r{args.resolution}seed{args.seed}"
+        Path(args.work)
+        / f"c{args.contributors}w{args.works}s{args.steps}b{args.batch_size}r{args.resolution}seed{args.seed}"
     )
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -283,7 +285,7 @@ def _save_grid(gen, path: Path) -> None:
 def _print_table(s: dict) -> None:
     print(
         f"\nContributor-level LDS: K = {s['K']} half-subset models, {s['contributors']} contributors x "
-        f"{s['works_per_contributor']} works, {s['steps']} steps at {s['resolution']}px, "
+        f"{s['works_per_contributor']} works, {s['steps']} steps (batch {s['args']['batch_size']}) at {s['resolution']}px, "
         f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images)"
     )
     print(f"{'method':40s} {'test LDS':>9s} {'+- SE':>7s}")

@@ -177,10 +177,22 @@ def _model_ready(model, kept, names, figures, seconds, *, checkpoint, attributio
         locked.training_seconds = seconds
         locked.config = {**locked.config, "figures": figures}
         locked.trained_at = timezone.now()
-        # an opt-out that landed while it trained still counts
+        # an opt-out that landed while it trained, or a manifest older than an opt-out, still counts
+        opted = _actively_opted_out(locked.training_asset_ids)
+        if opted and not locked.stale_at:
+            locked.stale_at = timezone.now()
+            locked.stale_reason = f"{len(opted)} training work(s) have an active opt-out (asset {min(opted)})"
         locked.status = GeneratorModel.Status.STALE if locked.stale_at else GeneratorModel.Status.READY
         locked.save()
     model.refresh_from_db()
+
+
+def _actively_opted_out(asset_ids: list[int]) -> set[int]:
+    try:  # opt-out offers the registry view; guarded so a missing piece below never blocks training
+        from optout.exclusions import active_optout_owners
+    except ImportError:
+        return set()
+    return set(asset_ids) & set(active_optout_owners())
 
 
 # --- staleness ------------------------------------------------------------------------------------------------

@@ -83,3 +83,21 @@ def test_retraining_on_a_new_manifest_gives_a_ready_model_again(trained_model, t
     )
     call_command("generate", "arrow", "--seed", "1")
     assert GeneratedImage.objects.get().model == newest
+
+
+@pytest.mark.django_db
+def test_training_on_a_manifest_older_than_an_active_optout_ends_stale(
+    manifest_folder, training_assets, member
+):
+    from generator.services import generator_model_start, generator_model_train
+    from optout.models import OptOut
+
+    OptOut.objects.create(
+        artist=member,
+        scope=OptOut.Scope.CONTRIBUTOR,
+        status=OptOut.Status.ACTIVE,
+        contributor=training_assets[1].contributor,
+    )
+    model = generator_model_train(model=generator_model_start(manifest_ref=str(manifest_folder)))
+    assert model.status == GeneratorModel.Status.STALE
+    assert "active opt-out" in model.stale_reason

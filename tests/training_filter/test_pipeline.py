@@ -36,6 +36,14 @@ URLS = [
     "https://example.com/CaseSensitive/Path.JPG",
     "http://example.com:99999/x",
     "http://exa_mple.com/x",
+    "https://example.com/p?w=512&h=512",
+    "https://example.com/p?h=1&h=0",
+    "https://example.com/p?a1=x&a=y",
+    "https://example.com/p?a",
+    "https://example.com/p?a=b+c",
+    "https://example.com?x=1",
+    "https://example.com/p?b=1&a=2&c=3",
+    "https://example.com/p?a.b=~1&A=2",
 ]
 
 

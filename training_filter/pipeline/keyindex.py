@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_PAIR_LOW = 6  # 32-bit pair keys are looked up by their top 26 bits
 _BITMAP_BITS = 26  # 8 MB bitmap: at 1M keys ~1.5 % of the bits are set, so few lookups reach searchsorted
 _local = threading.local()
 
@@ -106,7 +107,8 @@ class PhashIndex:
         owners = np.tile(np.arange(len(self.hashes), dtype=np.int32), self.BAND_BITS)
         order = np.argsort(keys, kind="stable")
         self._pair_keys, self._pair_owner = keys[order], owners[order]
-        self._pair_bitmap = _bitmap(_mix(self._pair_keys))
+        # the bitmap is keyed by the top 26 of the 32 bits: a query's flips in band 1's low 6 bits share a slot
+        self._pair_bitmap = _bitmap(self._pair_keys >> _PAIR_LOW)
 
     def _probes(self) -> list[tuple[int, int]]:
         exact = [(band, 0) for band in range(self.BANDS)]
@@ -135,16 +137,14 @@ class PhashIndex:
         return np.where(best == np.iinfo(np.int64).max, -1, best)
 
     def _lookup_pairs(self, rows, qv, best) -> None:
-        high = self._band(qv, 0) << 16
-        b1 = self._band(qv, 1)
-        for bit in range(self.BAND_BITS):
-            keys = high | (b1 ^ (1 << bit))
-            slot = _mix(keys)
-            maybe = np.flatnonzero(self._pair_bitmap[slot >> 3] & (1 << (slot & 7)).astype(np.uint8))
+        base = (self._band(qv, 0) << (16 - _PAIR_LOW)) | (self._band(qv, 1) >> _PAIR_LOW)
+        for flip in [0] + [1 << (bit - _PAIR_LOW) for bit in range(_PAIR_LOW, self.BAND_BITS)]:
+            slots = base ^ flip
+            maybe = np.flatnonzero(self._pair_bitmap[slots >> 3] & (1 << (slots & 7)).astype(np.uint8))
             if len(maybe) == 0:
                 continue
-            left = np.searchsorted(self._pair_keys, keys[maybe], side="left")
-            right = np.searchsorted(self._pair_keys, keys[maybe], side="right")
+            left = np.searchsorted(self._pair_keys, slots[maybe] << _PAIR_LOW, side="left")
+            right = np.searchsorted(self._pair_keys, (slots[maybe] + 1) << _PAIR_LOW, side="left")
             self._verify(rows[maybe], qv[maybe], left, right - left, self._pair_owner, best)
 
     def _verify(self, rows, qv, start, count, perm, best) -> None:
@@ -169,9 +169,3 @@ def _bitmap(slots: np.ndarray) -> np.ndarray:
         chosen = slots[(slots & 7) == bit] >> 3
         bitmap[chosen] |= np.uint8(1 << bit)
     return bitmap
-
-
-def _mix(keys: np.ndarray) -> np.ndarray:
-    """A bitmap slot for 32-bit keys (Fibonacci hashing, so clustered keys spread over the bitmap)."""
-    mixed = (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _BITMAP_BITS)
-    return mixed.astype(np.int64)

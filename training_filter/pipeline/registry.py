@@ -39,7 +39,7 @@ def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, pa
         pc.not_equal(pc.fill_null(table.column("key"), ""), "")
     )  # '' would match every non-URL
     # a fixed order makes "first match wins" (and so the removal list) independent of the source's order
-    table = table.sort_by([(name, "ascending") for name in SNAPSHOT_SCHEMA.names])
+    table = table.sort_by([(name, "ascending") for name in ("kind", "key", "optout_id", "rule", "reason")])
     tmp = path.with_name(path.name + ".part")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SNAPSHOT_SCHEMA) as writer:
         writer.write_table(table, max_chunksize=1 << 20)

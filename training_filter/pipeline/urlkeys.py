@@ -12,9 +12,11 @@ import pyarrow.compute as pc
 
 from core.urlnorm import host_of, normalize_url
 
-# scheme, host and path of the simple shape; a fragment is dropped; anything else falls back to Python
-_SIMPLE = r"^(?i:https?)://(?P<host>[A-Za-z0-9.\-]+)(?P<path>/[^?#\s\\]*)?(?:#.*)?$"
-_SIMPLE_FIELDS = ("host", "path")
+# scheme, host, path and query of the simple shape; a fragment is dropped; anything else falls back to Python
+_SIMPLE = r"^(?i:https?)://(?P<host>[A-Za-z0-9.\-]+)(?P<path>/[^?#\s\\]*)?(?:\?(?P<query>[^#]*))?(?:#.*)?$"
+# a query of one or two name=value pairs of characters that urlencode leaves alone: sorted here, vectorised
+_SAFE = r"[A-Za-z0-9_.\-~]"
+_QUERY = rf"^(?P<k1>{_SAFE}+)=(?P<v1>{_SAFE}*)(?:&(?P<k2>{_SAFE}+)=(?P<v2>{_SAFE}*))?$"
 
 
 def _clean_host(host: pa.Array) -> pa.Array:
@@ -30,6 +32,28 @@ def _clean_path(path: pa.Array) -> pa.Array:
     return pc.if_else(short, "/", pc.utf8_rtrim(path, characters="/"))
 
 
+def _sorted_query(query: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """('?' + the query with its pairs sorted as parse_qsl/urlencode would, or ''; whether the shape is simple)."""
+    query = pc.fill_null(query, "")
+    empty = pc.equal(query, "")
+    pairs = pc.extract_regex(query, _QUERY)
+    simple = pc.or_(empty, pc.fill_null(pc.is_valid(pairs), False))
+    k1, v1, k2, v2 = (pc.struct_field(pairs, name) for name in ("k1", "v1", "k2", "v2"))
+    one = pc.equal(pc.fill_null(k2, ""), "")
+    first = pc.binary_join_element_wise(k1, v1, "=")
+    second = pc.binary_join_element_wise(k2, v2, "=")
+    # Python sorts (name, value) tuples: compare names first, values only on equal names
+    in_order = pc.or_(pc.less(k1, k2), pc.and_(pc.equal(k1, k2), pc.less_equal(v1, v2)))
+    ordered = pc.if_else(
+        in_order,
+        pc.binary_join_element_wise(first, second, "&"),
+        pc.binary_join_element_wise(second, first, "&"),
+    )
+    joined = pc.if_else(pc.fill_null(one, True), first, ordered)
+    text = pc.if_else(empty, "", pc.binary_join_element_wise("?", pc.fill_null(joined, ""), ""))
+    return text, simple
+
+
 def url_keys(urls: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(normalised URL, normalised host) for every URL, '' where it is not an http(s) URL."""
     urls = pc.fill_null(pc.cast(urls, pa.string()), "")
@@ -42,7 +66,9 @@ def url_keys(urls: pa.Array) -> tuple[pa.Array, pa.Array]:
     simple = pc.and_(simple, pc.invert(pc.or_(pc.equal(host, ""), pc.match_substring(host, ".."))))
     simple = pc.and_(simple, pc.invert(pc.starts_with(host, ".")))
     simple = pc.fill_null(simple, False)
-    key = pc.binary_join_element_wise(host, _clean_path(pc.struct_field(parts, "path")), "")
+    query, simple_query = _sorted_query(pc.struct_field(parts, "query"))
+    simple = pc.and_(simple, simple_query)
+    key = pc.binary_join_element_wise(host, _clean_path(pc.struct_field(parts, "path")), query, "")
     key = pc.if_else(simple, key, None)
     host = pc.if_else(simple, host, None)
     return _fallback(urls, key, host, simple)

@@ -104,7 +104,7 @@ class PhashIndex:
 
 
 _cache_lock = threading.Lock()
-_cached: dict[str, object] = {"version": None, "radius": None, "index": None}
+_cached: dict[str, object] = {"version": None, "radius": None, "index": None, "exact": None}
 
 
 def phash_index() -> PhashIndex:
@@ -121,6 +121,38 @@ def phash_index() -> PhashIndex:
         index = PhashIndex.build(rows[:, 0].copy(), rows[:, 1].copy(), radius)
         _cached.update(version=version, radius=radius, index=index)
         return index
+
+
+EXACT_KINDS = (OptOutKey.Kind.SHA256, OptOutKey.Kind.URL, OptOutKey.Kind.DOMAIN)
+
+
+def exact_keys() -> dict[str, dict[str, int]] | None:
+    """{kind: {key: lowest active opt-out id}} held in memory while the registry is small enough
+    (OPTOUT_CHECK_MEMORY_KEYS), reloaded when its version moves; None means "ask the database"."""
+    version, limit = registry_version(), settings.OPTOUT_CHECK_MEMORY_KEYS
+    with _cache_lock:
+        cached = _cached["exact"]
+        if cached is not None and cached[:2] == (version, limit):
+            return cached[2]
+        loaded = _load_exact_keys(limit)
+        _cached["exact"] = (version, limit, loaded)
+        return loaded
+
+
+def _load_exact_keys(limit: int) -> dict[str, dict[str, int]] | None:
+    found: dict[str, dict[str, int]] = {kind: {} for kind in EXACT_KINDS}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT kind, key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind IN (%s, %s, %s)"
+            " GROUP BY kind, key LIMIT %s",
+            [*EXACT_KINDS, limit + 1],
+        )
+        rows = cursor.fetchall()
+    if len(rows) > limit:
+        return None
+    for kind, key, optout_id in rows:
+        found[kind][key] = optout_id
+    return found
 
 
 # --- exact keys ------------------------------------------------------------------------------------------------
@@ -239,7 +271,7 @@ def parse_items(items) -> list[_Parsed]:
 def check(items: list) -> list[dict]:
     """One answer per item, in order: {key, allowed, optout_id, match, reason}."""
     parsed = parse_items(items)
-    hits = _lookup_all(
+    hits = exact_keys() or _lookup_all(
         {
             OptOutKey.Kind.SHA256: {p.sha256 for p in parsed if p.sha256},
             OptOutKey.Kind.URL: {p.url for p in parsed if p.url},

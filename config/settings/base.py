@@ -175,8 +175,10 @@ PROVENANT_PDQ_RADIUS = env.int("PROVENANT_PDQ_RADIUS", default=40)
 PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
 # Embedding neighbours fetched per query view, and how many of them get ORB + RANSAC verification.
 PROVENANT_SEARCH_CANDIDATES = env.int("PROVENANT_SEARCH_CANDIDATES", default=50)
-PROVENANT_SEARCH_CROPS = env.list("PROVENANT_SEARCH_CROPS", cast=float, default=[0.6])
-PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=20)
+PROVENANT_SEARCH_CROPS = env.list("PROVENANT_SEARCH_CROPS", cast=float, default=[])
+# corner windows (fraction of each side) added as query views: find a work pasted into a larger picture
+PROVENANT_SEARCH_WINDOWS = env.list("PROVENANT_SEARCH_WINDOWS", cast=float, default=[0.6])
+PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=30)
 PROVENANT_GEOMETRIC_MIN_INLIERS = env.int("PROVENANT_GEOMETRIC_MIN_INLIERS", default=12)
 # Two works are near-copies (one cluster; removed together by an opt-out) at or above this cosine
 # (clip-retrieval deduplicates at 0.94) or within the pHash radius.
@@ -206,6 +208,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "check": env.str("THROTTLE_CHECK", default="120/minute"),  # per API token
 }
 OPTOUT_CHECK_MAX_ITEMS = env.int("OPTOUT_CHECK_MAX_ITEMS", default=10_000)
+# Active exact keys (URL, domain, sha256) held in each web process's memory up to this many (~150 B each),
+# reloaded when the registry changes; a bigger registry is looked up in PostgreSQL per request instead.
+OPTOUT_CHECK_MEMORY_KEYS = env.int("OPTOUT_CHECK_MEMORY_KEYS", default=2_000_000)
 # pHash bits within which a checked image counts as an opted-out work (the index bands 64 bits into radius+1)
 OPTOUT_CHECK_PHASH_RADIUS = env.int("OPTOUT_CHECK_PHASH_RADIUS", default=4)
 # near-copy cluster fallback (pHash radius) used only while embeddings.search.near_copy_ids is not installed
@@ -222,7 +227,7 @@ MANIFEST_DIR = Path(env.str("PROVENANT_MANIFEST_DIR", default=str(DATA_DIR / "ma
 MANIFEST_SHARD_ROWS = env.int(
     "PROVENANT_MANIFEST_SHARD_ROWS", default=1_000_000
 )  # rows per Celery shard task
-MANIFEST_BATCH_ROWS = env.int("PROVENANT_MANIFEST_BATCH_ROWS", default=262_144)  # rows in memory at a time
+MANIFEST_BATCH_ROWS = env.int("PROVENANT_MANIFEST_BATCH_ROWS", default=131_072)  # rows in memory at a time
 MANIFEST_PHASH_RADIUS = env.int("PROVENANT_MANIFEST_PHASH_RADIUS", default=4)  # Hamming bits, of 64
 MANIFEST_REGISTRY_SOURCE = env.str(
     "PROVENANT_MANIFEST_REGISTRY_SOURCE", default="optout.registry.registry_rows"
@@ -242,3 +247,11 @@ CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
 # --- embeddings: encoder runtime (embeddings-model engineer) -----------------------------------------------
 PROVENANT_TORCH_THREADS = env.int("PROVENANT_TORCH_THREADS", default=2)  # intra-op threads of encoding
 PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images or captions per forward pass
+
+# --- generator (generator engineer; defaults and meanings in generator/conf.py) ----------------------------
+GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "generator")))
+GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="keywords")  # keywords|text|none
+GENERATOR_RESOLUTION = env.int("PROVENANT_GENERATOR_RESOLUTION", default=32)
+GENERATOR_STEPS = env.int("PROVENANT_GENERATOR_STEPS", default=2000)
+GENERATOR_LAMBDA_REL = env.float("PROVENANT_GENERATOR_LAMBDA_REL", default=10.0)  # chosen on validation images
+GENERATOR_THREADS = env.int("PROVENANT_GENERATOR_THREADS", default=2)

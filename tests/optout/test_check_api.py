@@ -14,6 +14,13 @@ from tests.optout.factories import AssetFactory
 CHECK = "/api/check"
 
 
+@pytest.fixture(autouse=True, params=["memory", "database"])
+def exact_key_store(request, settings):
+    """Every check test runs twice: exact keys held in memory, and a registry too big for that (PostgreSQL)."""
+    settings.OPTOUT_CHECK_MEMORY_KEYS = 2_000_000 if request.param == "memory" else 0
+    return request.param
+
+
 @pytest.fixture
 def active_work(artist, operator):
     work = AssetFactory(url="https://art.example.org/works/cat.png")

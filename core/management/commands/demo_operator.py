@@ -19,7 +19,9 @@ class Command(BaseCommand):
         if path.exists() and user_model.objects.filter(username=username).exists():
             return
         password = secrets.token_urlsafe(12)  # never a fixed password, even for a demo
-        user, _ = user_model.objects.get_or_create(username=username, defaults={"email": "operator@localhost"})
+        user, _ = user_model.objects.get_or_create(
+            username=username, defaults={"email": "operator@localhost"}
+        )
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()

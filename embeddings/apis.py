@@ -7,7 +7,6 @@ from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
@@ -53,16 +52,9 @@ def _response(hits) -> Response:
     return Response({"count": len(rows), "results": rows})
 
 
-class SearchThrottle(ScopedRateThrottle):
-    """The "search" scope; until a rate is configured in DEFAULT_THROTTLE_RATES, searches are not throttled."""
-
-    def get_rate(self):
-        return self.THROTTLE_RATES.get(self.scope)
-
-
 class _SearchBase(APIView):
     permission_classes = [AllowAny]
-    throttle_classes = [SearchThrottle]
+    # throttled by REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES (set by the opt-out app) under this scope
     throttle_scope = "search"
 
 

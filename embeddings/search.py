@@ -130,21 +130,56 @@ def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
 # --- embeddings -------------------------------------------------------------------------------------------------
 
 
+def trim_border(image: Image.Image, tolerance: int = 24) -> Image.Image | None:
+    """The picture without a uniform border (padding, a frame, a flat canvas), or None when there is none."""
+    from PIL import Image as PILImage
+    from PIL import ImageChops
+
+    corner = image.getpixel((0, 0))
+
+    diff = ImageChops.difference(image, PILImage.new(image.mode, image.size, corner)).convert("L")
+    box = diff.point(lambda v: 255 if v > tolerance else 0).getbbox()
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    if (right - left) * (bottom - top) > 0.9 * image.width * image.height or min(
+        right - left, bottom - top
+    ) < 16:
+        return None
+    return image.crop(box)
+
+
 def query_views(image: Image.Image) -> list[tuple[str, Image.Image]]:
-    """The query and its mirror, plus central crops: a copy pasted into a bigger picture fills only part of
-    the query, and the crops bring it back to roughly the scale it was indexed at."""
+    """The query and its mirror, the query without a uniform border, plus windows: a copy pasted into a bigger
+    picture fills only part of the query, and a window brings it back to roughly the scale it was indexed at."""
     from PIL import ImageOps
 
     views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
+    trimmed = trim_border(image)
+    if trimmed is not None:
+        views.append((" (border removed)", trimmed))
+    w, h = image.size
     for fraction in settings.PROVENANT_SEARCH_CROPS:
-        w, h = image.size
         cw, ch = int(w * fraction), int(h * fraction)
         left, top = (w - cw) // 2, (h - ch) // 2
         views.append((f" (central {int(fraction * 100)} %)", image.crop((left, top, left + cw, top + ch))))
+    for fraction in settings.PROVENANT_SEARCH_WINDOWS:
+        cw, ch = int(w * fraction), int(h * fraction)
+        for name, (left, top) in (
+            ("top left", (0, 0)),
+            ("top right", (w - cw, 0)),
+            ("bottom left", (0, h - ch)),
+            ("bottom right", (w - cw, h - ch)),
+        ):
+            views.append(
+                (f" ({name} {int(fraction * 100)} % window)", image.crop((left, top, left + cw, top + ch)))
+            )
     return views
 
 
-def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> dict[int, Hit]:
+def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple[dict[int, Hit], list[int]]:
+    """Best cosine per work over all query views, and the geometric-verification candidates: the views' rankings
+    interleaved, so that a window holding a pasted copy gets its top candidates verified too."""
     encoder = get_encoder()
     views = query_views(image)
     vectors = encoder.encode_images([v for _, v in views])
@@ -160,7 +195,10 @@ def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> dict[
             _better(hits, hit)
     for hit in hits.values():
         hit.details["cosine"] = hit.score
-    return hits
+    candidates: list[int] = []
+    for column in ids.T:  # rank 1 of every view, then rank 2, ...
+        candidates.extend(int(i) for i in column if i >= 0 and int(i) not in candidates)
+    return hits, candidates
 
 
 # --- geometric verification -------------------------------------------------------------------------------------
@@ -221,14 +259,16 @@ def search_image(
         for hit in _hash_hits(image, hidden):
             _better(hits, hit)
     embedded: dict[int, Hit] = {}
+    candidates: list[int] = []
     if "embedding" in stages:
-        embedded = _embedding_hits(image, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES))
+        embedded, candidates = _embedding_hits(
+            image, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)
+        )
         for hit in embedded.values():
             _better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
     if "geometric" in stages:
-        ranked = sorted(embedded.values(), key=lambda h: h.score, reverse=True)
-        candidates = [h.asset_id for h in ranked if hits[h.asset_id].match == "embedding"]
-        for hit in _geometric_hits(image, candidates[: settings.PROVENANT_GEOMETRIC_TOP]):
+        unconfirmed = [i for i in candidates if hits[i].match == "embedding"]
+        for hit in _geometric_hits(image, unconfirmed[: settings.PROVENANT_GEOMETRIC_TOP]):
             _better(hits, hit)
     ranked = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)[:top_k]
     for hit in ranked:

@@ -11,9 +11,22 @@ import pytest
 FIXTURE_COUNT = 16
 
 
+# the encoder engineer's modules test the real model and manage their own settings
+REAL_ENCODER_MODULES = {"test_default_model", "test_compat", "test_openclip_encoder"}
+
+
 @pytest.fixture(autouse=True)
-def fake_encoder(settings, tmp_path):
-    """Every test here runs on the deterministic fake encoder and its own index directory."""
+def fake_encoder(request):
+    """Every search/index test here runs on the deterministic fake encoder and its own index directory."""
+    if request.node.get_closest_marker("real_encoder") or request.module.__name__.rsplit(".", 1)[-1] in (
+        REAL_ENCODER_MODULES
+    ):
+        yield None
+        return
+    yield from _fake_encoder(request.getfixturevalue("settings"), request.getfixturevalue("tmp_path"))
+
+
+def _fake_encoder(settings, tmp_path):
     from embeddings import exclusions, index, search
     from embeddings.encoder import get_encoder
 

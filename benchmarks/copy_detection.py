@@ -1,0 +1,277 @@
+"""Copy detection on the indexed openclipart collection: recall@1 / recall@10 per transform family for the full
+search cascade, CLIP-only (one query embedding, kNN) and pHash-only (nearest Hamming distance), side by side.
+
+    DJANGO_SETTINGS_MODULE=config.settings.dev python benchmarks/copy_detection.py --works 500
+
+Needs the collection ingested and indexed (`manage.py index --collection openclipart`). Every query is the
+transformed picture re-encoded as a file (JPEG q85 unless the family says otherwise) and decoded again, as an
+upload would be. A hit counts when the returned asset is the source work or an identical copy of it (same
+sha256, or same pHash and PDQ: openclipart ships some works twice under different names). Query works are drawn
+from those with no other work within pHash distance 10: openclipart has sets of variants of one drawing (the same
+button in six colours, numbered star series) between which even a perfect copy detector cannot choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+
+FAMILIES = [
+    "downscale",
+    "jpeg20",
+    "crop",
+    "mirror",
+    "rotate",
+    "grayscale",
+    "colour",
+    "overlay",
+    "border",
+    "canvas",
+    "combo",
+]
+
+
+def _jpeg(image, quality: int = 85) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _crop(image, rng, low=0.5, high=0.8):
+    w, h = image.size
+    fw, fh = rng.uniform(low, high), rng.uniform(low, high)
+    cw, ch = int(w * fw), int(h * fh)
+    left, top = int(rng.uniform(0, w - cw)), int(rng.uniform(0, h - ch))
+    return image.crop((left, top, left + cw, top + ch))
+
+
+def _overlay(image, rng):
+    from PIL import Image, ImageDraw, ImageFont
+
+    base = image.convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    size = max(14, base.height // 10)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:
+        font = ImageFont.load_default()
+    text = rng.choice(["© stock photos", "SAMPLE", "www.example.com", "watermark"])
+    for row in range(3):
+        y = int(base.height * (0.2 + 0.3 * row))
+        draw.text((int(base.width * rng.uniform(0.05, 0.3)), y), text, fill=(80, 80, 80, 150), font=font)
+    draw.rectangle((0, int(base.height * 0.88), base.width, base.height), fill=(20, 20, 20, 170))
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+def transform(image, family: str, rng, others):
+    from PIL import Image, ImageEnhance, ImageOps
+
+    w, h = image.size
+    if family == "downscale":
+        s = rng.uniform(0.2, 0.4)
+        return image.resize((max(16, int(w * s)), max(16, int(h * s))), Image.Resampling.BILINEAR), 85
+    if family == "jpeg20":
+        return image, 20
+    if family == "crop":
+        return _crop(image, rng), 85
+    if family == "mirror":
+        return ImageOps.mirror(image), 85
+    if family == "rotate":
+        angle = rng.choice([-1, 1]) * rng.uniform(5, 15)
+        return image.rotate(
+            angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255)
+        ), 85
+    if family == "grayscale":
+        return ImageOps.grayscale(image).convert("RGB"), 85
+    if family == "colour":
+        arr = np.asarray(image).astype(np.float32)
+        gains = rng.uniform(0.6, 1.4, size=3)
+        shifted = np.clip(arr[..., rng.permutation(3)] * gains, 0, 255).astype(np.uint8)
+        return ImageEnhance.Contrast(Image.fromarray(shifted)).enhance(rng.uniform(0.7, 1.3)), 85
+    if family == "overlay":
+        return _overlay(image, rng), 85
+    if family == "border":
+        pad = int(max(w, h) * rng.uniform(0.1, 0.25))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        return ImageOps.expand(image, border=pad, fill=colour), 85
+    if family == "canvas":
+        canvas = Image.new(
+            "RGB", (int(w * 2.2), int(h * 1.8)), tuple(int(c) for c in rng.integers(180, 255, 3))
+        )
+        other = others[int(rng.integers(len(others)))].resize((int(w * 0.9), int(h * 0.9)))
+        canvas.paste(other, (int(w * 1.2), int(h * 0.8)))
+        scale = rng.uniform(0.8, 1.0)
+        canvas.paste(image.resize((int(w * scale), int(h * scale))), (int(w * 0.05), int(h * 0.05)))
+        return canvas, 85
+    if family == "combo":
+        out = ImageOps.mirror(_crop(image, rng, 0.7, 0.9))
+        out = out.resize((max(16, out.width // 2), max(16, out.height // 2)))
+        return _overlay(out, rng), 40
+    raise ValueError(family)
+
+
+class RecordingEncoder:
+    """Wraps the encoder to keep the last query vectors: CLIP-only reuses the cascade's single-view embedding."""
+
+    def __init__(self, encoder):
+        self.inner, self.space, self.last = encoder, encoder.space, None
+
+    def encode_images(self, images):
+        self.last = self.inner.encode_images(images)
+        return self.last
+
+    def encode_texts(self, texts):
+        return self.inner.encode_texts(texts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--works", type=int, default=500)
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--collection", default="openclipart")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distinct-radius", type=int, default=10)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)"
+    )
+    parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "copy_detection.json"))
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from tqdm import tqdm
+
+    import embeddings.encoder as encoder_module
+    from embeddings import exclusions, index, search
+    from provenance import hashing
+    from provenance.imaging import load_rgb, load_rgb_path
+    from provenance.models import Asset
+
+    exclusions._providers.clear()  # detection quality only: nothing hidden (and no opt-out tables needed)
+    real = encoder_module.get_encoder()
+    recorder = RecordingEncoder(real)
+    search.get_encoder = lambda: recorder  # the cascade's encoder, recorded
+    stored = set(index.stored_ids(real.space).tolist())
+    rows = list(
+        Asset.objects.filter(collection__name=args.collection, id__in=stored)
+        .order_by("id")
+        .values_list("id", "local_path", "sha256", "phash", "pdq")
+    )
+    if not rows:
+        raise SystemExit(
+            f"nothing indexed in {real.space.id}: run manage.py index --collection {args.collection}"
+        )
+    twins = defaultdict(set)
+    for asset_id, _, sha, phash, pdq in rows:
+        twins[("s", sha)].add(asset_id)
+        twins[("p", phash, pdq)].add(asset_id)
+    truth_of = {r[0]: twins[("s", r[2])] | twins[("p", r[3], r[4])] for r in rows}
+    table = search.hash_table()
+    eligible = _distinct_works(rows, truth_of, table, hashing, args.distinct_radius)
+    print(
+        f"{len(eligible)} of {len(rows)} indexed works have no other work within pHash distance "
+        f"{args.distinct_radius} (variants of one drawing: colour sets, numbered series); queries come from those"
+    )
+    rng = np.random.default_rng(args.seed)
+    picked = [
+        eligible[i] for i in rng.choice(len(eligible), size=min(args.works, len(eligible)), replace=False)
+    ]
+    families = args.families.split(",")
+    counts = {f: {m: [0, 0] for m in ("cascade", "clip", "phash")} for f in families}
+    seconds = defaultdict(list)
+    others = [load_rgb_path(picked[i][1], max_side=512).image for i in range(3)]
+    started = time.perf_counter()
+    for n, (asset_id, path, *_rest) in enumerate(tqdm(picked, desc="works", unit="work")):
+        original = load_rgb_path(path).image
+        truth = truth_of[asset_id]
+        for family in families:
+            fam_rng = np.random.default_rng([args.seed, asset_id, families.index(family)])
+            image, quality = transform(original, family, fam_rng, others)
+            data = _jpeg(image, quality)
+            query = load_rgb(data).image
+            t0 = time.perf_counter()
+            hits = search.search_image(query, sha256="", top_k=10)
+            seconds[family].append(time.perf_counter() - t0)
+            _count(counts[family]["cascade"], [h.asset_id for h in hits], truth)
+            _, knn = index.search_vectors(real.space, recorder.last[:1], 10)
+            _count(counts[family]["clip"], [int(i) for i in knn[0] if i >= 0], truth)
+            distances = hashing.phash_distances(hashing.phash_int64(query), table.phash)
+            order = np.argsort(np.where(table.has_phash, distances, 99), kind="stable")[:10]
+            _count(counts[family]["phash"], [int(table.ids[i]) for i in order], truth)
+        if (n + 1) % 50 == 0:
+            _report(counts, seconds, n + 1, args, real.space.id, time.perf_counter() - started, partial=True)
+    _report(counts, seconds, len(picked), args, real.space.id, time.perf_counter() - started, partial=False)
+
+
+def _distinct_works(rows, truth_of, table, hashing, radius: int) -> list:
+    """Works with one right answer: no *other* work (besides identical files) within the pHash radius."""
+    position = {int(asset_id): i for i, asset_id in enumerate(table.ids)}
+    out = []
+    for row in rows:
+        distances = hashing.phash_distances(int(table.phash[position[row[0]]]), table.phash)
+        close = {int(table.ids[i]) for i in np.flatnonzero((distances <= radius) & table.has_phash)}
+        if close <= truth_of[row[0]]:
+            out.append(row)
+    return out
+
+
+def _count(counter: list[int], ranked: list[int], truth: set[int]) -> None:
+    if ranked[:1] and ranked[0] in truth:
+        counter[0] += 1
+    if truth.intersection(ranked[:10]):
+        counter[1] += 1
+
+
+def _report(counts, seconds, works: int, args, space_id: str, elapsed: float, *, partial: bool) -> None:
+    lines = [
+        f"copy detection: {works} works x {len(counts)} families, space {space_id}, {elapsed:.0f} s"
+        + (" (partial)" if partial else ""),
+        "| family | cascade R@1 | cascade R@10 | CLIP-only R@1 | CLIP-only R@10 | pHash-only R@1 | "
+        "pHash-only R@10 | cascade ms/query (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    totals = {m: [0, 0] for m in ("cascade", "clip", "phash")}
+    for family, per in counts.items():
+        cells = []
+        for method in ("cascade", "clip", "phash"):
+            r1, r10 = per[method]
+            totals[method][0] += r1
+            totals[method][1] += r10
+            cells += [f"{r1 / works:.3f}", f"{r10 / works:.3f}"]
+        lines.append(f"| {family} | " + " | ".join(cells) + f" | {1000 * np.median(seconds[family]):.0f} |")
+    n = works * len(counts)
+    cells = [f"{totals[m][i] / n:.3f}" for m in ("cascade", "clip", "phash") for i in (0, 1)]
+    all_seconds = [s for v in seconds.values() for s in v]
+    lines.append("| **all** | " + " | ".join(cells) + f" | {1000 * np.median(all_seconds):.0f} |")
+    text = "\n".join(lines)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text + "\n")
+    out.write_text(
+        json.dumps(
+            {"works": works, "space": space_id, "counts": counts, "seconds": elapsed, "partial": partial},
+            indent=1,
+        )
+    )
+    if not partial:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

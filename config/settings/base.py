@@ -179,6 +179,8 @@ PROVENANT_SEARCH_CROPS = env.list("PROVENANT_SEARCH_CROPS", cast=float, default=
 # corner windows (fraction of each side) added as query views: find a work pasted into a larger picture
 PROVENANT_SEARCH_WINDOWS = env.list("PROVENANT_SEARCH_WINDOWS", cast=float, default=[0.6])
 PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=30)
+# works voted for by the query's ORB descriptors (binary FAISS index of all works' keypoints), verified first
+PROVENANT_KEYPOINT_CANDIDATES = env.int("PROVENANT_KEYPOINT_CANDIDATES", default=10)
 PROVENANT_GEOMETRIC_MIN_INLIERS = env.int("PROVENANT_GEOMETRIC_MIN_INLIERS", default=12)
 # Two works are near-copies (one cluster; removed together by an opt-out) at or above this cosine
 # (clip-retrieval deduplicates at 0.94) or within the pHash radius.
@@ -253,5 +255,7 @@ GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "
 GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="keywords")  # keywords|text|none
 GENERATOR_RESOLUTION = env.int("PROVENANT_GENERATOR_RESOLUTION", default=32)
 GENERATOR_STEPS = env.int("PROVENANT_GENERATOR_STEPS", default=2000)
-GENERATOR_LAMBDA_REL = env.float("PROVENANT_GENERATOR_LAMBDA_REL", default=10.0)  # chosen on validation images
+GENERATOR_LAMBDA_REL = env.float(
+    "PROVENANT_GENERATOR_LAMBDA_REL", default=10.0
+)  # chosen on validation images
 GENERATOR_THREADS = env.int("PROVENANT_GENERATOR_THREADS", default=2)

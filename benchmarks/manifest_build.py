@@ -172,7 +172,7 @@ def _write_registry(folder, rng, size, urls, shas, phashes, stems, tlds, normali
 
 
 # --- the two contenders (each runs in its own subprocess) ----------------------------------------------------
-def run_build(folder: Path, out: Path, phash_radius: int, batch_rows: int) -> dict:
+def run_build(folder: Path, out: Path, phash_radius: int, batch_rows: int, workers: int) -> dict:
     import pyarrow.parquet as pq
 
     from training_filter.pipeline import parquet_input
@@ -191,13 +191,18 @@ def run_build(folder: Path, out: Path, phash_radius: int, batch_rows: int) -> di
     registry = load_index(str(work / "registry.arrow"), phash_radius)
     timings["registry_s"] = time.perf_counter() - start - timings["input_hash_s"]
     timings["hwm_after_registry_mb"] = _vm_hwm_mb()
-    rows_in = rows_out = 0
-    for index, spec in enumerate(specs):
-        result = filter_shard(
-            parquet_input.read_shard(ref, spec, batch_rows=batch_rows), registry,
+    from concurrent.futures import ThreadPoolExecutor
+
+    def shard(index: int):
+        return filter_shard(
+            parquet_input.read_shard(ref, specs[index], batch_rows=batch_rows), registry,
             out_path=work / f"part-{index:05d}.parquet", removed_path=work / f"removed-{index:05d}.parquet",
         )  # fmt: skip
-        rows_in, rows_out = rows_in + result.rows_in, rows_out + result.rows_out
+
+    # as a Celery worker with `--pool threads -c N`: shards in parallel, one shared registry index
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(shard, range(len(specs))))
+    rows_in, rows_out = sum(r.rows_in for r in results), sum(r.rows_out for r in results)
     shards_done = time.perf_counter()
     stats = {"rows_in": rows_in, "rows_out": rows_out}
     assemble(
@@ -301,7 +306,7 @@ def main() -> None:
     if args.child:
         folder, scratch = Path(args.folder), Path(args.scratch)
         if args.child == "build":
-            result = run_build(folder, scratch, args.phash_radius, args.batch_rows)
+            result = run_build(folder, scratch, args.phash_radius, args.batch_rows, args.threads)
         else:
             result = run_duckdb(folder, scratch, args.threads, "1GB")
         print(json.dumps({**result, "vm_hwm_mb": _vm_hwm_mb()}))

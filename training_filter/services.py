@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
@@ -123,8 +123,6 @@ def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> bool:
     claimable = Q(status=ManifestShard.Status.PENDING) | Q(
         Q(status=ManifestShard.Status.RUNNING) & (Q(claimed_by=worker) | Q(claimed_at__lt=stale))
     )
-    from django.db.models import F
-
     claimed = ManifestShard.objects.filter(Q(build_id=build_id, index=index) & claimable).update(
         status=ManifestShard.Status.RUNNING,
         claimed_by=worker,

@@ -45,7 +45,9 @@ class KeySet:
         hashes = string_hashes(self.keys)
         self._order = np.argsort(hashes, kind="stable").astype(np.int64)
         self._sorted = hashes[self._order]
-        self._bitmap = _bitmap((hashes >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64))
+        # ~64 bits per key keeps false positives near 1.5 %; small kinds get small bitmaps
+        self._bits = int(min(_BITMAP_BITS, max(16, (len(hashes) * 64).bit_length())))
+        self._bitmap = _bitmap((hashes >> np.uint64(64 - self._bits)).astype(np.int64), self._bits)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -55,7 +57,7 @@ class KeySet:
         if len(self.keys) == 0 or len(queries) == 0:
             return result
         hashes = string_hashes(queries)
-        top = (hashes >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)
+        top = (hashes >> np.uint64(64 - self._bits)).astype(np.int64)
         maybe = np.flatnonzero(self._bitmap[top >> 3] & (1 << (top & 7)).astype(np.uint8))
         if len(maybe) == 0:
             return result
@@ -161,9 +163,9 @@ class PhashIndex:
             np.minimum.at(best, rows[owner[close]], cand[close])
 
 
-def _bitmap(slots: np.ndarray) -> np.ndarray:
+def _bitmap(slots: np.ndarray, bits: int = _BITMAP_BITS) -> np.ndarray:
     """A bit per slot (a Bloom filter with one hash): set bits for the given slot numbers."""
-    bitmap = np.zeros(1 << (_BITMAP_BITS - 3), dtype=np.uint8)
+    bitmap = np.zeros(1 << (bits - 3), dtype=np.uint8)
     for bit in range(8):
         # all writes in one pass set the same bit, so repeated indexes are harmless
         chosen = slots[(slots & 7) == bit] >> 3

@@ -8,6 +8,7 @@ snapshot time so that every shard applies the same decisions.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -98,9 +99,18 @@ class RegistryIndex:
         return kind_index.index.lookup(queries)
 
 
-@lru_cache(maxsize=1)
+_load_lock = threading.Lock()
+
+
 def load_index(path: str, phash_radius: int) -> RegistryIndex:
-    """Memory-map the snapshot and build its indexes; cached, so a worker builds them once per build."""
+    """Memory-map the snapshot and build its indexes, once per process and build: shards running in threads
+    of one worker (`--pool threads`) share one copy, which is most of a shard's memory."""
+    with _load_lock:
+        return _load_index(path, phash_radius)
+
+
+@lru_cache(maxsize=1)
+def _load_index(path: str, phash_radius: int) -> RegistryIndex:
     with pa.memory_map(path, "r") as source:
         snapshot = pa.ipc.open_file(source).read_all()
     return RegistryIndex(snapshot, phash_radius)

@@ -241,13 +241,22 @@ def text_features(model, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def encode_caption_features(model, tokenizer, captions: list[str], *, batch_size: int = 256) -> torch.Tensor:
+    """Frozen text features of many captions. The tokenizer pads every caption to CONTEXT_LENGTH; captions sorted
+    by length and batches cut to their longest caption cost a third of that, with the same masked mean."""
     import torch
 
-    chunks = []
+    out = torch.empty(len(captions), model.text.config.hidden_size)
+    if not captions:
+        return out
+    tokens = tokenizer(captions)
+    lengths = (tokens != model.text.config.pad_token_id).sum(dim=1)
+    order = torch.argsort(lengths)
     with torch.inference_mode():
-        for start in range(0, len(captions), batch_size):
-            chunks.append(text_features(model, tokenizer(captions[start : start + batch_size])))
-    return torch.cat(chunks) if chunks else torch.empty(0, model.text.config.hidden_size)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            longest = max(int(lengths[rows].max()), 1)
+            out[rows] = text_features(model, tokens[rows, :longest])
+    return out
 
 
 # --- training the heads ------------------------------------------------------------------------------------

@@ -55,6 +55,16 @@ def test_training_the_heads_for_a_few_epochs_lowers_the_contrastive_loss(built):
     assert built["history"][-1] < built["history"][0]
 
 
+def test_caption_features_sorted_and_trimmed_equal_the_padded_forward(built, tiny_set):
+    import torch
+
+    captions = tiny_set[1][:10] + ["a red fox", "map of poland. polska, map, poland, europe, country, border"]
+    with torch.inference_mode():
+        padded = dm.text_features(built["model"], built["tokenizer"](captions))
+    fast = dm.encode_caption_features(built["model"], built["tokenizer"], captions, batch_size=5)
+    assert torch.allclose(padded, fast, atol=1e-5)
+
+
 def test_only_the_projection_heads_and_logit_scale_are_trainable(built):
     trainable = {name for name, p in built["model"].named_parameters() if p.requires_grad}
     assert trainable == {"visual.head.proj.weight", "text.proj.weight", "logit_scale"}

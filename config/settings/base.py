@@ -86,6 +86,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when the folder is missing
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("PROVENANT_MEDIA_ROOT", default=str(DATA_DIR / "media")))
 
@@ -177,7 +178,7 @@ PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
 PROVENANT_SEARCH_CANDIDATES = env.int("PROVENANT_SEARCH_CANDIDATES", default=50)
 PROVENANT_SEARCH_CROPS = env.list("PROVENANT_SEARCH_CROPS", cast=float, default=[])
 # corner windows (fraction of each side) added as query views: find a work pasted into a larger picture
-PROVENANT_SEARCH_WINDOWS = env.list("PROVENANT_SEARCH_WINDOWS", cast=float, default=[0.6])
+PROVENANT_SEARCH_WINDOWS = env.list("PROVENANT_SEARCH_WINDOWS", cast=float, default=[])
 PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=30)
 # works voted for by the query's ORB descriptors (binary FAISS index of all works' keypoints), verified first
 PROVENANT_KEYPOINT_CANDIDATES = env.int("PROVENANT_KEYPOINT_CANDIDATES", default=10)

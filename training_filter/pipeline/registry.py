@@ -40,13 +40,19 @@ def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, pa
         pc.not_equal(pc.fill_null(table.column("key"), ""), "")
     )  # '' would match every non-URL
     # a fixed order makes "first match wins" (and so the removal list) independent of the source's order
-    table = table.sort_by([(name, "ascending") for name in ("kind", "key", "optout_id", "rule", "reason")])
+    # a fixed order makes "first match wins" (and so the removal list) independent of the source's order;
+    # rows are taken in slices so that the sorted copy never exists whole
+    order = pc.sort_indices(
+        table, [(name, "ascending") for name in ("kind", "key", "optout_id", "rule", "reason")]
+    )
     tmp = path.with_name(path.name + ".part")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SNAPSHOT_SCHEMA) as writer:
-        writer.write_table(table, max_chunksize=1 << 20)
+        for start in range(0, len(order), 1 << 18):
+            writer.write_table(table.take(order.slice(start, 1 << 18)))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    pa.default_memory_pool().release_unused()  # the sort's buffers: hand them back before the shards start
     return table.num_rows
 
 
@@ -56,6 +62,15 @@ def _table_from_rows(rows: Iterable[tuple[str, str, str, str, str]]) -> pa.Table
         for column, value in zip(columns, row, strict=True):
             column.append("" if value is None else str(value))
     return pa.table(dict(zip(SNAPSHOT_SCHEMA.names, columns, strict=True)), schema=SNAPSHOT_SCHEMA)
+
+
+def _kind_slice(snapshot: pa.Table, kind_col: pa.ChunkedArray, kind: str) -> pa.Table:
+    """The rows of one kind: a zero-copy slice of the memory-mapped snapshot, which is sorted by kind."""
+    rows = pc.indices_nonzero(pc.equal(kind_col, kind))
+    if len(rows) == 0:
+        return snapshot.slice(0, 0)
+    first, last = rows[0].as_py(), rows[-1].as_py()
+    return snapshot.slice(first, last - first + 1)
 
 
 @dataclass
@@ -74,7 +89,7 @@ class RegistryIndex:
         self.signal_evaluator = None
         kind_col = snapshot.column("kind")
         for kind in (*EXACT_KINDS, "phash"):
-            part = snapshot.filter(pc.equal(kind_col, kind)).combine_chunks()
+            part = _kind_slice(snapshot, kind_col, kind)
             if kind == "phash":
                 part = part.filter(pc.utf8_is_numeric(pc.utf8_ltrim(part.column("key"), characters="-")))
                 hashes = pc.cast(part.column("key"), pa.int64()).to_numpy()
@@ -113,4 +128,6 @@ def load_index(path: str, phash_radius: int) -> RegistryIndex:
 def _load_index(path: str, phash_radius: int) -> RegistryIndex:
     with pa.memory_map(path, "r") as source:
         snapshot = pa.ipc.open_file(source).read_all()
-    return RegistryIndex(snapshot, phash_radius)
+    index = RegistryIndex(snapshot, phash_radius)
+    pa.default_memory_pool().release_unused()
+    return index

@@ -114,6 +114,8 @@ def match_batch(table: pa.Table, registry: RegistryIndex) -> tuple[np.ndarray, n
             found = _domain_lookup(registry, kind, host)
             if kind == "signal_domain":
                 found = _judge_domain_signals(table, np.where(code == 0, found, -1), registry)
+        elif queries[kind].null_count == n:
+            continue  # e.g. no asset ids or pHashes in an external manifest
         else:
             found = registry.lookup(kind, _plain(queries[kind]))
         newly = (code == 0) & (found >= 0)

@@ -29,14 +29,14 @@ class Features:
 EMPTY = Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
 
 
-def orb_features(image: Image.Image) -> Features:
+def orb_features(image: Image.Image, *, max_keypoints: int = MAX_KEYPOINTS) -> Features:
     import cv2
 
     gray = image.convert("L")
     scale = FEATURE_SIDE / max(gray.size)
     if scale < 1:
         gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))))
-    orb = cv2.ORB_create(nfeatures=MAX_KEYPOINTS)
+    orb = cv2.ORB_create(nfeatures=max_keypoints)
     keypoints, descriptors = orb.detectAndCompute(np.asarray(gray), None)
     if descriptors is None:
         return EMPTY

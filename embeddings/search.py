@@ -27,6 +27,7 @@ from provenance.models import Asset
 if TYPE_CHECKING:
     from PIL import Image
 
+QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
 MATCH_TIERS = {
     "exact": 5,
     "hash": 4,
@@ -204,34 +205,38 @@ def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple
 # --- geometric verification -------------------------------------------------------------------------------------
 
 
-def _geometric_hits(image: Image.Image, candidate_ids: list[int]) -> list[Hit]:
+def _geometric_hits(image: Image.Image, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
+    """Verify the works whose keypoints the query's keypoints vote for, then the embedding candidates; the
+    mirrored query's keypoints are tried where the query's own do not agree (ORB is not mirror-invariant)."""
     from PIL import ImageOps
 
-    if not candidate_ids:
-        return []
+    from embeddings import keypoints
+
+    query = geometry.orb_features(image, max_keypoints=QUERY_KEYPOINTS)
+    voted = keypoints.candidates(query, limit=settings.PROVENANT_KEYPOINT_CANDIDATES, exclude=hidden)
+    candidates = list(dict.fromkeys(voted + embedding_candidates))[: settings.PROVENANT_GEOMETRIC_TOP]
+    mirrored: geometry.Features | None = None
+    hits = _verify(query, candidates, "")
+    if not hits:
+        mirrored = geometry.orb_features(ImageOps.mirror(image), max_keypoints=QUERY_KEYPOINTS)
+        voted = keypoints.candidates(mirrored, limit=settings.PROVENANT_KEYPOINT_CANDIDATES, exclude=hidden)
+        again = list(dict.fromkeys(voted + candidates))[: settings.PROVENANT_GEOMETRIC_TOP + len(voted)]
+        hits = _verify(mirrored, again, " (mirrored)")
+    return hits
+
+
+def _verify(query: geometry.Features, candidate_ids: list[int], label: str) -> list[Hit]:
     paths = dict(Asset.objects.filter(id__in=candidate_ids).values_list("id", "local_path"))
-    query = geometry.orb_features(image)
-    mirrored = None
-    hits = []
     minimum = settings.PROVENANT_GEOMETRIC_MIN_INLIERS
+    hits = []
     for asset_id in candidate_ids:
         if not paths.get(asset_id):
             continue
-        features = geometry.asset_features(asset_id, paths[asset_id])
-        inliers, label = geometry.verify(query, features), ""
-        if inliers < minimum:
-            mirrored = mirrored or geometry.orb_features(ImageOps.mirror(image))
-            inliers, label = geometry.verify(mirrored, features), " (mirrored)"
+        inliers = geometry.verify(query, geometry.asset_features(asset_id, paths[asset_id]))
         if inliers >= minimum:
-            score = min(1.0, inliers / 100)
+            why = f"{inliers} ORB keypoints agree on one similarity transform{label}"
             hits.append(
-                Hit(
-                    asset_id,
-                    score,
-                    "geometric",
-                    f"{inliers} ORB keypoints agree on one similarity transform{label}",
-                    details={"inliers": inliers},
-                )
+                Hit(asset_id, min(1.0, inliers / 100), "geometric", why, details={"inliers": inliers})
             )
     return hits
 
@@ -268,7 +273,7 @@ def search_image(
             _better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
     if "geometric" in stages:
         unconfirmed = [i for i in candidates if hits[i].match == "embedding"]
-        for hit in _geometric_hits(image, unconfirmed[: settings.PROVENANT_GEOMETRIC_TOP]):
+        for hit in _geometric_hits(image, unconfirmed, hidden):
             _better(hits, hit)
     ranked = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)[:top_k]
     for hit in ranked:

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from embeddings import geometry, index
+from embeddings import geometry, index, keypoints
 from embeddings.encoder import get_encoder
 from embeddings.models import IndexRun
 from provenance.hashing import compute_hashes
@@ -143,6 +143,10 @@ def _index_items(
     bar.close()
     run.embedded += _flush(space, pending_ids, pending_vectors)
     meta = index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+    if any(i.needs_features for i in items) or not keypoints.is_built():
+        keypoints.build(
+            list(Asset.objects.exclude(local_path="").order_by("id").values_list("id", flat=True))
+        )
     elapsed = time.perf_counter() - started
     run.index_kind, run.index_total = meta["kind"], meta["ntotal"]
     run.images_per_second = round(len(items) / elapsed, 2) if items and elapsed > 0 else None

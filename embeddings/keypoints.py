@@ -1,0 +1,106 @@
+"""A binary FAISS index over every indexed work's ORB descriptors: candidates for geometric verification that
+do not depend on the whole-image embedding.
+
+A crop of a quarter of a drawing, or a copy pasted small into another picture, has a whole-image embedding far
+from its original's, but most of its keypoints still match the original's keypoints. Each query descriptor votes
+for the works owning its nearest descriptors; the works with most votes are verified with RANSAC. Stored as
+PROVENANT_INDEX_DIR/features/orb-ivf.faiss + orb-ivf.ids.npy (written to *.part, renamed), rebuilt by indexing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+
+import numpy as np
+
+from embeddings import geometry
+
+PER_WORK = 300  # descriptors kept per work: enough to vote, bounded memory (32 bytes each)
+MAX_HAMMING = 64  # of 256 bits: a descriptor further than this is not the same corner
+
+
+def _paths():
+    root = geometry.features_dir().parent
+    return root / "orb-ivf.faiss", root / "orb-ivf.ids.npy", root / "orb-ivf.json"
+
+
+def build(asset_ids: list[int]) -> dict:
+    """(Re)build the descriptor index from the cached features of `asset_ids` and publish it atomically."""
+    import faiss
+
+    descriptors, owners = [], []
+    for asset_id in asset_ids:
+        if not geometry.has_features(asset_id):
+            continue
+        features = geometry.asset_features(asset_id, "")
+        kept = features.descriptors[:PER_WORK]
+        descriptors.append(kept)
+        owners.append(np.full(len(kept), asset_id, dtype=np.int64))
+    if not descriptors:
+        return {"descriptors": 0}
+    data = np.ascontiguousarray(np.concatenate(descriptors))
+    owner = np.concatenate(owners)
+    nlist = int(max(16, min(4096, 2 ** int(np.log2(max(2, np.sqrt(len(data))))))))
+    index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, nlist)
+    sample = data[np.random.default_rng(0).choice(len(data), size=min(len(data), 100 * nlist), replace=False)]
+    index.train(sample)
+    index.add(data)
+    index_path, ids_path, meta_path = _paths()
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    faiss.write_index_binary(index, str(index_path) + ".part")
+    with open(str(ids_path) + ".part", "wb") as handle:
+        np.save(handle, owner)
+    os.replace(str(ids_path) + ".part", ids_path)
+    os.replace(str(index_path) + ".part", index_path)
+    meta = {"descriptors": int(len(data)), "works": len(descriptors), "nlist": nlist}
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+def is_built() -> bool:
+    return _paths()[0].exists()
+
+
+_cache: dict[str, tuple] = {}
+_lock = threading.Lock()
+
+
+def _load():
+    import faiss
+
+    index_path, ids_path, _ = _paths()
+    try:
+        key = (str(index_path), index_path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+    with _lock:
+        cached = _cache.get("orb")
+        if cached and cached[0] == key:
+            return cached[1], cached[2]
+        index = faiss.read_index_binary(str(index_path))
+        owner = np.load(ids_path)
+        _cache["orb"] = (key, index, owner)
+        return index, owner
+
+
+def candidates(query: geometry.Features, *, limit: int, exclude: frozenset[int] = frozenset()) -> list[int]:
+    """Works whose descriptors the query's descriptors hit most often (one vote per query descriptor per work)."""
+    loaded = _load()
+    if loaded is None or len(query.descriptors) == 0:
+        return []
+    index, owner = loaded
+    index.nprobe = 16
+    distances, positions = index.search(np.ascontiguousarray(query.descriptors), 4)
+    votes: Counter[int] = Counter()
+    for row_d, row_p in zip(distances, positions, strict=True):
+        owners = {int(owner[p]) for d, p in zip(row_d, row_p, strict=True) if p >= 0 and d <= MAX_HAMMING}
+        votes.update(owners - exclude)
+    return [asset_id for asset_id, count in votes.most_common(limit) if count >= 3]
+
+
+def forget_loaded() -> None:
+    with _lock:
+        _cache.clear()

@@ -33,7 +33,7 @@ format: setup
 test: setup services
 	bash scripts/browser.sh
 	$(MAKE) lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PROVENANT_REQUIRE_BROWSER=1 $(VENV)/bin/pytest
 
 demo-data:
 	@if [ ! -d $(OPENCLIPART)/svg ] || [ ! -d $(OPENCLIPART)/png ]; then \

@@ -42,7 +42,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PROVENANT_CHROMIUM)")
+        message = f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PROVENANT_CHROMIUM)"
+        if os.environ.get("PROVENANT_REQUIRE_BROWSER"):  # `make test` and CI: a skipped browser test is a failure
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -206,3 +206,15 @@ class _Capture:
 
     def flush(self) -> None:
         pass
+
+
+def test_build_with_if_missing_leaves_an_existing_model_alone(built, settings):
+    from django.core.management import call_command
+
+    settings.PROVENANT_MODELS_DIR = built["dir"]
+    checkpoint = dm.checkpoint_path(built["dir"])
+    before = checkpoint.stat().st_mtime_ns
+    out = _Capture()
+    call_command("build_default_model", "--collection", "nothing-here", "--if-missing", stdout=out)
+    assert "already built" in out.text
+    assert checkpoint.stat().st_mtime_ns == before

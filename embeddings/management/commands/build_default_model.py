@@ -21,13 +21,19 @@ class Command(BaseCommand):
             "--holdout", type=float, default=0.2, help="share of works held out for recall@10"
         )
         parser.add_argument("--no-cache", action="store_true", help="recompute every image feature")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="do nothing when a built model is already in place"
+        )
 
     def handle(self, *args, **options):
         import torch
         from tqdm import tqdm
 
+        from embeddings import default_model as dm
         from embeddings.default_model_build import build
 
+        if options["if_missing"] and self._already_built(dm):
+            return
         torch.set_num_threads(getattr(settings, "PROVENANT_TORCH_THREADS", 2))
         cache = (
             None
@@ -58,3 +64,15 @@ class Command(BaseCommand):
             f"{m['n_train']} trained on, {m['n_failed_decode']} undecodable, {m['epochs']} epochs, "
             f"{m['seconds']:.0f} s"
         )
+
+    def _already_built(self, dm) -> bool:
+        folder = dm.model_dir()
+        record = dm.read_space_record(folder)
+        if record is None or not (folder / record["checkpoint"]).is_file():
+            return False
+        recall = record.get("metrics", {}).get("recall_at_10_trained")
+        self.stdout.write(
+            f"{dm.MODEL_NAME} already built in {folder} (space {record['space_id']}, held-out recall@10 {recall}); "
+            "run without --if-missing to rebuild"
+        )
+        return True

@@ -143,11 +143,15 @@ def main() -> None:
     parser.add_argument("--collection", default="openclipart")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--distinct-radius", type=int, default=10)
+    parser.add_argument("--part", default="0/1", help="i/n: run every n-th picked work starting at i")
+    parser.add_argument("--merge", nargs="*", help="JSON outputs of parts to add up and print (runs nothing)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)"
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "copy_detection.json"))
     args = parser.parse_args()
+    if args.merge:
+        return _merge(args)
 
     import django
 
@@ -192,6 +196,8 @@ def main() -> None:
     picked = [
         eligible[i] for i in rng.choice(len(eligible), size=min(args.works, len(eligible)), replace=False)
     ]
+    part, parts = (int(x) for x in args.part.split("/"))
+    picked = picked[part::parts]  # several processes can share the works; --merge adds their counts
     families = args.families.split(",")
     counts = {f: {m: [0, 0] for m in ("cascade", "clip", "phash")} for f in families}
     seconds = defaultdict(list)
@@ -214,9 +220,26 @@ def main() -> None:
             distances = hashing.phash_distances(hashing.phash_int64(query), table.phash)
             order = np.argsort(np.where(table.has_phash, distances, 99), kind="stable")[:10]
             _count(counts[family]["phash"], [int(table.ids[i]) for i in order], truth)
-        if (n + 1) % 50 == 0:
+        if (n + 1) % 10 == 0:
             _report(counts, seconds, n + 1, args, real.space.id, time.perf_counter() - started, partial=True)
     _report(counts, seconds, len(picked), args, real.space.id, time.perf_counter() - started, partial=False)
+
+
+def _merge(args) -> None:
+    loaded = [json.loads(Path(p).read_text()) for p in args.merge]
+    counts = loaded[0]["counts"]
+    seconds = {family: [] for family in counts}
+    for other in loaded[1:]:
+        for family, per in other["counts"].items():
+            for method, (r1, r10) in per.items():
+                counts[family][method][0] += r1
+                counts[family][method][1] += r10
+    for one in loaded:
+        for family, values in one.get("query_seconds", {}).items():
+            seconds[family] += values
+    works = sum(one["works"] for one in loaded)
+    elapsed = max(one["seconds"] for one in loaded)
+    _report(counts, seconds, works, args, loaded[0]["space"], elapsed, partial=False)
 
 
 def _distinct_works(rows, truth_of, table, hashing, radius: int) -> list:
@@ -265,7 +288,14 @@ def _report(counts, seconds, works: int, args, space_id: str, elapsed: float, *,
     out.with_suffix(".md").write_text(text + "\n")
     out.write_text(
         json.dumps(
-            {"works": works, "space": space_id, "counts": counts, "seconds": elapsed, "partial": partial},
+            {
+                "works": works,
+                "space": space_id,
+                "counts": counts,
+                "seconds": elapsed,
+                "partial": partial,
+                "query_seconds": seconds,
+            },
             indent=1,
         )
     )

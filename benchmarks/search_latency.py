@@ -208,13 +208,15 @@ def main() -> None:
 
     real_space = get_encoder().space
     _, real = index.load_vectors(real_space)
+    basis = f"{len(real):,} real vectors of {real_space.id}"
     if len(real) == 0:
+        basis = f"5,000 random {real_space.dim}-d vectors (no index in {real_space.id})"
         print("no indexed vectors in the configured space: padding from random vectors only")
         real = np.random.default_rng(0).standard_normal((5000, real_space.dim)).astype(np.float32)
         real /= np.linalg.norm(real, axis=1, keepdims=True)
     lines = [
-        f"kNN (k=50, 1,000 ids excluded) + metadata (10 rows by primary key); {len(real):,} real vectors of "
-        f"{real_space.id} padded; {args.queries} near-duplicate queries; ms p50 / p95",
+        f"kNN (k=50, 1,000 ids excluded) + metadata (10 rows by primary key); {basis} padded; "
+        f"{args.queries} near-duplicate queries; ms p50 / p95",
         "| indexed items | index | kNN | metadata | kNN + metadata | recall@10 vs exact | source in top 10 | build s |",
         "|---|---|---|---|---|---|---|---|",
     ]

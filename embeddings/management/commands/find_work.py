@@ -17,12 +17,20 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON list")
 
     def handle(self, *args, image, top, **options):
+        from embeddings import index
+        from embeddings.encoder import get_encoder
         from embeddings.search import search_image_bytes
         from embeddings.selectors import hit_rows
 
         path = Path(image)
         if not path.is_file():
             raise CommandError(f"no such file: {image}")
+        space = get_encoder().space
+        if index.load_index(space) is None:
+            self.stderr.write(
+                f"warning: no index in embedding space {space.id}; only exact and perceptual-hash matches are "
+                "searched. Run `python manage.py index --collection NAME` first."
+            )
         try:
             rows = hit_rows(search_image_bytes(path.read_bytes(), top_k=top))
         except ApplicationError as exc:

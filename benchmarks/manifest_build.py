@@ -297,7 +297,7 @@ def main() -> None:
     parser.add_argument("--registry", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--phash-radius", type=int, default=4)
-    parser.add_argument("--batch-rows", type=int, default=131_072)
+    parser.add_argument("--batch-rows", type=int, default=65_536)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["build", "duckdb"], default=None)
     parser.add_argument("--child", choices=["build", "duckdb"], help=argparse.SUPPRESS)

@@ -230,7 +230,7 @@ MANIFEST_DIR = Path(env.str("PROVENANT_MANIFEST_DIR", default=str(DATA_DIR / "ma
 MANIFEST_SHARD_ROWS = env.int(
     "PROVENANT_MANIFEST_SHARD_ROWS", default=1_000_000
 )  # rows per Celery shard task
-MANIFEST_BATCH_ROWS = env.int("PROVENANT_MANIFEST_BATCH_ROWS", default=131_072)  # rows in memory at a time
+MANIFEST_BATCH_ROWS = env.int("PROVENANT_MANIFEST_BATCH_ROWS", default=65_536)  # rows in memory at a time
 MANIFEST_PHASH_RADIUS = env.int("PROVENANT_MANIFEST_PHASH_RADIUS", default=4)  # Hamming bits, of 64
 MANIFEST_REGISTRY_SOURCE = env.str(
     "PROVENANT_MANIFEST_REGISTRY_SOURCE", default="optout.registry.registry_rows"

@@ -148,8 +148,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # open_clip logs through the root logger (how it parsed a model name...): keep the root quiet, our apps not
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL_LIBRARIES", default="WARNING")},
+    "loggers": {
+        app: {"level": env.str("LOG_LEVEL", default="INFO")}
+        for app in (
+            "core",
+            "provenance",
+            "embeddings",
+            "optout",
+            "training_filter",
+            "generator",
+            "web",
+            "celery",
+        )
+    },
 }
 
 # --- embeddings and search -------------------------------------------------------------------------------

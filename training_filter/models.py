@@ -1,5 +1,6 @@
 """Manifest builds: one row per build (inputs that make it reproducible, progress, outputs) and one per shard."""
 
+from django.conf import settings
 from django.db import models
 
 from core.models import TimeStampedModel
@@ -39,7 +40,11 @@ class ManifestBuild(TimeStampedModel):
     )
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
-        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="manifest_builds"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="manifest_builds",
     )
     trigger = models.CharField(max_length=20, default="manual", help_text="manual, api, admin, cli or beat")
     started_at = models.DateTimeField(null=True, blank=True)

@@ -23,7 +23,7 @@ $PY manage.py index --collection openclipart
 
 echo "==> starting a Celery worker and the web server"
 mkdir -p var/log
-.venv/bin/celery -A config worker --loglevel=INFO --concurrency=1 >var/log/celery-worker.log 2>&1 &
+.venv/bin/celery -A config worker --loglevel=INFO --pool=threads --concurrency=2 --beat --schedule var/celerybeat-schedule >var/log/celery-worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
 cat <<MSG

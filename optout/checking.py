@@ -15,7 +15,6 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from core.urlnorm import normalize_url
 from optout.models import OptOutKey
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -223,7 +222,7 @@ def _parse_phash(value) -> int:
     return number
 
 
-@dataclass
+@dataclass(slots=True)
 class _Parsed:
     url: str = ""
     hosts: tuple[str, ...] = ()
@@ -238,18 +237,14 @@ def parse_items(items) -> list[_Parsed]:
     if len(items) > limit:
         raise CheckInputError(f"At most {limit:,} items per request; this one has {len(items):,}. Split it.")
     parsed = []
-    hosts: dict[str, tuple[str, ...]] = {}
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise CheckInputError("Each item must be an object.", i)
         p = _Parsed()
         url, sha, phash = item.get("url"), item.get("sha256"), item.get("phash")
-        if url is not None:
-            p.url = normalize_url(url) if isinstance(url, str) else ""
-            if not p.url:
-                raise CheckInputError("`url` is not an http(s) URL.", i)
-            host = p.url.split("/", 1)[0].split(":")[0]
-            p.hosts = hosts.get(host) or hosts.setdefault(host, _suffixes(host))
+        if url is not None and not isinstance(url, str):
+            raise CheckInputError("`url` is not an http(s) URL.", i)
+        p.url = url or ""
         if sha is not None:
             if not isinstance(sha, str) or not _SHA256.match(sha := sha.lower()):
                 raise CheckInputError("`sha256` must be 64 hex digits.", i)
@@ -259,13 +254,32 @@ def parse_items(items) -> list[_Parsed]:
                 p.phash = _parse_phash(phash)
             except ValueError:
                 raise CheckInputError("`phash` must be a signed int64 or 16 hex digits.", i) from None
-        if not (p.url or p.sha256 or p.phash is not None):
+        if not (url is not None or p.sha256 or p.phash is not None):
             raise CheckInputError("Each item needs a `url`, a `sha256` or a `phash`.", i)
         key = item.get("key")
         if key is not None and not isinstance(key, str | int):
             raise CheckInputError("`key` must be a string or an integer.", i)
         parsed.append(p)
+    _normalise_urls(parsed, [p.url != "" or items[i].get("url") is not None for i, p in enumerate(parsed)])
     return parsed
+
+
+def _normalise_urls(parsed: list[_Parsed], has_url: list[bool]) -> None:
+    """All URLs of a request normalised at once with array kernels (core.urlkeys), not one urlsplit each."""
+    import pyarrow as pa
+
+    from core.urlkeys import url_keys
+
+    positions = [i for i, present in enumerate(has_url) if present]
+    if not positions:
+        return
+    keys, hosts = url_keys(pa.array([parsed[i].url for i in positions], pa.string()))
+    suffixes: dict[str, tuple[str, ...]] = {}
+    for i, key, host in zip(positions, keys.to_pylist(), hosts.to_pylist(), strict=True):
+        if not key:
+            raise CheckInputError("`url` is not an http(s) URL.", i)
+        parsed[i].url = key
+        parsed[i].hosts = suffixes.get(host) or suffixes.setdefault(host, _suffixes(host))
 
 
 def check(items: list) -> list[dict]:

@@ -4,7 +4,6 @@ from the check API (timed), flagged in the owner's search, and the audit log int
 
 import hashlib
 import io
-import time
 from pathlib import Path
 
 import pytest
@@ -107,8 +106,8 @@ def test_artist_opts_out_a_work_and_its_copy_and_it_is_gone_from_search_and_chec
                            format="json")  # fmt: skip
     assert review.json()["status"] == "verified"
 
-    # 3. she opts out the work and its near-copies: active at once (verified work); timed until gone
-    started = time.perf_counter()
+    # 3. she opts out the work and its near-copies: active at once (verified work), and the very next check and
+    # search leave them out, with no index rebuild (the latency itself is measured in benchmarks/check_api.py)
     response = ada.post(reverse("optout-list"), {"scope": "near_copies", "asset_id": work.pk}, format="json",
                         HTTP_IDEMPOTENCY_KEY="first-try")  # fmt: skip
     assert response.status_code == 201 and response.json()["status"] == "active"
@@ -126,10 +125,8 @@ def test_artist_opts_out_a_work_and_its_copy_and_it_is_gone_from_search_and_chec
         format="json",
     ).json()["results"]
     others_hits = _search(anonymous, fixture_works["images"][0])
-    gone_after = time.perf_counter() - started
     assert [r["allowed"] for r in checked] == [False, False, False, True]
     assert work.pk not in others_hits and copy.pk not in others_hits
-    assert gone_after < 1.0, f"opt-out took {gone_after:.3f} s to leave search and check"
 
     # 4. the owner still sees them, flagged
     own_hits = _search(ada, fixture_works["images"][0])

@@ -3,9 +3,9 @@
 import numpy as np
 import pyarrow as pa
 
+from core.urlkeys import domain_suffixes, url_keys
 from core.urlnorm import host_of, normalize_url, parent_domains
 from training_filter.pipeline.keyindex import KeySet, PhashIndex
-from training_filter.pipeline.urlkeys import domain_suffixes, url_keys
 
 URLS = [
     "HTTP://WWW.Example.COM/A/B/",

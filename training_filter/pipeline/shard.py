@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core.urlkeys import domain_suffixes, url_keys
 from training_filter.pipeline.registry import RegistryIndex
-from training_filter.pipeline.urlkeys import domain_suffixes, url_keys
 
 # img2dataset's columns plus what a training run needs to credit and trace a work
 OUTPUT_SCHEMA = pa.schema(

@@ -187,13 +187,19 @@ def main() -> None:
     _save_grid(gen, work / "generated.png")
 
     fconf = FeatureConfig(proj_dim=args.proj_dim, timesteps=args.timesteps, noise_draws=args.noise_draws)
-    feat = GradientFeaturizer(full, fconf, args.resolution)
-    t0 = time.perf_counter()
-    phi_train = torch.stack(list(feat.many(images))).numpy()
-    timings["features_per_train_image_s"] = (time.perf_counter() - t0) / len(images)
-    t0 = time.perf_counter()
-    phi_gen = torch.stack(list(feat.many(gen))).numpy()
-    timings["features_per_generated_image_s"] = (time.perf_counter() - t0) / len(gen)
+    feat_cache = work / f"features-t{args.timesteps}d{args.noise_draws}p{args.proj_dim}.npz"
+    if feat_cache.exists():  # a resumed run reuses them (their timings are then not re-measured)
+        with np.load(feat_cache) as cached:
+            phi_train, phi_gen = cached["train"], cached["gen"]
+    else:
+        feat = GradientFeaturizer(full, fconf, args.resolution)
+        t0 = time.perf_counter()
+        phi_train = torch.stack(list(feat.many(images))).numpy()
+        timings["features_per_train_image_s"] = (time.perf_counter() - t0) / len(images)
+        t0 = time.perf_counter()
+        phi_gen = torch.stack(list(feat.many(gen))).numpy()
+        timings["features_per_generated_image_s"] = (time.perf_counter() - t0) / len(gen)
+        np.savez(feat_cache, train=phi_train, gen=phi_gen)
     gram = GramFeaturizer()
     sim_train, sim_gen = gram(images).numpy(), gram(gen).numpy()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal, InvalidOperation
 
 from django.http import HttpResponse
@@ -90,7 +91,7 @@ class GenerateApi(APIView):
             raise ApplicationError(f"at most {limit} images per request")
         if v["override_stale"] and not request.user.is_staff:
             raise ApplicationError("only an operator (staff) may override a stale model", status_code=403)
-        seed = v.get("seed", int.from_bytes(__import__("os").urandom(4), "little"))
+        seed = v.get("seed", secrets.randbits(32))
         images = [
             services.generated_image_create(
                 prompt=v["prompt"], seed=seed + i, user=request.user, override_stale=v["override_stale"]

@@ -43,7 +43,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def browser():
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PROVENANT_CHROMIUM)"
-        if os.environ.get("PROVENANT_REQUIRE_BROWSER"):  # `make test` and CI: a skipped browser test is a failure
+        # `make test` and CI set this: there a skipped browser test is a failure
+        if os.environ.get("PROVENANT_REQUIRE_BROWSER"):
             pytest.fail(message)
         pytest.skip(message)
     from playwright.sync_api import sync_playwright

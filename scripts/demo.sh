@@ -33,7 +33,7 @@ cat <<MSG
     API:     http://$HOST:$PORT/api/docs/
     $(cat var/demo-credentials.txt)
   Celery worker log: var/log/celery-worker.log      Stop with Ctrl-C.
-  Try: .venv/bin/python manage.py find_work $OPENCLIPART/png/animals/mammals/bat_01.png --top 5 --json
+  Try: .venv/bin/python manage.py find_work $OPENCLIPART/png/animals/mammals/a_simple_pig_01.png --top 5 --json
 
 MSG
 exec $PY manage.py runserver "$HOST:$PORT" --noreload

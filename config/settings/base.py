@@ -17,6 +17,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# Ours, lowest layer first: each app uses only those before it (web, the pages, uses them all).
+PROJECT_APPS = ["core", "provenance", "embeddings", "optout", "training_filter", "generator", "web"]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -27,13 +29,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
-    "core",
-    "provenance",
-    "embeddings",
-    "optout",
-    "training_filter",
-    "generator",
-    "web",
+    *PROJECT_APPS,
 ]
 
 MIDDLEWARE = [
@@ -150,19 +146,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     # open_clip logs through the root logger (how it parsed a model name...): keep the root quiet, our apps not
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL_LIBRARIES", default="WARNING")},
-    "loggers": {
-        app: {"level": env.str("LOG_LEVEL", default="INFO")}
-        for app in (
-            "core",
-            "provenance",
-            "embeddings",
-            "optout",
-            "training_filter",
-            "generator",
-            "web",
-            "celery",
-        )
-    },
+    "loggers": {app: {"level": env.str("LOG_LEVEL", default="INFO")} for app in (*PROJECT_APPS, "celery")},
 }
 
 # --- embeddings and search -------------------------------------------------------------------------------

@@ -156,9 +156,19 @@ def main() -> None:
     import django
 
     django.setup()
+    import cv2
+    import faiss
     import torch
+    from django.conf import settings
 
+    # every library's thread pool at --threads: two OpenMP threads on a core another job is using wait for
+    # each other (one query embedding took 1.5 s instead of 20 ms with a second job running)
+    settings.PROVENANT_TORCH_THREADS = (
+        args.threads
+    )  # the encoder sets torch's threads from this when it loads
     torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
     from tqdm import tqdm
 
     import embeddings.encoder as encoder_module

@@ -16,8 +16,11 @@ import numpy as np
 if TYPE_CHECKING:
     from PIL import Image
 
-FEATURE_SIDE = 512  # long side the keypoints are computed at: clip art has little detail below this
+FEATURE_SIDE = 512  # long side the keypoints are computed at, up or down: every picture at one scale
 MAX_KEYPOINTS = 500
+# Cached keypoints live under a folder named after this: change it whenever orb_features changes, so that
+# `manage.py index` recomputes them all (and rebuilds the keypoint index) instead of mixing two recipes.
+FEATURES_VERSION = "orb-v2"
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,23 @@ class Features:
 EMPTY = Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
 
 
+def feature_image(image: Image.Image) -> Image.Image:
+    """Grey, contrast-stretched and scaled to FEATURE_SIDE. Icons are often 60 px and faint line art barely darker
+    than its white ground: at their own size and contrast ORB finds no corner at all (FAST needs a 31 px patch
+    and a brightness step of 20), so a crop of them could never be verified."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    gray = ImageOps.autocontrast(image.convert("L"), cutoff=0.5)
+    scale = FEATURE_SIDE / max(gray.size)
+    size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+    return gray.resize(size, PILImage.Resampling.BICUBIC if scale > 1 else PILImage.Resampling.LANCZOS)
+
+
 def orb_features(image: Image.Image, *, max_keypoints: int = MAX_KEYPOINTS) -> Features:
     import cv2
 
-    gray = image.convert("L")
-    scale = FEATURE_SIDE / max(gray.size)
-    if scale < 1:
-        gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))))
+    gray = feature_image(image)
     orb = cv2.ORB_create(nfeatures=max_keypoints)
     keypoints, descriptors = orb.detectAndCompute(np.asarray(gray), None)
     if descriptors is None:
@@ -47,7 +60,7 @@ def orb_features(image: Image.Image, *, max_keypoints: int = MAX_KEYPOINTS) -> F
 def features_dir() -> Path:
     from django.conf import settings
 
-    return Path(settings.PROVENANT_INDEX_DIR) / "features" / "orb"
+    return Path(settings.PROVENANT_INDEX_DIR) / "features" / FEATURES_VERSION
 
 
 def _cache_path(asset_id: int) -> Path:

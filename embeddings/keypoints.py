@@ -4,7 +4,8 @@ do not depend on the whole-image embedding.
 A crop of a quarter of a drawing, or a copy pasted small into another picture, has a whole-image embedding far
 from its original's, but most of its keypoints still match the original's keypoints. Each query descriptor votes
 for the works owning its nearest descriptors; the works with most votes are verified with RANSAC. Stored as
-PROVENANT_INDEX_DIR/features/orb-ivf.faiss + orb-ivf.ids.npy (written to *.part, renamed), rebuilt by indexing.
+PROVENANT_INDEX_DIR/features/<FEATURES_VERSION>/ivf.faiss + ivf.ids.npy (written to *.part, renamed), rebuilt by
+indexing.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ MAX_HAMMING = 64  # of 256 bits: a descriptor further than this is not the same 
 
 
 def _paths():
-    root = geometry.features_dir().parent
-    return root / "orb-ivf.faiss", root / "orb-ivf.ids.npy", root / "orb-ivf.json"
+    root = geometry.features_dir()
+    return root / "ivf.faiss", root / "ivf.ids.npy", root / "ivf.json"
 
 
 def build(asset_ids: list[int]) -> dict:

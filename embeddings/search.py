@@ -150,31 +150,43 @@ def trim_border(image: Image.Image, tolerance: int = 24) -> Image.Image | None:
     return image.crop(box)
 
 
+def picture_regions(image: Image.Image, *, tolerance: int = 24, limit: int = 3) -> list[Image.Image]:
+    """The separate pictures in a query: connected regions that differ from its background colour (the median
+    colour of its outer edge). A work pasted into a larger picture beside other content is one such region, and
+    only cut out does it embed near its original; a picture filling the whole query gives no region."""
+    import cv2
+
+    small = image.copy()
+    small.thumbnail((256, 256))
+    pixels = np.asarray(small, dtype=np.int16)
+    edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = np.median(edge, axis=0)
+    mask = (np.abs(pixels - background).max(axis=2) > tolerance).astype(np.uint8)
+    mask = cv2.dilate(
+        mask, np.ones((5, 5), np.uint8)
+    )  # strokes of one drawing join, gaps between pictures stay
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    area = small.width * small.height
+    boxes = [
+        (x, y, x + w, y + h)
+        for x, y, w, h, _ in stats[1:count]
+        if 0.04 * area <= w * h <= 0.8 * area and min(w, h) >= 8
+    ]
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    scale = image.width / small.width
+    return [image.crop(tuple(round(v * scale) for v in box)) for box in boxes[:limit]]
+
+
 def query_views(image: Image.Image) -> list[tuple[str, Image.Image]]:
-    """The query and its mirror, the query without a uniform border, plus windows: a copy pasted into a bigger
-    picture fills only part of the query, and a window brings it back to roughly the scale it was indexed at."""
+    """The query and its mirror, the query without a uniform border, and each separate picture in it."""
     from PIL import ImageOps
 
     views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
     trimmed = trim_border(image)
     if trimmed is not None:
         views.append((" (border removed)", trimmed))
-    w, h = image.size
-    for fraction in settings.PROVENANT_SEARCH_CROPS:
-        cw, ch = int(w * fraction), int(h * fraction)
-        left, top = (w - cw) // 2, (h - ch) // 2
-        views.append((f" (central {int(fraction * 100)} %)", image.crop((left, top, left + cw, top + ch))))
-    for fraction in settings.PROVENANT_SEARCH_WINDOWS:
-        cw, ch = int(w * fraction), int(h * fraction)
-        for name, (left, top) in (
-            ("top left", (0, 0)),
-            ("top right", (w - cw, 0)),
-            ("bottom left", (0, h - ch)),
-            ("bottom right", (w - cw, h - ch)),
-        ):
-            views.append(
-                (f" ({name} {int(fraction * 100)} % window)", image.crop((left, top, left + cw, top + ch)))
-            )
+    for n, region in enumerate(picture_regions(image), start=1):
+        views.append((f" (picture {n} within the query)", region))
     return views
 
 
@@ -206,33 +218,32 @@ def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple
 
 
 def _geometric_hits(image: Image.Image, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
-    """Verify the works whose keypoints the query's keypoints vote for, then the embedding candidates; the
-    mirrored query's keypoints are tried where the query's own do not agree (ORB is not mirror-invariant)."""
+    """Verify the works the query's keypoints vote for, then the embedding candidates. ORB is not
+    mirror-invariant, so the mirrored query votes and is verified too; each work keeps its better orientation."""
     from PIL import ImageOps
 
     from embeddings import keypoints
 
-    query = geometry.orb_features(image, max_keypoints=QUERY_KEYPOINTS)
-    voted = keypoints.candidates(query, limit=settings.PROVENANT_KEYPOINT_CANDIDATES, exclude=hidden)
-    candidates = list(dict.fromkeys(voted + embedding_candidates))[: settings.PROVENANT_GEOMETRIC_TOP]
-    mirrored: geometry.Features | None = None
-    hits = _verify(query, candidates, "")
-    if not hits:
-        mirrored = geometry.orb_features(ImageOps.mirror(image), max_keypoints=QUERY_KEYPOINTS)
-        voted = keypoints.candidates(mirrored, limit=settings.PROVENANT_KEYPOINT_CANDIDATES, exclude=hidden)
-        again = list(dict.fromkeys(voted + candidates))[: settings.PROVENANT_GEOMETRIC_TOP + len(voted)]
-        hits = _verify(mirrored, again, " (mirrored)")
-    return hits
+    orientations = [
+        (label, geometry.orb_features(view, max_keypoints=QUERY_KEYPOINTS))
+        for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image)))
+    ]
+    voted: list[int] = []
+    for _, features in orientations:
+        voted += keypoints.candidates(features, limit=settings.PROVENANT_KEYPOINT_CANDIDATES, exclude=hidden)
+    candidates = list(dict.fromkeys(voted + embedding_candidates[: settings.PROVENANT_GEOMETRIC_TOP]))
+    return _verify(orientations, candidates)
 
 
-def _verify(query: geometry.Features, candidate_ids: list[int], label: str) -> list[Hit]:
+def _verify(orientations: list[tuple[str, geometry.Features]], candidate_ids: list[int]) -> list[Hit]:
     paths = dict(Asset.objects.filter(id__in=candidate_ids).values_list("id", "local_path"))
     minimum = settings.PROVENANT_GEOMETRIC_MIN_INLIERS
     hits = []
     for asset_id in candidate_ids:
         if not paths.get(asset_id):
             continue
-        inliers = geometry.verify(query, geometry.asset_features(asset_id, paths[asset_id]))
+        candidate = geometry.asset_features(asset_id, paths[asset_id])
+        inliers, label = max((geometry.verify(query, candidate), label) for label, query in orientations)
         if inliers >= minimum:
             why = f"{inliers} ORB keypoints agree on one similarity transform{label}"
             hits.append(

@@ -174,11 +174,9 @@ PROVENANT_PDQ_RADIUS = env.int("PROVENANT_PDQ_RADIUS", default=40)
 PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
 # Embedding neighbours fetched per query view, and how many of them get ORB + RANSAC verification.
 PROVENANT_SEARCH_CANDIDATES = env.int("PROVENANT_SEARCH_CANDIDATES", default=50)
-PROVENANT_SEARCH_CROPS = env.list("PROVENANT_SEARCH_CROPS", cast=float, default=[])
-# corner windows (fraction of each side) added as query views: find a work pasted into a larger picture
-PROVENANT_SEARCH_WINDOWS = env.list("PROVENANT_SEARCH_WINDOWS", cast=float, default=[])
 PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=30)
-# works voted for by the query's ORB descriptors (binary FAISS index of all works' keypoints), verified first
+# works voted for by the query's ORB descriptors (binary FAISS index of all works' keypoints), verified first,
+# for the query and for its mirror image
 PROVENANT_KEYPOINT_CANDIDATES = env.int("PROVENANT_KEYPOINT_CANDIDATES", default=10)
 PROVENANT_GEOMETRIC_MIN_INLIERS = env.int("PROVENANT_GEOMETRIC_MIN_INLIERS", default=12)
 # Two works are near-copies (one cluster; removed together by an opt-out) at or above this cosine

@@ -53,6 +53,17 @@ def test_crop_is_confirmed_geometrically(indexed_works):
     assert hit.match == "geometric" and "ORB" in hit.why
 
 
+def test_mirrored_crop_is_confirmed_geometrically_by_the_mirrored_keypoints(indexed_works):
+    target = indexed_works[9]
+    image = _image(target)
+    w, h = image.size
+    crop = ImageOps.mirror(image.crop((int(w * 0.2), int(h * 0.1), int(w * 0.9), int(h * 0.85))))
+    hit = next(
+        h for h in search_image(crop, top_k=5, stages=("embedding", "geometric")) if h.asset_id == target.id
+    )
+    assert hit.match == "geometric" and "(mirrored)" in hit.why
+
+
 def test_copy_pasted_into_a_larger_canvas_is_confirmed_geometrically(indexed_works):
     target = indexed_works[11]
     image = _image(target).resize((400, 300))

@@ -1,11 +1,11 @@
-"""The web process starts fast: no torch, faiss, open_clip or cv2 until a request needs them; production
+"""The web process starts fast: no torch, faiss, open_clip, cv2 or pyarrow until a request needs them; production
 settings refuse to start without a secret and pass Django's deployment checks."""
 
 import os
 import subprocess
 import sys
 
-HEAVY = ("torch", "faiss", "open_clip", "cv2", "timm", "transformers", "matplotlib")
+HEAVY = ("torch", "faiss", "open_clip", "cv2", "timm", "transformers", "matplotlib", "pyarrow", "duckdb")
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -19,10 +19,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from training_filter import sources
 from training_filter.models import ManifestBuild, ManifestShard
-from training_filter.pipeline.registry import load_index, write_snapshot
-from training_filter.pipeline.shard import MATCH_ORDER, filter_shard
+
+# The pipeline (pyarrow, duckdb: a quarter of a second) is imported inside the functions that run in workers, so
+# that the web process, which only lists and creates builds, starts without it.
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ class ShardsNotReady(Exception):
 
 
 def build_rules() -> dict:
+    from training_filter.pipeline.shard import MATCH_ORDER
+
     return {
         "match_order": list(MATCH_ORDER),
         "phash_radius": settings.MANIFEST_PHASH_RADIUS,
@@ -59,6 +61,8 @@ def manifest_build_create(
     trigger: str = "manual",
     enqueue: bool = True,
 ) -> ManifestBuild:
+    from training_filter import sources
+
     if bool(collection) == bool(input_path):
         raise ApplicationError("Give either a collection name or an input manifest path, not both.")
     if collection:
@@ -88,6 +92,9 @@ def manifest_build_create(
 def manifest_build_prepare(*, build_id: int) -> list[int] | None:
     """Hash the input, snapshot the registry, plan the shards. Returns the shard indexes still to do,
     or None when the build is already finished."""
+    from training_filter import sources
+    from training_filter.pipeline.registry import write_snapshot
+
     build = ManifestBuild.objects.get(pk=build_id)
     if build.status in (ManifestBuild.Status.PUBLISHED, ManifestBuild.Status.FAILED):
         return None
@@ -134,6 +141,10 @@ def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> bool:
 
 def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
     """Filter one shard. Returns 'done', 'already-done' or 'busy' (another live worker holds it)."""
+    from training_filter import sources
+    from training_filter.pipeline.registry import load_index
+    from training_filter.pipeline.shard import filter_shard
+
     shard = ManifestShard.objects.select_related("build").get(build_id=build_id, index=index)
     if shard.status == ManifestShard.Status.DONE:
         return "already-done"
@@ -237,6 +248,8 @@ def manifest_build_fail(*, build_id: int, error: str) -> None:
 
 def manifest_builds_refresh() -> list[ManifestBuild]:
     """Beat: rebuild every published input whose last build's cut-off predates the latest opt-out change."""
+    from training_filter import sources
+
     changed = sources.latest_optout_change()
     if changed is None:
         return []

@@ -209,7 +209,9 @@ def test_a_failing_shard_marks_the_build_failed(manifest_dir, registry, manifest
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "filter_shard", boom)
+    from training_filter.pipeline import shard
+
+    monkeypatch.setattr(shard, "filter_shard", boom)
     build = build_parquet(manifest, enqueue=False)
     from training_filter.tasks import manifest_build_run
 

@@ -40,6 +40,7 @@ FAMILIES = [
     "canvas",
     "combo",
 ]
+SMALL_SIDE = 128  # openclipart ships many works only as 60-100 px icon renderings
 
 
 def _jpeg(image, quality: int = 85) -> bytes:
@@ -210,12 +211,15 @@ def main() -> None:
     picked = picked[part::parts]  # several processes can share the works; --merge adds their counts
     families = args.families.split(",")
     counts = {f: {m: [0, 0] for m in ("cascade", "clip", "phash")} for f in families}
+    # cascade [queries, hits@10] per family for sources under SMALL_SIDE px (openclipart's icon renderings)
+    small = {f: [0, 0] for f in families}
     seconds = defaultdict(list)
     others = [load_rgb_path(picked[i][1], max_side=512).image for i in range(3)]
     started = time.perf_counter()
     for n, (asset_id, path, *_rest) in enumerate(tqdm(picked, desc="works", unit="work")):
         original = load_rgb_path(path).image
         truth = truth_of[asset_id]
+        is_small = max(original.size) < SMALL_SIDE
         for family in families:
             fam_rng = np.random.default_rng([args.seed, asset_id, families.index(family)])
             image, quality = transform(original, family, fam_rng, others)
@@ -225,31 +229,37 @@ def main() -> None:
             hits = search.search_image(query, sha256="", top_k=10)
             seconds[family].append(time.perf_counter() - t0)
             _count(counts[family]["cascade"], [h.asset_id for h in hits], truth)
+            if is_small:
+                small[family][0] += 1
+                small[family][1] += bool(truth.intersection(h.asset_id for h in hits))
             _, knn = index.search_vectors(real.space, recorder.last[:1], 10)
             _count(counts[family]["clip"], [int(i) for i in knn[0] if i >= 0], truth)
             distances = hashing.phash_distances(hashing.phash_int64(query), table.phash)
             order = np.argsort(np.where(table.has_phash, distances, 99), kind="stable")[:10]
             _count(counts[family]["phash"], [int(table.ids[i]) for i in order], truth)
         if (n + 1) % 10 == 0:
-            _report(counts, seconds, n + 1, args, real.space.id, time.perf_counter() - started, partial=True)
-    _report(counts, seconds, len(picked), args, real.space.id, time.perf_counter() - started, partial=False)
+            _report(counts, small, seconds, n + 1, args, real.space.id, time.perf_counter() - started, True)
+    _report(counts, small, seconds, len(picked), args, real.space.id, time.perf_counter() - started, False)
 
 
 def _merge(args) -> None:
     loaded = [json.loads(Path(p).read_text()) for p in args.merge]
     counts = loaded[0]["counts"]
+    small = loaded[0]["small"]
     seconds = {family: [] for family in counts}
     for other in loaded[1:]:
         for family, per in other["counts"].items():
             for method, (r1, r10) in per.items():
                 counts[family][method][0] += r1
                 counts[family][method][1] += r10
+            small[family][0] += other["small"][family][0]
+            small[family][1] += other["small"][family][1]
     for one in loaded:
         for family, values in one.get("query_seconds", {}).items():
             seconds[family] += values
     works = sum(one["works"] for one in loaded)
     elapsed = max(one["seconds"] for one in loaded)
-    _report(counts, seconds, works, args, loaded[0]["space"], elapsed, partial=False)
+    _report(counts, small, seconds, works, args, loaded[0]["space"], elapsed, partial=False)
 
 
 def _distinct_works(rows, truth_of, table, hashing, radius: int) -> list:
@@ -271,7 +281,24 @@ def _count(counter: list[int], ranked: list[int], truth: set[int]) -> None:
         counter[1] += 1
 
 
-def _report(counts, seconds, works: int, args, space_id: str, elapsed: float, *, partial: bool) -> None:
+def _size_table(counts, small, works: int) -> list[str]:
+    """Cascade recall@10 split by the source's size: where the misses are."""
+    n_small = max(q for q, _ in small.values())
+    if not n_small or n_small == works:
+        return []
+    lines = [
+        "",
+        f"cascade R@10 by source size: {n_small} sources under {SMALL_SIDE} px, {works - n_small} larger",
+        f"| family | under {SMALL_SIDE} px | larger |",
+        "|---|---|---|",
+    ]
+    for family, (queries, found) in small.items():
+        larger = (counts[family]["cascade"][1] - found) / (works - queries)
+        lines.append(f"| {family} | {found / queries:.3f} | {larger:.3f} |")
+    return lines
+
+
+def _report(counts, small, seconds, works: int, args, space_id: str, elapsed: float, partial: bool) -> None:
     lines = [
         f"copy detection: {works} works x {len(counts)} families, space {space_id}, {elapsed:.0f} s"
         + (" (partial)" if partial else ""),
@@ -292,6 +319,7 @@ def _report(counts, seconds, works: int, args, space_id: str, elapsed: float, *,
     cells = [f"{totals[m][i] / n:.3f}" for m in ("cascade", "clip", "phash") for i in (0, 1)]
     all_seconds = [s for v in seconds.values() for s in v]
     lines.append("| **all** | " + " | ".join(cells) + f" | {1000 * np.median(all_seconds):.0f} |")
+    lines += _size_table(counts, small, works)
     text = "\n".join(lines)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -305,6 +333,7 @@ def _report(counts, seconds, works: int, args, space_id: str, elapsed: float, *,
                 "seconds": elapsed,
                 "partial": partial,
                 "query_seconds": seconds,
+                "small": small,
             },
             indent=1,
         )

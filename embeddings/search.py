@@ -235,6 +235,11 @@ def _geometric_hits(image: Image.Image, embedding_candidates: list[int], hidden:
     return _verify(orientations, candidates)
 
 
+def _inlier_score(inliers: int) -> float:
+    """In [0, 1), rising with every inlier: a capped score would tie a 130- and a 185-inlier match."""
+    return round(inliers / (inliers + 25), 4)
+
+
 def _verify(orientations: list[tuple[str, geometry.Features]], candidate_ids: list[int]) -> list[Hit]:
     paths = dict(Asset.objects.filter(id__in=candidate_ids).values_list("id", "local_path"))
     minimum = settings.PROVENANT_GEOMETRIC_MIN_INLIERS
@@ -246,9 +251,7 @@ def _verify(orientations: list[tuple[str, geometry.Features]], candidate_ids: li
         inliers, label = max((geometry.verify(query, candidate), label) for label, query in orientations)
         if inliers >= minimum:
             why = f"{inliers} ORB keypoints agree on one similarity transform{label}"
-            hits.append(
-                Hit(asset_id, min(1.0, inliers / 100), "geometric", why, details={"inliers": inliers})
-            )
+            hits.append(Hit(asset_id, _inlier_score(inliers), "geometric", why, details={"inliers": inliers}))
     return hits
 
 

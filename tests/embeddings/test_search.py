@@ -133,3 +133,26 @@ def test_domain_search_includes_subdomains_and_ranks_the_exact_url_first(indexed
     target = next(a for a in indexed_works if a.domain == "cdn.pictures.example.com")
     hits = search_domain("http://" + target.url.split("://")[1] + "/")  # another spelling of the same URL
     assert hits[0].asset_id == target.id and hits[0].match == "url"
+
+
+def test_geometric_matches_rank_by_inliers_without_a_cap(indexed_works, monkeypatch):
+    from embeddings import geometry
+
+    first, second = indexed_works[0].id, indexed_works[1].id
+    verifying = []
+    real_features = geometry.asset_features
+
+    def features(asset_id, path):
+        verifying[:] = [asset_id]
+        return real_features(asset_id, path)
+
+    monkeypatch.setattr(geometry, "asset_features", features)
+    query = _image(indexed_works[2])
+    for counts in (
+        {first: 130, second: 185},
+        {first: 185, second: 130},
+    ):  # whatever order they are verified in
+        monkeypatch.setattr(geometry, "verify", lambda q, c, counts=counts: counts.get(verifying[0], 0))
+        hits = search_image(query, top_k=10, stages=("embedding", "geometric"))
+        geometric = [h.asset_id for h in hits if h.match == "geometric"]
+        assert geometric == sorted(counts, key=counts.get, reverse=True)

@@ -6,7 +6,10 @@
 2. Trains the full model on all of them, samples generated images (DDIM), computes D-TRAK features (training and
    generated) and the Gram-similarity baseline.
 3. Trains K subset models, each on a random half of the contributors, and measures each generated image's diffusion
-   loss under each subset model (fixed timesteps and noise).
+   loss under each subset model (fixed timesteps and noise). By default every subset model trains with the full
+   model's seed (common random numbers: same init, timesteps and noise per step), so the loss differences between
+   subsets measure the data; with a seed per subset (--subset-seeds vary) training noise was ~45 % of the
+   across-subset variance of the losses (docs/generator.md).
 4. LDS per generated image = Spearman(predicted subset score, -loss) over the K subsets; mean +- SE over images.
    lambda (gradient) and top-k (similarity) are chosen on validation images only; the table reports the test images.
 
@@ -152,6 +155,14 @@ def main() -> None:
     p.add_argument("--proj-dim", type=int, default=2048)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--subset-seeds",
+        choices=["same", "vary"],
+        default="same",
+        help="same: every subset model trains with the full model's seed (common random numbers: init, timesteps "
+        "and noise are shared, so loss differences measure the data); vary: seed + 100 + k per subset",
+    )
+    p.add_argument("--no-imagenet-baseline", dest="imagenet_baseline", action="store_false")
     p.add_argument("--analyse-only", action="store_true", help="use only the subset models already cached")
     p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "lds-work"))
     p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "attribution_lds.json"))
@@ -165,6 +176,7 @@ def main() -> None:
         GramFeaturizer,
         contributor_vectors,
         similarity_scores,
+        unit_normalise,
     )
     from generator.ml.diffusion import ddim_sample
 
@@ -186,7 +198,10 @@ def main() -> None:
     timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
     _save_grid(gen, work / "generated.png")
 
-    fconf = FeatureConfig(proj_dim=args.proj_dim, timesteps=args.timesteps, noise_draws=args.noise_draws)
+    # raw features are cached; the unit-normalised rows normalise them here exactly as the featurizer would
+    fconf = FeatureConfig(
+        proj_dim=args.proj_dim, timesteps=args.timesteps, noise_draws=args.noise_draws, normalise=False
+    )
     feat_cache = work / f"features-t{args.timesteps}d{args.noise_draws}p{args.proj_dim}.npz"
     if feat_cache.exists():  # a resumed run reuses them (their timings are then not re-measured)
         with np.load(feat_cache) as cached:
@@ -209,7 +224,7 @@ def main() -> None:
     for k in range(args.subsets):
         mask = np.zeros(n_c, dtype=bool)
         mask[rng.choice(n_c, n_c // 2, replace=False)] = True
-        cache = work / f"subset{k}.json"
+        cache = work / (f"subset{k}.json" if args.subset_seeds == "vary" else f"subset{k}-sameseed.json")
         if cache.exists():
             loss = np.array(json.loads(cache.read_text())["loss"])
         elif args.analyse_only:
@@ -217,7 +232,8 @@ def main() -> None:
         else:
             ts = time.perf_counter()
             sub = torch.as_tensor(mask[labels])
-            model = train_model(images[sub], args, seed=args.seed + 100 + k)
+            seed = args.seed if args.subset_seeds == "same" else args.seed + 100 + k
+            model = train_model(images[sub], args, seed=seed)
             loss = probe_losses(model, gen)
             cache.write_text(json.dumps({"mask": mask.tolist(), "loss": loss.tolist()}))
             print(f"subset {k + 1}/{args.subsets}: {time.perf_counter() - ts:.0f} s", flush=True)
@@ -229,17 +245,25 @@ def main() -> None:
     val, test = slice(0, args.validation), slice(args.validation, None)
     results = {}
     best = {}
-    for lam in [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]:
-        v = contributor_vectors(phi_train, labels, n_c, lam)
-        scores = phi_gen @ v  # (images, contributors)
-        per = lds(masks_a @ scores.T, actual)
-        results[f"gradient lambda_rel={lam}"] = per
-        best.setdefault("gradient", []).append((np.nanmean(per[val]), f"gradient lambda_rel={lam}"))
-    for top_k in [1, 5, 40]:
-        scores = similarity_scores(sim_gen, sim_train, labels, n_c, top_k)
-        per = lds(masks_a @ scores.T, actual)
-        results[f"similarity top{top_k}"] = per
-        best.setdefault("similarity", []).append((np.nanmean(per[val]), f"similarity top{top_k}"))
+    for normalise in (False, True):
+        for lam in [0.01, 0.1, 1.0, 10.0, 100.0]:
+            name = f"gradient {'unit' if normalise else 'raw'} lambda_rel={lam}"
+            a, b = (unit_normalise(phi_train), unit_normalise(phi_gen)) if normalise else (phi_train, phi_gen)
+            scores = b @ contributor_vectors(a, labels, n_c, lam)  # (images, contributors)
+            per = lds(masks_a @ scores.T, actual)
+            results[name] = per
+            best.setdefault("gradient", []).append((np.nanmean(per[val]), name))
+    sim_candidates = {"similarity gram": (sim_gen, sim_train)}
+    if args.imagenet_baseline:
+        t0 = time.perf_counter()
+        sim_candidates["similarity imagenet-lite0"] = _imagenet_features(gen, images, work)
+        timings["imagenet_features_s"] = time.perf_counter() - t0
+    for label, (q, t) in sim_candidates.items():
+        for top_k in [1, 5, 10, 40]:
+            scores = similarity_scores(q, t, labels, n_c, top_k)
+            per = lds(masks_a @ scores.T, actual)
+            results[f"{label} top{top_k}"] = per
+            best.setdefault("similarity", []).append((np.nanmean(per[val]), f"{label} top{top_k}"))
     pix = torch.nn.functional.normalize(images.flatten(1), dim=1).numpy()
     pix_g = torch.nn.functional.normalize(gen.flatten(1), dim=1).numpy()
     results["pixel cosine top5"] = lds(masks_a @ similarity_scores(pix_g, pix, labels, n_c, 5).T, actual)
@@ -266,11 +290,47 @@ def main() -> None:
             *np.percentile(boot, [2.5, 97.5]).tolist(),
         ],
         "timings": timings,
+        "product_recipe": FeatureConfig().to_dict(),
+        "features_measured": fconf.to_dict(),
         "args": vars(args),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))
     _print_table(summary)
+
+
+def _imagenet_features(gen, images, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A stronger similarity baseline than the product's: pooled ImageNet EfficientNet-Lite0 features (the default
+    embedding model's trunk), images upscaled to 224 px; cached, since they depend only on the images."""
+    cache = work / "imagenet-lite0.npz"
+    if cache.exists():
+        with np.load(cache) as c:
+            return c["gen"], c["train"]
+    import torch
+    from torch.nn import functional as F
+
+    from embeddings.torchvision_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import timm
+
+    from embeddings.default_model import load_lite0_trunk
+
+    trunk = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
+    load_lite0_trunk(trunk)
+    trunk.eval()
+
+    def feats(x):
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), 32):
+                b = F.interpolate(x[i : i + 32].clamp(-1, 1), size=224, mode="bicubic", align_corners=False)
+                out.append(F.normalize(trunk(b), dim=1))  # inputs in [-1, 1] = the trunk's mean 0.5, std 0.5
+        return torch.cat(out).numpy()
+
+    g, t = feats(gen), feats(images)
+    np.savez(cache, gen=g, train=t)
+    return g, t
 
 
 def _save_grid(gen, path: Path) -> None:
@@ -292,7 +352,8 @@ def _print_table(s: dict) -> None:
     print(
         f"\nContributor-level LDS: K = {s['K']} half-subset models, {s['contributors']} contributors x "
         f"{s['works_per_contributor']} works, {s['steps']} steps (batch {s['args']['batch_size']}) at {s['resolution']}px, "
-        f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images)"
+        f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images), "
+        f"subset seeds: {s['args']['subset_seeds']}"
     )
     print(f"{'method':40s} {'test LDS':>9s} {'+- SE':>7s}")
     for k, (m, se) in s["test_lds"].items():
@@ -301,6 +362,12 @@ def _print_table(s: dict) -> None:
     mg = s["margin_gradient_minus_similarity"]
     print(f"margin gradient - similarity: {mg[0]:+.3f} (bootstrap 95% {mg[1]:+.3f} .. {mg[2]:+.3f})")
     print("timings: " + ", ".join(f"{k}={v:.3f}" for k, v in s["timings"].items()))
+    f, r = s["features_measured"], s["product_recipe"]
+    print(
+        f"features measured: {f['timesteps']} timesteps x {f['noise_draws']} noise draws, CountSketch {f['proj_dim']}; "
+        f"product recipe (generator.ml.attribution.FeatureConfig): {r['timesteps']} x {r['noise_draws']}, "
+        f"{'unit' if r['normalise'] else 'raw'} lambda_rel={r['lambda_rel']}"
+    )
 
 
 if __name__ == "__main__":

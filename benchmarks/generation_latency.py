@@ -51,13 +51,16 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
+    from generator.ml.attribution import FeatureConfig
     from generator.runtime import LoadedGenerator
+
+    product = FeatureConfig()  # the recipe the product trains with and the LDS benchmark measures
 
     torch.set_num_threads(args.threads)
     works = sorted(Path("/usr/share/openclipart/png").rglob("*.png"))[:64:2]
     print(f"{'resolution':>10s} {'feature probes':>15s} {'median s':>9s} {'max s':>7s}")
     for resolution in (32, 64):
-        for timesteps, draws in ((10, 1), (20, 2)):
+        for timesteps, draws in ((product.timesteps, product.noise_draws), (20, 2)):
             with tempfile.TemporaryDirectory() as tmp:
                 spec = build(Path(tmp), resolution, timesteps, draws, works)
                 torch.set_num_threads(args.threads)
@@ -73,7 +76,10 @@ def main() -> None:
                 f"{max(times):7.3f}",
                 flush=True,
             )
-    print(f"({args.sampling_steps} DDIM steps, torch threads {args.threads}, {args.repeats} images each)")
+    print(
+        f"({args.sampling_steps} DDIM steps, torch threads {args.threads}, {args.repeats} images each; product "
+        f"probes {product.timesteps} x {product.noise_draws}, unit-normalised={product.normalise})"
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ class LoadedGenerator:
             self.names = [str(n) for n in art["names"]]
             self.sim_features = art["sim_features"].astype(np.float32)
             self.sim_labels = art["sim_labels"]
-            fconf = FeatureConfig(**json.loads(str(art["feature_config"])))
+            # artifacts written before the normalise option existed used raw features
+            fconf = FeatureConfig(**{"normalise": False, **json.loads(str(art["feature_config"]))})
         self.featurizer = GradientFeaturizer(self.unet, fconf, resolution)
         self.gram = GramFeaturizer()
 

@@ -84,6 +84,7 @@ def _run_config(*, steps: int | None, resolution: int | None, seed: int) -> dict
             proj_dim=conf.get("GENERATOR_PROJ_DIM"),
             feature_timesteps=conf.get("GENERATOR_FEATURE_TIMESTEPS"),
             feature_noise_draws=conf.get("GENERATOR_FEATURE_NOISE_DRAWS"),
+            feature_normalise=conf.get("GENERATOR_FEATURE_NORMALISE"),
             lambda_rel=conf.get("GENERATOR_LAMBDA_REL"),
             threads=conf.get("GENERATOR_THREADS"),
         )

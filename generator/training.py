@@ -35,8 +35,9 @@ class RunConfig:
     save_every: int = 200
     channels: tuple[int, ...] = (32, 48, 64)
     proj_dim: int = 2048
-    feature_timesteps: int = 10
+    feature_timesteps: int = 20
     feature_noise_draws: int = 1
+    feature_normalise: bool = True
     lambda_rel: float = 10.0
     threads: int = 2
 
@@ -177,6 +178,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
         proj_dim=config.proj_dim,
         timesteps=config.feature_timesteps,
         noise_draws=config.feature_noise_draws,
+        normalise=config.feature_normalise,
         lambda_rel=config.lambda_rel,
     )
     featurizer = GradientFeaturizer(model, fconf, config.resolution)

@@ -162,9 +162,8 @@ def picture_regions(image: Image.Image, *, tolerance: int = 24, limit: int = 3) 
     edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     background = np.median(edge, axis=0)
     mask = (np.abs(pixels - background).max(axis=2) > tolerance).astype(np.uint8)
-    mask = cv2.dilate(
-        mask, np.ones((5, 5), np.uint8)
-    )  # strokes of one drawing join, gaps between pictures stay
+    # dilated, the strokes of one drawing join while the gaps between pictures stay
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     area = small.width * small.height
     boxes = [

@@ -1,7 +1,7 @@
 """Find a work by image: a cascade of exact bytes, perceptual hashes, embedding kNN and geometric verification.
 
-Each stage catches what the previous one misses: sha256 only the identical file, pHash/PDQ re-encodes, resizes
-and (with the mirrored hash) flips; the embedding finds edits that move every pixel (colour shifts, overlays,
+Each stage catches what the previous one misses: sha256 only the identical file, pHash/PDQ and grey thumbnails
+re-encodes, resizes and (mirrored too) flips; the embedding finds edits that move every pixel (colour shifts, overlays,
 rotations); ORB + RANSAC confirms crops and copies pasted into a larger picture, which the whole-image embedding
 ranks too low. Hits are grouped into near-duplicate clusters and say why they matched.
 """
@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Count, Max
 
 from core.exceptions import ApplicationError
-from embeddings import geometry, index
+from embeddings import geometry, index, thumbnails
 from embeddings.encoder import get_encoder
 from embeddings.exclusions import collect_exclusions
 from provenance import hashing
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
+THUMBNAIL_NEIGHBOURS = 10  # per query view
 MATCH_TIERS = {
     "exact": 5,
     "hash": 4,
@@ -109,11 +110,13 @@ def hash_table() -> HashTable:
 def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
     from PIL import ImageOps
 
+    hits: dict[int, Hit] = {}
+    for hit in _thumbnail_hits(image, hidden):
+        _better(hits, hit)
     table = hash_table()
     if len(table.ids) == 0:
-        return []
+        return list(hits.values())
     radius = settings.PROVENANT_PHASH_RADIUS
-    hits: dict[int, Hit] = {}
     for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
         distances = hashing.phash_distances(hashing.phash_int64(view), table.phash)
         for i in np.flatnonzero((distances <= radius) & table.has_phash):
@@ -126,6 +129,29 @@ def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
                 d = int(pdq_d[i])
                 _better(hits, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
     return [h for h in hits.values() if h.asset_id not in hidden]
+
+
+def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
+    """Works whose grey thumbnail correlates with the query's, its mirror's or its border-trimmed picture's."""
+    from PIL import ImageOps
+
+    views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
+    trimmed = trim_border(image)
+    if trimmed is not None:
+        views.append((" (border removed)", trimmed))
+    vectors = thumbnails.thumbnail_vectors([view for _, view in views])
+    scores, ids = index.search_vectors(thumbnails.SPACE, vectors, THUMBNAIL_NEIGHBOURS, exclude_ids=hidden)
+    minimum = settings.PROVENANT_THUMBNAIL_MIN_COSINE
+    hits: dict[int, Hit] = {}
+    for (label, _), row_scores, row_ids in zip(views, scores, ids, strict=True):
+        for score, asset_id in zip(row_scores, row_ids, strict=True):
+            if asset_id >= 0 and score >= minimum:
+                why = f"16x16 thumbnail correlation {score:.3f}{label}"
+                _better(hits, Hit(int(asset_id), round(float(score), 4), "hash", why))
+    # Only the closest few: in a series of similar icons (1,375 star polygons) a rotated query clears the
+    # threshold against many members, and they would push the true work, found by keypoints, out of the top ten.
+    best = sorted(hits.values(), key=lambda h: h.score, reverse=True)
+    return best[: settings.PROVENANT_THUMBNAIL_MAX_HITS]
 
 
 # --- embeddings -------------------------------------------------------------------------------------------------

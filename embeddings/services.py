@@ -1,4 +1,5 @@
-"""Indexing: hashes where missing, ORB keypoints, embeddings in shards, then a published FAISS index."""
+"""Indexing: hashes where missing, ORB keypoints, thumbnails and embeddings in shards, then published FAISS
+indexes (the embedding space's and the thumbnail space's)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from embeddings import geometry, index, keypoints
+from embeddings import geometry, index, keypoints, thumbnails
 from embeddings.encoder import get_encoder
 from embeddings.models import IndexRun
 from provenance.hashing import compute_hashes
@@ -30,6 +31,7 @@ class _Item:
     needs_hash: bool
     needs_embedding: bool
     needs_features: bool
+    needs_thumbnail: bool
 
 
 @dataclass
@@ -37,6 +39,7 @@ class _Decoded:
     item: _Item
     image: object | None = None
     hashes: tuple[int, str, int] | None = None
+    thumbnail: np.ndarray | None = None
     error: str = ""
 
 
@@ -51,10 +54,12 @@ def _prepare(item: _Item) -> _Decoded:
         decoded.hashes = compute_hashes(image)
     if item.needs_features:
         geometry.save_features(item.asset_id, geometry.orb_features(image))
+    if item.needs_thumbnail:
+        decoded.thumbnail = thumbnails.thumbnail_vector(image)
     return decoded
 
 
-def _work_items(collection: Collection, done: set[int]) -> list[_Item]:
+def _work_items(collection: Collection, done: set[int], thumbnailed: set[int]) -> list[_Item]:
     rows = Asset.objects.filter(collection=collection).exclude(local_path="").order_by("id")
     items = []
     for asset_id, local_path, phash, pdq in rows.values_list("id", "local_path", "phash", "pdq"):
@@ -64,8 +69,9 @@ def _work_items(collection: Collection, done: set[int]) -> list[_Item]:
             needs_hash=phash is None or not pdq,
             needs_embedding=asset_id not in done,
             needs_features=settings.PROVENANT_INDEX_ORB and not geometry.has_features(asset_id),
+            needs_thumbnail=asset_id not in thumbnailed,
         )
-        if item.needs_hash or item.needs_embedding or item.needs_features:
+        if item.needs_hash or item.needs_embedding or item.needs_features or item.needs_thumbnail:
             items.append(item)
     return items
 
@@ -114,17 +120,37 @@ def index_collection(
     return run
 
 
+class _ShardBuffer:
+    """Vectors waiting to be written as one shard of a space."""
+
+    def __init__(self, space):
+        self.space, self.ids, self.vectors = space, [], []
+
+    def add(self, ids: list[int], vectors: np.ndarray) -> None:
+        self.ids.extend(ids)
+        self.vectors.append(vectors)
+
+    def flush(self, minimum: int = 1) -> int:
+        """Write a shard once at least `minimum` vectors wait; returns how many were written."""
+        count = len(self.ids)
+        if count == 0 or count < minimum:
+            return 0
+        index.write_shard(self.space, np.array(self.ids, dtype=np.int64), np.concatenate(self.vectors))
+        self.ids, self.vectors = [], []
+        return count
+
+
 def _index_items(
     run: IndexRun, collection: Collection, encoder, batch_size: int, workers: int, progress: bool
 ):
     space = encoder.space
     done = set(index.stored_ids(space).tolist())
-    items = _work_items(collection, done)
+    items = _work_items(collection, done, set(index.stored_ids(thumbnails.SPACE).tolist()))
     run.total = Asset.objects.filter(collection=collection).count()
     run.skipped = run.total - sum(1 for i in items if i.needs_embedding)
     started = time.perf_counter()
-    pending_ids: list[int] = []
-    pending_vectors: list[np.ndarray] = []
+    embedded, thumbnailed = _ShardBuffer(space), _ShardBuffer(thumbnails.SPACE)
+    shard_size = settings.PROVENANT_INDEX_SHARD_SIZE
     bar = _progress_bar(len(items), progress)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(items), batch_size):
@@ -134,15 +160,24 @@ def _index_items(
             run.hashed += _save_hashes(ok)
             to_embed = [d for d in ok if d.item.needs_embedding]
             if to_embed:
-                pending_vectors.append(encoder.encode_images([d.image for d in to_embed]))
-                pending_ids.extend(d.item.asset_id for d in to_embed)
-            if len(pending_ids) >= settings.PROVENANT_INDEX_SHARD_SIZE:
-                run.embedded += _flush(space, pending_ids, pending_vectors)
+                embedded.add(
+                    [d.item.asset_id for d in to_embed], encoder.encode_images([d.image for d in to_embed])
+                )
+            with_thumbnail = [d for d in ok if d.thumbnail is not None]
+            if with_thumbnail:
+                thumbnailed.add(
+                    [d.item.asset_id for d in with_thumbnail], np.stack([d.thumbnail for d in with_thumbnail])
+                )
+            thumbnailed.flush(minimum=shard_size)
+            written = embedded.flush(minimum=shard_size)
+            if written:
+                run.embedded += written
                 run.save(update_fields=["embedded", "hashed", "failed", "errors", "total", "skipped"])
             bar.update(len(decoded))
     bar.close()
-    run.embedded += _flush(space, pending_ids, pending_vectors)
-    meta = index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+    thumbnailed.flush()
+    run.embedded += embedded.flush()
+    meta = _publish(space)
     if any(i.needs_features for i in items) or not keypoints.is_built():
         keypoints.build(
             list(Asset.objects.exclude(local_path="").order_by("id").values_list("id", flat=True))
@@ -154,14 +189,10 @@ def _index_items(
     run.save()
 
 
-def _flush(space, pending_ids: list[int], pending_vectors: list[np.ndarray]) -> int:
-    if not pending_ids:
-        return 0
-    count = len(pending_ids)
-    index.write_shard(space, np.array(pending_ids, dtype=np.int64), np.concatenate(pending_vectors))
-    pending_ids.clear()
-    pending_vectors.clear()
-    return count
+def _publish(space) -> dict:
+    """Publish the thumbnail index and the embedding space's; returns the embedding index's metadata."""
+    index.publish_index(thumbnails.SPACE, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+    return index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
 
 
 def _record_failures(run: IndexRun, failed: list[_Decoded]) -> None:
@@ -183,4 +214,4 @@ def index_publish(*, space_id: str | None = None) -> dict:
     space = get_encoder().space
     if space_id and space_id != space.id:
         raise ApplicationError(f"space {space_id} is not the configured one ({space.id})")
-    return index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+    return _publish(space)

@@ -172,6 +172,10 @@ PROVENANT_INDEX_ORB = env.bool("PROVENANT_INDEX_ORB", default=True)  # precomput
 PROVENANT_PHASH_RADIUS = env.int("PROVENANT_PHASH_RADIUS", default=8)
 PROVENANT_PDQ_RADIUS = env.int("PROVENANT_PDQ_RADIUS", default=40)
 PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
+# A work whose 16x16 grey thumbnail correlates with the query's at or above this is a hash match too (survives
+# JPEG noise on thin line art that flips pHash bits; embeddings/thumbnails.py, figures in docs/search.md)
+PROVENANT_THUMBNAIL_MIN_COSINE = env.float("PROVENANT_THUMBNAIL_MIN_COSINE", default=0.95)
+PROVENANT_THUMBNAIL_MAX_HITS = env.int("PROVENANT_THUMBNAIL_MAX_HITS", default=3)  # the closest few per query
 # Embedding neighbours fetched per query view, and how many of them get ORB + RANSAC verification.
 PROVENANT_SEARCH_CANDIDATES = env.int("PROVENANT_SEARCH_CANDIDATES", default=50)
 PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=30)

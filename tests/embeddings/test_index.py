@@ -19,6 +19,25 @@ def test_index_run_embeds_every_work_and_publishes_an_exact_index(indexed_works,
     assert np.load(index.shard_paths(fake_encoder.space)[0]).dtype == np.float16
 
 
+def test_thumbnails_are_indexed_in_their_own_space_beside_the_embeddings(indexed_works):
+    from embeddings import thumbnails
+
+    assert index.read_meta(thumbnails.SPACE)["ntotal"] == len(indexed_works)
+    ids, vectors = index.load_vectors(thumbnails.SPACE)
+    by_id = dict(zip(ids.tolist(), vectors, strict=True))
+    target = indexed_works[4]
+    expected = thumbnails.thumbnail_vector(_rendered(target))
+    assert np.allclose(by_id[target.id], expected, atol=2e-3)  # float16 on disk
+    run = index_collection(collection_name="fixtures")  # a second run recomputes no thumbnail either
+    assert run.embedded == 0 and len(index.shard_paths(thumbnails.SPACE)) == 1
+
+
+def _rendered(asset):
+    from provenance.imaging import load_rgb_path
+
+    return load_rgb_path(asset.local_path).image
+
+
 def test_a_second_index_run_adds_nothing_and_keeps_the_published_file(indexed_works, fake_encoder):
     published = index.space_dir(fake_encoder.space) / index.INDEX_FILE
     before = published.stat().st_mtime_ns

@@ -1,3 +1,7 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
 from PIL import Image, ImageOps
 
 from embeddings import exclusions, index
@@ -25,6 +29,47 @@ def test_resized_low_quality_jpeg_is_found_by_hash(indexed_works):
     hits = search_image_bytes(jpeg_bytes(small, quality=30), top_k=5)
     assert hits[0].asset_id == target.id and hits[0].match == "hash"
     assert "pHash" in hits[0].why or "PDQ" in hits[0].why
+
+
+@pytest.fixture
+def star_polygons(db, tmp_path):
+    """openclipart's numbered star polygons: thin lines on white, where JPEG noise flips pHash bits."""
+    from embeddings.services import index_collection
+    from provenance.hashing import compute_hashes
+    from provenance.imaging import load_rgb_path
+    from provenance.models import Asset, Collection
+
+    collection = Collection.objects.create(name="stars")
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart" / "shapes" / "stars"
+    stars = []
+    for path in sorted(root.glob("star_*step.svg")):
+        phash, pdq, quality = compute_hashes(load_rgb_path(path).image)
+        stars.append(
+            Asset.objects.create(
+                collection=collection,
+                source=path.name,
+                local_path=str(path),
+                phash=phash,
+                pdq=pdq,
+                pdq_quality=quality,
+            )
+        )
+    index_collection(collection_name="stars")
+    return stars
+
+
+def test_low_quality_jpeg_of_line_art_is_found_by_its_thumbnail_when_phash_fails(star_polygons, settings):
+    from provenance.hashing import phash_distances, phash_int64
+    from provenance.imaging import load_rgb
+
+    assert len(star_polygons) >= 4
+    for target in star_polygons:
+        query = load_rgb(jpeg_bytes(_image(target), quality=20)).image
+        distance = phash_distances(phash_int64(query), np.array([target.phash], dtype=np.int64))[0]
+        assert distance > settings.PROVENANT_PHASH_RADIUS  # pHash alone misses this copy
+        hits = search_image(query, top_k=5, stages=("hash",))
+        assert hits[0].asset_id == target.id and "thumbnail correlation" in hits[0].why
+        assert [h.asset_id for h in hits] == [target.id]  # the other star polygons stay below the threshold
 
 
 def test_mirrored_copy_is_found_by_the_mirrored_hash(indexed_works):

@@ -185,17 +185,23 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
     images = to_tensor(data["pixels"])
     conds = torch.from_numpy(data["conds"]) if spec["dim"] else None
     acc = ContributorAccumulator(fconf.proj_dim, len(data["names"]))
-    for phi, label in zip(
-        tqdm(
-            featurizer.many(images, conds),
-            total=len(images),
-            desc="attribution features",
-            disable=not progress,
-        ),
-        data["labels"],
-        strict=True,
-    ):
-        acc.add(phi, int(label))
+    labels = torch.from_numpy(data["labels"])
+    # the pass is bound by convolution arithmetic, so it goes as fast as the cores it gets: config.threads
+    # one-thread worker processes (generator/ml/attribution.py says why processes and not threads)
+    features = tqdm(
+        featurizer.many(images, conds, workers=config.threads),
+        total=len(images),
+        desc="attribution features",
+        disable=not progress,
+    )
+    block: list = []
+    for phi in features:
+        block.append(phi)
+        if len(block) == 64 or acc.count + len(block) == len(images):
+            acc.add_many(torch.stack(block), labels[acc.count : acc.count + len(block)])
+            block = []
+    if acc.count != len(images):
+        raise RuntimeError(f"attribution features for {acc.count} of {len(images)} images")
     vectors = acc.solve(fconf.lambda_rel)
     gram = GramFeaturizer()(images).numpy().astype(np.float16)
     _atomic_npz(

@@ -12,7 +12,7 @@ DEFAULTS = {
     "GENERATOR_SAMPLING_STEPS": 50,
     "GENERATOR_GUIDANCE": 1.0,
     "GENERATOR_PROJ_DIM": 2048,
-    "GENERATOR_FEATURE_TIMESTEPS": 20,  # the LDS benchmark's recipe (generator.ml.attribution.FeatureConfig)
+    "GENERATOR_FEATURE_TIMESTEPS": 10,  # the LDS benchmark's recipe (generator.ml.attribution.FeatureConfig)
     "GENERATOR_FEATURE_NOISE_DRAWS": 1,
     "GENERATOR_FEATURE_NORMALISE": True,
     "GENERATOR_LAMBDA_REL": 10.0,  # ridge lambda relative to mean diag(Phi^T Phi), chosen on validation images

@@ -21,6 +21,7 @@ class Sample:
     gradient_scores: np.ndarray  # (contributors,)
     similarity_scores: np.ndarray  # (contributors,)
     names: list[str]
+    gradient_method_version: str
 
 
 class LoadedGenerator:
@@ -46,6 +47,7 @@ class LoadedGenerator:
             # artifacts written before the normalise option existed used raw features
             fconf = FeatureConfig(**{"normalise": False, **json.loads(str(art["feature_config"]))})
         self.featurizer = GradientFeaturizer(self.unet, fconf, resolution)
+        self.gradient_method_version = fconf.method_version()
         self.gram = GramFeaturizer()
 
     def sample(self, prompt: str, seed: int) -> Sample:
@@ -72,7 +74,7 @@ class LoadedGenerator:
         sim = similarity_scores(
             self.gram(x_q).numpy(), self.sim_features, self.sim_labels, len(self.names), self.top_k
         )[0]
-        return Sample(pixels, phi @ self.vectors, sim, self.names)
+        return Sample(pixels, phi @ self.vectors, sim, self.names, self.gradient_method_version)
 
 
 @functools.lru_cache(maxsize=2)

@@ -299,7 +299,6 @@ def generated_image_create(
 
 def _ledger_write(image: GeneratedImage, model: GeneratorModel, sample) -> None:
     from generator.ml.attribution import (
-        METHOD_VERSION_GRADIENT,
         METHOD_VERSION_SIMILARITY,
         shares_from_scores,
         softmax_shares,
@@ -309,7 +308,7 @@ def _ledger_write(image: GeneratedImage, model: GeneratorModel, sample) -> None:
     rows = [
         (
             AttributionRecord.Method.GRADIENT,
-            METHOD_VERSION_GRADIENT,
+            sample.gradient_method_version,
             sample.gradient_scores,
             shares_from_scores(sample.gradient_scores, sample.names, top_k=top_k),
         ),

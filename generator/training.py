@@ -35,7 +35,7 @@ class RunConfig:
     save_every: int = 200
     channels: tuple[int, ...] = (32, 48, 64)
     proj_dim: int = 2048
-    feature_timesteps: int = 20
+    feature_timesteps: int = 10
     feature_noise_draws: int = 1
     feature_normalise: bool = True
     lambda_rel: float = 10.0

@@ -22,6 +22,18 @@ def test_generation_stores_image_model_seed_prompt_and_both_ledger_rows(trained_
 
 
 @pytest.mark.django_db
+def test_the_gradient_version_names_the_models_own_feature_recipe(trained_model, settings):
+    from generator.runtime import loaded_generator
+    from generator.services import generated_image_create
+
+    settings.GENERATOR_FEATURE_TIMESTEPS = 7  # a later default must not relabel what this model computes
+    loaded_generator.cache_clear()
+    image = generated_image_create(prompt="arrow", seed=1)
+    record = image.attributions.get(method="gradient")
+    assert record.method_version == "dtrak-vnorm-countsketch256-t2d1-unit"
+
+
+@pytest.mark.django_db
 def test_same_seed_and_prompt_give_the_same_pixels(trained_model):
     from generator.services import generated_image_create
 

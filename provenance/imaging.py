@@ -14,7 +14,10 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 64_000_000
-RASTER_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
+# MPO is what Pillow calls a camera JPEG carrying a second picture (a preview or a stereo pair): it is a JPEG
+RASTER_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "TIFF", "BMP", "AVIF"}
+FORMAT_NAMES = {"MPO": "JPEG"}
+HIGH_BIT_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 SVG_RENDER_MAX_SIDE = 1024
 
 
@@ -25,7 +28,7 @@ class ImageRejected(ValueError):
 @dataclass(frozen=True)
 class DecodedImage:
     image: Image.Image  # RGB, alpha composited on white
-    format: str  # PNG, JPEG, WEBP, GIF or SVG
+    format: str  # PNG, JPEG, WEBP, GIF, TIFF, BMP, AVIF or SVG
     width: int  # of the original, before any reduction
     height: int
     info: dict  # Pillow's info of the original (XMP, EXIF, ICC...), empty for SVG
@@ -116,9 +119,25 @@ def render_svg(data: bytes, *, max_side: int = SVG_RENDER_MAX_SIDE) -> Image.Ima
     return image
 
 
+def eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and float greyscale (scanners, GIMP, ImageMagick) scaled to 8 bits: Pillow's own conversion clips
+    every value above 255, which turns a 16-bit picture white."""
+    if image.mode not in HIGH_BIT_DEPTH_MODES:
+        return image
+    import numpy as np
+
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top = 1.0 if values.max(initial=0) <= 1.0 else 255.0  # float images are either 0-1 or 0-255
+    else:
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+    return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
+
+
 def flatten_on_white(image: Image.Image) -> Image.Image:
     """RGB with any transparency composited on white: most clip art is transparent line work."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+    image = eight_bit(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -145,15 +164,17 @@ def load_rgb(
     if image.format not in RASTER_FORMATS:
         raise ImageRejected(f"unsupported image format {image.format}")
     width, height = image.size
-    image_format = image.format
+    image_format = FORMAT_NAMES.get(image.format, image.format)
     if width * height > max_pixels:
         raise ImageRejected(
             f"decompression bomb guard: {width}x{height} = {width * height / 1e6:.0f} MP exceeds "
             f"the {max_pixels / 1e6:.0f} MP limit"
         )
     info = dict(image.info)
+    if image_format == "TIFF" and 700 in image.tag_v2:
+        info["xmp"] = image.tag_v2[700]  # TIFF keeps XMP in a tag, not in info
     try:
-        if max_side and image.format == "JPEG":
+        if max_side and image_format == "JPEG":
             image.draft("RGB", (max_side, max_side))  # DCT scaling: decode JPEGs at reduced size, much faster
         image = ImageOps.exif_transpose(image)
         image.load()

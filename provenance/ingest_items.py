@@ -13,7 +13,7 @@ from provenance.hashing import compute_hashes
 from provenance.imaging import ImageRejected, check_svg, is_svg, load_rgb
 from provenance.metadata import FoundSignal, WorkMetadata, raster_metadata, sidecar_metadata, svg_metadata
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".svg"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".gif", ".svg", ".tif", ".tiff", ".bmp", ".avif"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
 SVG_MAX_SIDE = 768  # enough for hashes, embeddings (224 px) and keypoint verification
 

@@ -277,7 +277,14 @@ def _metadata_from_mapping(doc: object, *, location: str) -> WorkMetadata:
     )
 
 
-MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+    "AVIF": "image/avif",
+}
 
 
 def raster_metadata(data: bytes, image_format: str, info: dict) -> WorkMetadata:

@@ -7,14 +7,29 @@ import io
 
 from generator.selectors import ShareReport
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A contributor name as a spreadsheet shows it, never as a formula: names come from files' own metadata, and
+    Excel or LibreOffice would run `=HYPERLINK(...)` in a CSV (OWASP's CSV-injection rule: prefix a quote)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
 
 def report_csv(report: ShareReport) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["contributor", f"total_{report.label}_share", "generations", "payout"])
     for row in report.rows:
-        writer.writerow([row.contributor, f"{row.total_share:.6f}", row.generations, str(row.payout)])
+        writer.writerow(
+            [spreadsheet_text(row.contributor), f"{row.total_share:.6f}", row.generations, str(row.payout)]
+        )
     return buf.getvalue()
+
+
+def chart_text(text: str) -> str:
+    """Matplotlib reads `$...$` as mathematics, and an unbalanced `$` in a name fails the whole chart."""
+    return text.replace("$", r"\$")
 
 
 def report_chart(report: ShareReport, *, fmt: str = "png", top: int = 20) -> bytes:
@@ -25,7 +40,7 @@ def report_chart(report: ShareReport, *, fmt: str = "png", top: int = 20) -> byt
 
     rows = report.rows[:top][::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(3, len(rows)) + 1.2))
-    ax.barh([r.contributor[:40] for r in rows], [float(r.payout) for r in rows], color="#4a7ab5")
+    ax.barh([chart_text(r.contributor[:40]) for r in rows], [float(r.payout) for r in rows], color="#4a7ab5")
     ax.set_xlabel(f"payout from a pool of {report.pool} ({report.images} images)")
     ax.set_title(f"Contributor shares by {report.label} ({report.method})")
     fig.tight_layout()

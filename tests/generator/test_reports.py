@@ -78,3 +78,25 @@ def test_report_api_rejects_a_bad_pool(ledger, operator, api_client):
     api_client.force_authenticate(operator)
     resp = api_client.get("/api/reports/contributor-shares?pool=lots")
     assert resp.status_code == 400 and "pool" in resp.json()["message"]
+
+
+def _report_of(*names: str):
+    from generator.selectors import ReportRow, ShareReport
+
+    rows = [ReportRow(name, 1.0, 1, Decimal("1.00")) for name in names]
+    return ShareReport("gradient", "influence", None, None, Decimal(len(rows)), len(rows), rows)
+
+
+def test_csv_never_hands_a_spreadsheet_a_formula():
+    from generator.reports import report_csv
+
+    names = ['=HYPERLINK("http://evil.example","x")', "+1 555", "-dash", "@sum", "Ada Painter"]
+    rows = list(csv.reader(io.StringIO(report_csv(_report_of(*names)))))[1:]
+    assert [r[0] for r in rows] == ["'" + n for n in names[:4]] + ["Ada Painter"]
+
+
+def test_the_chart_draws_names_that_look_like_mathematics():
+    from generator.reports import report_chart
+
+    png = report_chart(_report_of(r"Ann $\frac$ Lee", "$$", "Bo $5"))
+    assert png[:4] == b"\x89PNG"

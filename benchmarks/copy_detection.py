@@ -42,7 +42,20 @@ FAMILIES = [
 ]
 # Edits the issue does not name, run with `--families extra`: a detector tuned to the named families should not
 # collapse on a quarter turn, an upside-down copy or a stretched one.
-EXTRA_FAMILIES = ["rotate90", "flip", "stretch", "blur", "noise", "brightness", "perspective"]
+EXTRA_FAMILIES = [
+    "rotate90",
+    "flip",
+    "stretch",
+    "blur",
+    "noise",
+    "brightness",
+    "perspective",
+    "upscale",
+    "posterize",
+    "invert",
+    "sepia",
+    "screenshot",
+]
 SMALL_SIDE = 128  # openclipart ships many works only as 60-100 px icon renderings
 
 
@@ -160,6 +173,23 @@ def _extra_transform(image, family: str, rng):
             Image.Resampling.BICUBIC,
             fillcolor=(255, 255, 255),
         ), 85
+    if family == "upscale":  # an "HD" re-upload: a small copy blown up
+        factor = rng.uniform(2.0, 3.0)
+        return image.resize((int(w * factor), int(h * factor)), Image.Resampling.BICUBIC), 85
+    if family == "posterize":  # a GIF: 16 colours, dithered
+        return image.quantize(colors=16, dither=Image.Dither.FLOYDSTEINBERG).convert("RGB"), 85
+    if family == "invert":
+        return ImageOps.invert(image), 85
+    if family == "sepia":
+        grey = ImageOps.grayscale(image)
+        return ImageOps.colorize(grey, black=(40, 26, 13), white=(255, 240, 192)), 85
+    if family == "screenshot":  # the work shown in a window: title bar, side panel, scaled to fit
+        scale = rng.uniform(0.6, 0.9)
+        shot = Image.new("RGB", (int(w * 1.4) + 40, int(h * 1.25) + 60), (242, 242, 242))
+        shot.paste((60, 60, 70), (0, 0, shot.width, 36))
+        shot.paste((220, 225, 235), (0, 36, int(w * 0.35), shot.height))
+        shot.paste(image.resize((int(w * scale), int(h * scale))), (int(w * 0.35) + 20, 50))
+        return shot, 85
     raise ValueError(family)
 
 

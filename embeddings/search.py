@@ -118,10 +118,13 @@ def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
         return list(hits.values())
     radius = settings.PROVENANT_PHASH_RADIUS
     for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
-        distances = hashing.phash_distances(hashing.phash_int64(view), table.phash)
-        for i in np.flatnonzero((distances <= radius) & table.has_phash):
-            d = int(distances[i])
-            _better(hits, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{label}"))
+        phash = hashing.phash_int64(view)
+        # a negative's pHash is the complement: inverting negates every DCT coefficient and their median
+        for how, query_hash in ((label, phash), (f"{label} (inverted)", ~phash)):
+            distances = hashing.phash_distances(query_hash, table.phash)
+            for i in np.flatnonzero((distances <= radius) & table.has_phash):
+                d = int(distances[i])
+                _better(hits, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{how}"))
         pdq_hex, quality = hashing.pdq_hash(view)
         if quality >= settings.PROVENANT_PDQ_MIN_QUALITY:
             pdq_d = hashing.pdq_distances(pdq_hex, table.pdq)
@@ -132,14 +135,18 @@ def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
 
 
 def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
-    """Works whose grey thumbnail correlates with the query's, its mirror's or its border-trimmed picture's."""
+    """Works whose grey thumbnail correlates with the query's, its mirror's or its border-trimmed picture's, or
+    with their negatives."""
     from PIL import ImageOps
 
     views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
     trimmed = trim_border(image)
     if trimmed is not None:
         views.append((" (border removed)", trimmed))
-    vectors = thumbnails.thumbnail_vectors([view for _, view in views])
+    # a negative's centred thumbnail is exactly the negated vector: searching it costs no image work
+    views += [(f"{label} (inverted)", view) for label, view in views]
+    vectors = thumbnails.thumbnail_vectors([view for _, view in views[: len(views) // 2]])
+    vectors = np.concatenate([vectors, -vectors])
     scores, ids = index.search_vectors(thumbnails.SPACE, vectors, THUMBNAIL_NEIGHBOURS, exclude_ids=hidden)
     minimum = settings.PROVENANT_THUMBNAIL_MIN_COSINE
     hits: dict[int, Hit] = {}

@@ -7,6 +7,7 @@ from PIL import Image, ImageOps
 from embeddings import exclusions, index
 from embeddings.search import near_copy_ids, search_image, search_image_bytes
 from embeddings.selectors import search_contributor, search_domain, search_text
+from provenance.imaging import load_rgb
 from tests.embeddings.conftest import jpeg_bytes
 
 
@@ -76,6 +77,14 @@ def test_mirrored_copy_is_found_by_the_mirrored_hash(indexed_works):
     target = indexed_works[7]
     hits = search_image(ImageOps.mirror(_image(target)), top_k=5)
     assert hits[0].asset_id == target.id and hits[0].match == "hash" and "mirrored" in hits[0].why
+
+
+@pytest.mark.parametrize("work", [3, 7])
+def test_a_negative_is_found_by_the_complemented_hashes(indexed_works, work):
+    target = indexed_works[work]
+    negative = load_rgb(jpeg_bytes(ImageOps.invert(_image(target)), quality=85)).image
+    hits = search_image(negative, top_k=5, stages=("hash",))
+    assert hits[0].asset_id == target.id and "(inverted)" in hits[0].why
 
 
 def test_resized_copy_is_the_nearest_embedding(indexed_works):

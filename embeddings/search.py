@@ -135,18 +135,20 @@ def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
 
 
 def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
-    """Works whose grey thumbnail correlates with the query's, its mirror's or its border-trimmed picture's, or
-    with their negatives."""
-    from PIL import ImageOps
-
-    views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
+    """Works whose grey thumbnail correlates with the query's or its border-trimmed picture's, turned, flipped or
+    inverted in any of the sixteen ways (each is an array operation on the thumbnail, not a new image)."""
+    pictures = [("", image)]
     trimmed = trim_border(image)
     if trimmed is not None:
-        views.append((" (border removed)", trimmed))
-    # a negative's centred thumbnail is exactly the negated vector: searching it costs no image work
-    views += [(f"{label} (inverted)", view) for label, view in views]
-    vectors = thumbnails.thumbnail_vectors([view for _, view in views[: len(views) // 2]])
-    vectors = np.concatenate([vectors, -vectors])
+        pictures.append((" (border removed)", trimmed))
+    views = [
+        (f"{label}{how}", vector)
+        for (label, _), base in zip(
+            pictures, thumbnails.thumbnail_vectors([p for _, p in pictures]), strict=True
+        )
+        for how, vector in thumbnails.oriented_vectors(base)
+    ]
+    vectors = np.stack([vector for _, vector in views])
     scores, ids = index.search_vectors(thumbnails.SPACE, vectors, THUMBNAIL_NEIGHBOURS, exclude_ids=hidden)
     minimum = settings.PROVENANT_THUMBNAIL_MIN_COSINE
     hits: dict[int, Hit] = {}

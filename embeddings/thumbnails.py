@@ -38,6 +38,28 @@ def thumbnail_vector(image: Image.Image) -> np.ndarray:
     return vector / norm if norm > 1e-6 else vector
 
 
+# The eight ways to turn or flip a square: the thumbnail of a turned or flipped picture is the thumbnail turned or
+# flipped (the box filter squashes every picture to the same square), so a copy's orientation costs no image work.
+ORIENTATIONS = {
+    "": lambda a: a,
+    " (mirrored)": np.fliplr,
+    " (upside down)": np.flipud,
+    " (turned 180°)": lambda a: np.rot90(a, 2),
+    " (turned 90°)": lambda a: np.rot90(a, 1),
+    " (turned 270°)": lambda a: np.rot90(a, 3),
+    " (transposed)": np.transpose,
+    " (anti-transposed)": lambda a: np.rot90(a, 2).T,
+}
+
+
+def oriented_vectors(vector: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The thumbnail a copy would have if it were turned, flipped or a negative (the negated vector, since the
+    vector is mean-centred): what to search to find the original of such a copy."""
+    square = vector.reshape(SIDE, SIDE)
+    turned = [(label, np.ascontiguousarray(turn(square)).ravel()) for label, turn in ORIENTATIONS.items()]
+    return turned + [(f"{label} (inverted)", -v) for label, v in turned]
+
+
 def thumbnail_vectors(images: list[Image.Image]) -> np.ndarray:
     if not images:
         return np.zeros((0, SPACE.dim), dtype=np.float32)

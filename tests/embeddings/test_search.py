@@ -87,6 +87,17 @@ def test_a_negative_is_found_by_the_complemented_hashes(indexed_works, work):
     assert hits[0].asset_id == target.id and "(inverted)" in hits[0].why
 
 
+@pytest.mark.parametrize(
+    ("turn", "said"),
+    [(Image.Transpose.FLIP_TOP_BOTTOM, "(upside down)"), (Image.Transpose.ROTATE_90, "(turned 270°)")],
+)
+def test_a_turned_or_flipped_copy_is_found_by_the_turned_thumbnail(indexed_works, turn, said):
+    target = indexed_works[7]
+    copy = load_rgb(jpeg_bytes(_image(target).transpose(turn), quality=85)).image
+    hits = search_image(copy, top_k=5, stages=("hash",))
+    assert hits[0].asset_id == target.id and said in hits[0].why
+
+
 def test_resized_copy_is_the_nearest_embedding(indexed_works):
     target = indexed_works[2]
     image = _image(target)

@@ -18,7 +18,7 @@ class SearchForm(forms.Form):
     image = forms.FileField(
         required=False,
         label="Picture to look for",
-        help_text="PNG, JPEG, WebP, GIF, TIFF or SVG.",
+        help_text="PNG, JPEG, WebP, GIF, TIFF, BMP, AVIF or SVG.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
     )
     q = forms.CharField(required=False, max_length=500, label="Or search by words")

@@ -107,60 +107,72 @@ def hash_table() -> HashTable:
         return _hash_table
 
 
-def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
+def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> tuple[list[Hit], list[Hit]]:
+    """Hash matches of the query as it is (or mirrored), and those found only by turning, flipping or inverting
+    it, which the cascade keeps only when the embedding stage agrees."""
     from PIL import ImageOps
 
-    hits: dict[int, Hit] = {}
-    for hit in _thumbnail_hits(image, hidden):
-        _better(hits, hit)
+    as_is: dict[int, Hit] = {}
+    turned: dict[int, Hit] = {}
+    for hit, upright in _thumbnail_hits(image, hidden):
+        _better(as_is if upright else turned, hit)
     table = hash_table()
-    if len(table.ids) == 0:
-        return list(hits.values())
     radius = settings.PROVENANT_PHASH_RADIUS
-    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
+    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))) if len(table.ids) else ():
         phash = hashing.phash_int64(view)
         # a negative's pHash is the complement: inverting negates every DCT coefficient and their median
-        for how, query_hash in ((label, phash), (f"{label} (inverted)", ~phash)):
+        for how, query_hash, found in ((label, phash, as_is), (f"{label} (inverted)", ~phash, turned)):
             distances = hashing.phash_distances(query_hash, table.phash)
             for i in np.flatnonzero((distances <= radius) & table.has_phash):
                 d = int(distances[i])
-                _better(hits, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{how}"))
+                _better(found, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{how}"))
         pdq_hex, quality = hashing.pdq_hash(view)
         if quality >= settings.PROVENANT_PDQ_MIN_QUALITY:
             pdq_d = hashing.pdq_distances(pdq_hex, table.pdq)
             for i in np.flatnonzero((pdq_d <= settings.PROVENANT_PDQ_RADIUS) & table.pdq_ok):
                 d = int(pdq_d[i])
-                _better(hits, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
-    return [h for h in hits.values() if h.asset_id not in hidden]
+                _better(as_is, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
+    visible = [h for h in as_is.values() if h.asset_id not in hidden]
+    return visible, [h for h in turned.values() if h.asset_id not in hidden and h.asset_id not in as_is]
 
 
-def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[Hit]:
+def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[tuple[Hit, bool]]:
     """Works whose grey thumbnail correlates with the query's or its border-trimmed picture's, turned, flipped or
-    inverted in any of the sixteen ways (each is an array operation on the thumbnail, not a new image)."""
+    inverted in any of the sixteen ways (each is an array operation on the thumbnail, not a new image); with each,
+    whether it matched upright (as it is or mirrored)."""
     pictures = [("", image)]
     trimmed = trim_border(image)
     if trimmed is not None:
         pictures.append((" (border removed)", trimmed))
     views = [
-        (f"{label}{how}", vector)
+        (f"{label}{how}", vector, how in thumbnails.UPRIGHT)
         for (label, _), base in zip(
             pictures, thumbnails.thumbnail_vectors([p for _, p in pictures]), strict=True
         )
         for how, vector in thumbnails.oriented_vectors(base)
     ]
-    vectors = np.stack([vector for _, vector in views])
+    vectors = np.stack([vector for _, vector, _ in views])
     scores, ids = index.search_vectors(thumbnails.SPACE, vectors, THUMBNAIL_NEIGHBOURS, exclude_ids=hidden)
     minimum = settings.PROVENANT_THUMBNAIL_MIN_COSINE
-    hits: dict[int, Hit] = {}
-    for (label, _), row_scores, row_ids in zip(views, scores, ids, strict=True):
+    best: dict[int, tuple[Hit, bool]] = {}
+    for (label, _, upright), row_scores, row_ids in zip(views, scores, ids, strict=True):
         for score, asset_id in zip(row_scores, row_ids, strict=True):
-            if asset_id >= 0 and score >= minimum:
-                why = f"16x16 thumbnail correlation {score:.3f}{label}"
-                _better(hits, Hit(int(asset_id), round(float(score), 4), "hash", why))
+            if asset_id < 0 or score < minimum:
+                continue
+            hit = Hit(
+                int(asset_id),
+                round(float(score), 4),
+                "hash",
+                f"16x16 thumbnail correlation {score:.3f}{label}",
+            )
+            current, was_upright = best.get(hit.asset_id, (None, False))
+            if current is None or hit.score > current.score:
+                current = hit
+            best[hit.asset_id] = (current, upright or was_upright)
     # Only the closest few: in a series of similar icons (1,375 star polygons) a rotated query clears the
     # threshold against many members, and they would push the true work, found by keypoints, out of the top ten.
-    best = sorted(hits.values(), key=lambda h: h.score, reverse=True)
-    return best[: settings.PROVENANT_THUMBNAIL_MAX_HITS]
+    ranked = sorted(best.values(), key=lambda pair: pair[0].score, reverse=True)
+    return ranked[: settings.PROVENANT_THUMBNAIL_MAX_HITS]
 
 
 # --- embeddings -------------------------------------------------------------------------------------------------
@@ -308,8 +320,10 @@ def search_image(
             Asset.objects.filter(sha256=sha256).exclude(id__in=hidden).values_list("id", flat=True)
         ):
             _better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
+    turned: list[Hit] = []
     if "hash" in stages:
-        for hit in _hash_hits(image, hidden):
+        as_is, turned = _hash_hits(image, hidden)
+        for hit in as_is:
             _better(hits, hit)
     embedded: dict[int, Hit] = {}
     candidates: list[int] = []
@@ -319,6 +333,12 @@ def search_image(
         )
         for hit in embedded.values():
             _better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
+    # A turned, flipped or inverted look-alike counts only if the embedding stage, which sees the whole picture,
+    # found the work too: fifteen more thumbnail views are fifteen more chances for an unrelated icon to clear the
+    # threshold, and a hash match outranks the embedding and keypoint matches of the true work.
+    for hit in turned:
+        if "embedding" not in stages or hit.asset_id in embedded:
+            _better(hits, hit)
     if "geometric" in stages:
         unconfirmed = [i for i in candidates if hits[i].match == "embedding"]
         for hit in _geometric_hits(image, unconfirmed, hidden):

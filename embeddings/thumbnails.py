@@ -52,6 +52,9 @@ ORIENTATIONS = {
 }
 
 
+UPRIGHT = ("", " (mirrored)")  # a mirrored copy is as common as a resized one; the other turns are not
+
+
 def oriented_vectors(vector: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """The thumbnail a copy would have if it were turned, flipped or a negative (the negated vector, since the
     vector is mean-centred): what to search to find the original of such a copy."""

@@ -98,6 +98,34 @@ def test_a_turned_or_flipped_copy_is_found_by_the_turned_thumbnail(indexed_works
     assert hits[0].asset_id == target.id and said in hits[0].why
 
 
+def test_a_turned_copy_keeps_its_hash_match_in_the_full_cascade(indexed_works):
+    target = indexed_works[7]
+    copy = load_rgb(jpeg_bytes(_image(target).transpose(Image.Transpose.FLIP_TOP_BOTTOM), quality=85)).image
+    hits = search_image(copy, top_k=5)
+    assert hits[0].asset_id == target.id and hits[0].match == "hash" and "(upside down)" in hits[0].why
+
+
+@pytest.mark.parametrize("embedding_agrees", [False, True])
+def test_a_turned_look_alike_counts_only_when_the_embedding_stage_agrees(
+    indexed_works, monkeypatch, embedding_agrees
+):
+    import embeddings.search as search
+
+    target, stranger = indexed_works[7], indexed_works[1]
+    look_alike = search.Hit(stranger.id, 0.97, "hash", "16x16 thumbnail correlation 0.970 (upside down)")
+    embedded = {target.id: search.Hit(target.id, 0.9, "embedding", "embedding cosine 0.900")}
+    if embedding_agrees:
+        embedded[stranger.id] = search.Hit(stranger.id, 0.5, "embedding", "embedding cosine 0.500")
+    monkeypatch.setattr(search, "_hash_hits", lambda image, hidden: ([], [look_alike]))
+    monkeypatch.setattr(search, "_embedding_hits", lambda image, hidden, k: (dict(embedded), list(embedded)))
+    monkeypatch.setattr(search, "_geometric_hits", lambda *args: [])
+    hits = search_image(_image(target), top_k=5)
+    if embedding_agrees:
+        assert (hits[0].asset_id, hits[0].match) == (stranger.id, "hash")
+    else:
+        assert [h.asset_id for h in hits] == [target.id]
+
+
 def test_resized_copy_is_the_nearest_embedding(indexed_works):
     target = indexed_works[2]
     image = _image(target)

@@ -110,15 +110,23 @@ def hash_table() -> HashTable:
 def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> tuple[list[Hit], list[Hit]]:
     """Hash matches of the query as it is (or mirrored), and those found only by turning, flipping or inverting
     it, which the cascade keeps only when the embedding stage agrees."""
-    from PIL import ImageOps
-
     as_is: dict[int, Hit] = {}
     turned: dict[int, Hit] = {}
     for hit, upright in _thumbnail_hits(image, hidden):
         _better(as_is if upright else turned, hit)
+    _add_phash_and_pdq_hits(image, as_is, turned)
+    visible = [h for h in as_is.values() if h.asset_id not in hidden]
+    return visible, [h for h in turned.values() if h.asset_id not in hidden and h.asset_id not in as_is]
+
+
+def _add_phash_and_pdq_hits(image: Image.Image, as_is: dict[int, Hit], turned: dict[int, Hit]) -> None:
+    from PIL import ImageOps
+
     table = hash_table()
+    if len(table.ids) == 0:
+        return
     radius = settings.PROVENANT_PHASH_RADIUS
-    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))) if len(table.ids) else ():
+    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
         phash = hashing.phash_int64(view)
         # a negative's pHash is the complement: inverting negates every DCT coefficient and their median
         for how, query_hash, found in ((label, phash, as_is), (f"{label} (inverted)", ~phash, turned)):
@@ -132,8 +140,6 @@ def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> tuple[list[Hit], l
             for i in np.flatnonzero((pdq_d <= settings.PROVENANT_PDQ_RADIUS) & table.pdq_ok):
                 d = int(pdq_d[i])
                 _better(as_is, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
-    visible = [h for h in as_is.values() if h.asset_id not in hidden]
-    return visible, [h for h in turned.values() if h.asset_id not in hidden and h.asset_id not in as_is]
 
 
 def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[tuple[Hit, bool]]:

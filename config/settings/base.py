@@ -260,3 +260,7 @@ GENERATOR_LAMBDA_REL = env.float(
     "PROVENANT_GENERATOR_LAMBDA_REL", default=10.0
 )  # chosen on validation images
 GENERATOR_THREADS = env.int("PROVENANT_GENERATOR_THREADS", default=2)
+# the attribution feature recipe a new model is trained with (a trained model keeps its own; the ledger says which)
+GENERATOR_FEATURE_TIMESTEPS = env.int("PROVENANT_GENERATOR_FEATURE_TIMESTEPS", default=10)
+GENERATOR_FEATURE_NOISE_DRAWS = env.int("PROVENANT_GENERATOR_FEATURE_NOISE_DRAWS", default=1)
+GENERATOR_FEATURE_NORMALISE = env.bool("PROVENANT_GENERATOR_FEATURE_NORMALISE", default=True)

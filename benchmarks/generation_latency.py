@@ -60,10 +60,8 @@ def main() -> None:
     works = sorted(Path("/usr/share/openclipart/png").rglob("*.png"))[:64:2]
     print(f"{'resolution':>10s} {'feature probes':>15s} {'median s':>9s} {'max s':>7s}")
     for resolution in (32, 64):
-        for timesteps, draws in (
-            (product.timesteps, product.noise_draws),
-            (20, 1),
-        ):  # 20 x 1: the old default
+        # the product's probes beside the old default's (20 x 1)
+        for timesteps, draws in ((product.timesteps, product.noise_draws), (20, 1)):
             with tempfile.TemporaryDirectory() as tmp:
                 spec = build(Path(tmp), resolution, timesteps, draws, works)
                 torch.set_num_threads(args.threads)

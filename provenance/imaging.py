@@ -131,7 +131,7 @@ def eight_bit(image: Image.Image) -> Image.Image:
         top = 1.0 if values.max(initial=0) <= 1.0 else 255.0  # float images are either 0-1 or 0-255
     else:
         top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-    return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
+    return Image.fromarray(np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8))
 
 
 def flatten_on_white(image: Image.Image) -> Image.Image:

@@ -10,6 +10,8 @@
    model's seed (common random numbers: same init, timesteps and noise per step), so the loss differences between
    subsets measure the data; with a seed per subset (--subset-seeds vary) training noise was ~45 % of the
    across-subset variance of the losses (docs/generator.md).
+   --seed-sets 0,1,... trains each subset once per seed set (seed 1000 j) and averages the losses, as LDS protocols
+   average several models per subset; benchmarks/lds_subsets_gpu.sh trains the extra sets on a GPU.
 4. LDS per generated image = Spearman(predicted subset score, -loss) over the K subsets; mean +- SE over images.
    lambda (gradient) and top-k (similarity) are chosen on validation images only; the table reports the test images.
 
@@ -57,6 +59,19 @@ def scan_creators(cache: Path) -> dict[str, list[str]]:
 
 
 def load_dataset(args, work: Path):
+    """(images, labels, contributor names); cached in the work folder, so a run elsewhere needs no openclipart."""
+    import torch
+
+    cache = work / "dataset.pt"
+    if cache.exists():
+        d = torch.load(cache)
+        return d["images"], np.array(d["labels"]), d["names"]
+    images, labels, chosen = _read_openclipart(args, work)
+    torch.save({"images": images, "labels": labels.tolist(), "names": chosen}, cache)
+    return images, labels, chosen
+
+
+def _read_openclipart(args, work: Path):
     import torch
     from PIL import Image
 
@@ -93,7 +108,9 @@ def train_model(images, args, seed: int):
     from generator.ml.unet import UNet, UNetConfig
 
     torch.manual_seed(seed)
-    model = UNet(UNetConfig(resolution=args.resolution))
+    model = UNet(UNetConfig(resolution=args.resolution)).to(
+        args.device
+    )  # initialised on the CPU: same weights
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=seed)
     state = train_state_new(model, config)
     for _ in train_steps(state, images, None, config):
@@ -123,12 +140,14 @@ def probe_losses(model, images, n_t: int = 50, draws: int = 2, seed: int = 99) -
 
     from generator.ml.diffusion import T_STEPS, v_loss
 
+    device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     ts = torch.linspace(0, T_STEPS - 1, n_t).round().long().repeat(draws)
     eps = torch.randn((ts.shape[0], *images.shape[1:]), generator=g)
+    ts, eps = ts.to(device), eps.to(device)
     out = []
     with torch.no_grad():
-        for x in images:
+        for x in images.to(device):
             out.append(v_loss(model, x[None].expand(ts.shape[0], -1, -1, -1), ts, eps, None).mean().item())
     return np.array(out)
 
@@ -162,11 +181,24 @@ def main() -> None:
         help="same: every subset model trains with the full model's seed (common random numbers: init, timesteps "
         "and noise are shared, so loss differences measure the data); vary: seed + 100 + k per subset",
     )
+    p.add_argument(
+        "--seed-sets",
+        default="0",
+        help="comma-separated training seeds per subset (offsets from --seed); the ground truth is each subset's "
+        "loss averaged over them, as LDS protocols average several models per subset",
+    )
+    p.add_argument("--device", default="cpu", help="where subset models train (cuda for a GPU)")
+    p.add_argument("--subsets-only", action="store_true", help="train and measure subset models, then stop")
+    p.add_argument(
+        "--shard", default="0/1", help="with --subsets-only: i/n trains the subsets k with k %% n == i"
+    )
     p.add_argument("--no-imagenet-baseline", dest="imagenet_baseline", action="store_false")
     p.add_argument("--analyse-only", action="store_true", help="use only the subset models already cached")
     p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "lds-work"))
     p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "attribution_lds.json"))
     args = p.parse_args()
+    if args.shard != "0/1" and not args.subsets_only:
+        p.error("--shard needs --subsets-only: the analysis needs every subset")
 
     import torch
 
@@ -181,6 +213,11 @@ def main() -> None:
     from generator.ml.diffusion import ddim_sample
 
     torch.set_num_threads(args.threads)
+    if args.device.startswith(
+        "cuda"
+    ):  # full fp32 and repeatable kernels, so common random numbers stay common
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     work = (
         Path(args.work)
         / f"c{args.contributors}w{args.works}s{args.steps}b{args.batch_size}r{args.resolution}seed{args.seed}"
@@ -193,10 +230,21 @@ def main() -> None:
     t0 = time.perf_counter()
     full = _cached_model(work / "full-model.pt", images, args, seed=args.seed)
     timings["train_full_model_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    gen = ddim_sample(full, n=args.generated, resolution=args.resolution, seed=args.seed + 10_000)
-    timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
-    _save_grid(gen, work / "generated.png")
+    gen_cache = (
+        work / "generated.pt"
+    )  # sampled on the CPU once, so subset models trained elsewhere see the same
+    if gen_cache.exists():
+        gen = torch.load(gen_cache)
+    else:
+        t0 = time.perf_counter()
+        gen = ddim_sample(full, n=args.generated, resolution=args.resolution, seed=args.seed + 10_000)
+        timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
+        torch.save(gen, gen_cache)
+        _save_grid(gen, work / "generated.png")
+    if args.subsets_only:
+        masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings)
+        print(f"{len(masks)} subsets measured: {timings['subset_models_total_s']:.0f} s", flush=True)
+        return
 
     # raw features are cached; the unit-normalised rows normalise them here exactly as the featurizer would
     fconf = FeatureConfig(
@@ -219,27 +267,7 @@ def main() -> None:
     sim_train, sim_gen = gram(images).numpy(), gram(gen).numpy()
 
     rng = np.random.default_rng(args.seed + 1)
-    masks, losses = [], []
-    t0 = time.perf_counter()
-    for k in range(args.subsets):
-        mask = np.zeros(n_c, dtype=bool)
-        mask[rng.choice(n_c, n_c // 2, replace=False)] = True
-        cache = work / (f"subset{k}.json" if args.subset_seeds == "vary" else f"subset{k}-sameseed.json")
-        if cache.exists():
-            loss = np.array(json.loads(cache.read_text())["loss"])
-        elif args.analyse_only:
-            break  # report on the subsets finished so far (K is then what was measured)
-        else:
-            ts = time.perf_counter()
-            sub = torch.as_tensor(mask[labels])
-            seed = args.seed if args.subset_seeds == "same" else args.seed + 100 + k
-            model = train_model(images[sub], args, seed=seed)
-            loss = probe_losses(model, gen)
-            cache.write_text(json.dumps({"mask": mask.tolist(), "loss": loss.tolist()}))
-            print(f"subset {k + 1}/{args.subsets}: {time.perf_counter() - ts:.0f} s", flush=True)
-        masks.append(mask)
-        losses.append(loss)
-    timings["subset_models_total_s"] = time.perf_counter() - t0
+    masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
     masks_a, actual = np.array(masks, dtype=float), -np.array(losses)  # lower loss = more help
 
     val, test = slice(0, args.validation), slice(args.validation, None)
@@ -299,6 +327,51 @@ def main() -> None:
     _print_table(summary)
 
 
+def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict, rng=None):
+    """Each subset's mask and the generated images' probe losses, averaged over the subset's seed sets."""
+    import torch
+
+    rng = rng if rng is not None else np.random.default_rng(args.seed + 1)
+    seed_sets = [int(j) for j in args.seed_sets.split(",")]
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    masks, losses = [], []
+    t0 = time.perf_counter()
+    for k in range(args.subsets):
+        mask = np.zeros(n_c, dtype=bool)
+        mask[rng.choice(n_c, n_c // 2, replace=False)] = True
+        if k % shards != shard:
+            continue  # another process's subset (the mask is still drawn, so every shard sees the same masks)
+        per_set = []
+        for j in seed_sets:
+            cache = work / _subset_cache_name(args.subset_seeds, k, j)
+            if cache.exists():
+                per_set.append(json.loads(cache.read_text())["loss"])
+                continue
+            if args.analyse_only:
+                break  # report on the subsets finished so far (K is then what was measured)
+            ts = time.perf_counter()
+            sub = torch.as_tensor(mask[labels])
+            base = args.seed if args.subset_seeds == "same" else args.seed + 100 + k
+            model = train_model(images[sub], args, seed=base + 1000 * j)
+            loss = probe_losses(model, gen)
+            cache.write_text(
+                json.dumps({"mask": mask.tolist(), "loss": loss.tolist(), "device": args.device})
+            )
+            per_set.append(loss.tolist())
+            print(f"subset {k + 1}/{args.subsets} seed set {j}: {time.perf_counter() - ts:.0f} s", flush=True)
+        if len(per_set) < len(seed_sets):
+            break
+        masks.append(mask)
+        losses.append(np.mean(per_set, axis=0))
+    timings["subset_models_total_s"] = time.perf_counter() - t0
+    return masks, losses
+
+
+def _subset_cache_name(mode: str, k: int, seed_set: int) -> str:
+    name = f"subset{k}" if mode == "vary" else f"subset{k}-sameseed"
+    return f"{name}.json" if seed_set == 0 else f"{name}-set{seed_set}.json"
+
+
 def _imagenet_features(gen, images, work: Path) -> tuple[np.ndarray, np.ndarray]:
     """A stronger similarity baseline than the product's: pooled ImageNet EfficientNet-Lite0 features (the default
     embedding model's trunk), images upscaled to 224 px; cached, since they depend only on the images."""
@@ -353,7 +426,7 @@ def _print_table(s: dict) -> None:
         f"\nContributor-level LDS: K = {s['K']} half-subset models, {s['contributors']} contributors x "
         f"{s['works_per_contributor']} works, {s['steps']} steps (batch {s['args']['batch_size']}) at {s['resolution']}px, "
         f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images), "
-        f"subset seeds: {s['args']['subset_seeds']}"
+        f"subset seeds: {s['args']['subset_seeds']}, seed sets per subset averaged: {s['args']['seed_sets']}"
     )
     print(f"{'method':40s} {'test LDS':>9s} {'+- SE':>7s}")
     for k, (m, se) in s["test_lds"].items():

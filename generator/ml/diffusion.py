@@ -121,6 +121,8 @@ def train_steps(
     The batch order depends only on (seed, step), so a run resumed from a checkpoint sees the same batches."""
     n = images.shape[0]
     model = state.model.train()
+    # the draws come from a CPU generator whatever the model's device, so a GPU run sees the same batches and noise
+    device = next(model.parameters()).device
     while state.step < config.steps:
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
         idx = torch.randint(0, n, (config.batch_size,), generator=g)
@@ -132,7 +134,8 @@ def train_steps(
         cond = None
         if conds is not None:
             keep = (torch.rand(config.batch_size, generator=g) >= config.cond_drop).float()[:, None]
-            cond = conds[idx] * keep
+            cond = (conds[idx] * keep).to(device)
+        x0, t, eps = x0.to(device), t.to(device), eps.to(device)
         loss = v_loss(model, x0, t, eps, cond).mean()
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()

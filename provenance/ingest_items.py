@@ -16,6 +16,10 @@ from provenance.metadata import FoundSignal, WorkMetadata, raster_metadata, side
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".gif", ".svg", ".tif", ".tiff", ".bmp", ".avif"}
 MAX_FILE_BYTES = 200 * 1024 * 1024
 SVG_MAX_SIDE = 768  # enough for hashes, embeddings (224 px) and keypoint verification
+# A drawing has no native pixel size: a pre-rendered raster smaller than this (openclipart-png ships a third of its
+# works as 60-100 px icons) is a thumbnail, too small for keypoints or for a larger copy's hashes to match, so the
+# SVG itself is rendered (at SVG_MAX_SIDE) instead.
+RASTER_MIN_SIDE = 256
 
 
 @dataclass
@@ -92,15 +96,24 @@ class _Decoded:
 def _decode(data: bytes, raster_path: str, max_pixels: int) -> _Decoded:
     """Pixels of a work. An SVG with a pre-rendered raster (openclipart-png) uses the raster, which is faster
     and sidesteps cairosvg's gaps; the SVG is still checked as safe XML, and rendered if the raster is refused
-    (one openclipart PNG is a 623-megapixel rendering of a small drawing)."""
+    (one openclipart PNG is a 623-megapixel rendering of a small drawing) or is a thumbnail (RASTER_MIN_SIDE)."""
+    raster = None
     if raster_path and is_svg(data):
         check_svg(data)
         try:
             raster = load_rgb(Path(raster_path).read_bytes(), max_pixels=max_pixels, max_side=SVG_MAX_SIDE)
-            return _Decoded(raster.image, "SVG", raster.width, raster.height, {}, True)
         except (ImageRejected, OSError):
             pass
-    decoded = load_rgb(data, max_pixels=max_pixels, max_side=SVG_MAX_SIDE)
+        if raster is not None and max(raster.width, raster.height) >= RASTER_MIN_SIDE:
+            return _Decoded(raster.image, "SVG", raster.width, raster.height, {}, True)
+    try:
+        decoded = load_rgb(data, max_pixels=max_pixels, max_side=SVG_MAX_SIDE)
+    except ImageRejected:
+        if raster is None:
+            raise
+        return _Decoded(
+            raster.image, "SVG", raster.width, raster.height, {}, True
+        )  # a thumbnail beats nothing
     return _Decoded(decoded.image, decoded.format, decoded.width, decoded.height, decoded.info, False)
 
 

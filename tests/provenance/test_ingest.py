@@ -255,3 +255,22 @@ def test_the_celery_task_ingests_and_is_safe_to_run_twice(few_works):
     run.refresh_from_db()
     assert (run.status, run.new) == ("done", 6)
     assert Asset.objects.count() == 6
+
+
+@pytest.mark.parametrize(("raster_side", "uses_raster"), [(60, False), (400, True)])
+def test_a_thumbnail_raster_gives_way_to_the_drawing_itself(
+    openclipart_dir, tmp_path, raster_side, uses_raster
+):
+    from provenance.imaging import render_svg
+    from provenance.ingest_items import SVG_MAX_SIDE, ItemInput, read_item
+
+    svg = openclipart_dir / "shapes/flowchart/fc05.svg"
+    raster = tmp_path / "raster.png"
+    render_svg(svg.read_bytes(), max_side=raster_side).save(raster)
+    result = read_item(ItemInput(source=svg.name, path=str(svg), raster_path=str(raster)), max_pixels=10**8)
+    assert result.ok, result.reason
+    side = max(result.fields["width"], result.fields["height"])
+    if uses_raster:
+        assert (result.fields["local_path"], side) == (str(raster), raster_side)
+    else:  # a 60 px icon is too small to match a larger copy: the SVG is rendered instead
+        assert (result.fields["local_path"], side) == (str(svg), SVG_MAX_SIDE)

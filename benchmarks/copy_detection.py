@@ -272,10 +272,11 @@ def main() -> None:
         twins[("p", phash, pdq)].add(asset_id)
     truth_of = {r[0]: twins[("s", r[2])] | twins[("p", r[3], r[4])] for r in rows}
     table = search.hash_table()
-    eligible = _distinct_works(rows, truth_of, table, hashing, args.distinct_radius)
+    eligible = _distinct_works(rows, truth_of, table, hashing, args.distinct_radius, search.near_copy_ids)
     print(
         f"{len(eligible)} of {len(rows)} indexed works have no other work within pHash distance "
-        f"{args.distinct_radius} (variants of one drawing: colour sets, numbered series); queries come from those"
+        f"{args.distinct_radius} and no near-copy (variants of one drawing: colour sets, numbered series); "
+        "queries come from those"
     )
     rng = np.random.default_rng(args.seed)
     picked = [
@@ -338,14 +339,17 @@ def _merge(args) -> None:
     _report(counts, small, seconds, works, args, loaded[0]["space"], elapsed, partial=False)
 
 
-def _distinct_works(rows, truth_of, table, hashing, radius: int) -> list:
-    """Works with one right answer: no *other* work (besides identical files) within the pHash radius."""
+def _distinct_works(rows, truth_of, table, hashing, radius: int, near_copy_ids) -> list:
+    """Works with one right answer: no *other* work (besides identical files) within the pHash radius, and none
+    that the product itself calls a near-copy of it (search.near_copy_ids: pHash radius or embedding cosine >=
+    PROVENANT_NEAR_COPY_COSINE, what an opt-out of the work removes with it). Line-art series pass the pHash test
+    (their bits are unstable) while their members are the same drawing to every stage: 1,375 star polygons."""
     position = {int(asset_id): i for i, asset_id in enumerate(table.ids)}
     out = []
     for row in rows:
         distances = hashing.phash_distances(int(table.phash[position[row[0]]]), table.phash)
         close = {int(table.ids[i]) for i in np.flatnonzero((distances <= radius) & table.has_phash)}
-        if close <= truth_of[row[0]]:
+        if close <= truth_of[row[0]] and set(near_copy_ids(row[0])) <= truth_of[row[0]]:
             out.append(row)
     return out
 

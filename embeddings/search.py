@@ -219,10 +219,14 @@ def picture_regions(image: Image.Image, *, tolerance: int = 24, limit: int = 3) 
     mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     area = small.width * small.height
+    # a band across the whole query (a title bar, a side panel, a watermark strip) is not a separate picture
     boxes = [
         (x, y, x + w, y + h)
         for x, y, w, h, _ in stats[1:count]
-        if 0.04 * area <= w * h <= 0.8 * area and min(w, h) >= 8
+        if 0.04 * area <= w * h <= 0.8 * area
+        and min(w, h) >= 8
+        and w < 0.95 * small.width
+        and h < 0.95 * small.height
     ]
     boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
     scale = image.width / small.width
@@ -349,11 +353,27 @@ def search_image(
         unconfirmed = [i for i in candidates if hits[i].match == "embedding"]
         for hit in _geometric_hits(image, unconfirmed, hidden):
             _better(hits, hit)
-    ranked = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)[:top_k]
+    pool = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)
+    pool = pool[: max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)]
+    assign_clusters(pool)
+    ranked = diversify(pool, top_k, settings.PROVENANT_SEARCH_PER_CLUSTER)
     for hit in ranked:
         hit.opted_out = hit.asset_id in flagged
-    assign_clusters(ranked)
     return ranked
+
+
+def diversify(ranked: list[Hit], top_k: int, per_cluster: int) -> list[Hit]:
+    """The top_k hits with at most per_cluster members of one near-copy cluster ahead of any other work; the
+    cluster's further members fill the places left, in rank order. A query holding one drawing of a series of
+    near-identical ones (star polygons, a flag's variants) matches the whole series, which would push a second
+    picture in the query, or a weaker true match, off the page."""
+    taken: dict[int | None, int] = {}
+    first, later = [], []
+    for hit in ranked:
+        key = hit.cluster if hit.cluster is not None else hit.asset_id
+        (first if taken.get(key, 0) < per_cluster else later).append(hit)
+        taken[key] = taken.get(key, 0) + 1
+    return (first + later)[:top_k]
 
 
 def search_image_bytes(data: bytes, *, top_k: int = 10, user: Any = None) -> list[Hit]:

@@ -187,6 +187,9 @@ PROVENANT_GEOMETRIC_MIN_INLIERS = env.int("PROVENANT_GEOMETRIC_MIN_INLIERS", def
 # (clip-retrieval deduplicates at 0.94) or within the pHash radius.
 PROVENANT_NEAR_COPY_COSINE = env.float("PROVENANT_NEAR_COPY_COSINE", default=0.94)
 PROVENANT_NEAR_COPY_MAX = env.int("PROVENANT_NEAR_COPY_MAX", default=100)
+# At most this many members of one near-copy cluster among an image search's top results before other works get
+# their turn (the rest follow): a series of near-identical drawings would otherwise fill the page.
+PROVENANT_SEARCH_PER_CLUSTER = env.int("PROVENANT_SEARCH_PER_CLUSTER", default=3)
 
 # --- opt-out (accounts, claims, check API, audit) --------------------------------------------------------------
 # Cache: throttling counts requests in it, so it must be shared between processes: Redis when configured,

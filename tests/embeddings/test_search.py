@@ -249,3 +249,32 @@ def test_geometric_matches_rank_by_inliers_without_a_cap(indexed_works, monkeypa
         hits = search_image(query, top_k=10, stages=("embedding", "geometric"))
         geometric = [h.asset_id for h in hits if h.match == "geometric"]
         assert geometric == sorted(counts, key=counts.get, reverse=True)
+
+
+def _hit(asset_id: int, cluster: int, score: float):
+    from embeddings.search import Hit
+
+    return Hit(asset_id, score, "embedding", "", cluster=cluster)
+
+
+def test_one_cluster_takes_at_most_its_share_of_the_page_before_other_works():
+    from embeddings.search import diversify
+
+    series = [_hit(i, 1, 0.99 - i / 100) for i in range(1, 9)]  # eight near-identical drawings
+    others = [_hit(20, 20, 0.6), _hit(30, 30, 0.5)]
+    ranked = diversify(series + others, top_k=6, per_cluster=3)
+    assert [h.asset_id for h in ranked] == [1, 2, 3, 20, 30, 4]  # the series' rest fills what is left
+    assert [h.asset_id for h in diversify(series[:2] + others, top_k=3, per_cluster=3)] == [1, 2, 20]
+
+
+@pytest.mark.parametrize("band", [(0, 0, 900, 50), (0, 620, 900, 700), (820, 0, 900, 700)])
+def test_a_band_across_the_query_is_not_a_separate_picture(indexed_works, band):
+    """A title bar, a watermark strip, a side panel: flat blocks from edge to edge, not pictures to search for."""
+    from embeddings.search import picture_regions
+
+    canvas = Image.new("RGB", (900, 700), (240, 240, 240))
+    canvas.paste(_image(indexed_works[11]).resize((300, 260)), (120, 160))
+    canvas.paste((30, 30, 36), band)
+    regions = picture_regions(canvas)
+    assert len(regions) == 1
+    assert abs(regions[0].width - 300) <= 12 and abs(regions[0].height - 260) <= 12

@@ -108,9 +108,8 @@ def train_model(images, args, seed: int):
     from generator.ml.unet import UNet, UNetConfig
 
     torch.manual_seed(seed)
-    model = UNet(UNetConfig(resolution=args.resolution)).to(
-        args.device
-    )  # initialised on the CPU: same weights
+    # initialised on the CPU, so a GPU run starts from the same weights
+    model = UNet(UNetConfig(resolution=args.resolution)).to(args.device)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=seed)
     state = train_state_new(model, config)
     for _ in train_steps(state, images, None, config):
@@ -184,8 +183,8 @@ def main() -> None:
     p.add_argument(
         "--seed-sets",
         default="0",
-        help="comma-separated training seeds per subset (offsets from --seed); the ground truth is each subset's "
-        "loss averaged over them, as LDS protocols average several models per subset",
+        help="comma-separated seed sets j (each subset trains with seed + 1000 j per set); the ground truth is "
+        "each subset's loss averaged over them, as LDS protocols average several models per subset",
     )
     p.add_argument("--device", default="cpu", help="where subset models train (cuda for a GPU)")
     p.add_argument("--subsets-only", action="store_true", help="train and measure subset models, then stop")
@@ -213,9 +212,7 @@ def main() -> None:
     from generator.ml.diffusion import ddim_sample
 
     torch.set_num_threads(args.threads)
-    if args.device.startswith(
-        "cuda"
-    ):  # full fp32 and repeatable kernels, so common random numbers stay common
+    if args.device.startswith("cuda"):  # full fp32, repeatable kernels: common random numbers stay common
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     work = (
@@ -230,9 +227,8 @@ def main() -> None:
     t0 = time.perf_counter()
     full = _cached_model(work / "full-model.pt", images, args, seed=args.seed)
     timings["train_full_model_s"] = time.perf_counter() - t0
-    gen_cache = (
-        work / "generated.pt"
-    )  # sampled on the CPU once, so subset models trained elsewhere see the same
+    # sampled on the CPU once, so subset models trained elsewhere see the same images
+    gen_cache = work / "generated.pt"
     if gen_cache.exists():
         gen = torch.load(gen_cache)
     else:

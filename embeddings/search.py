@@ -367,7 +367,7 @@ def diversify(ranked: list[Hit], top_k: int, per_cluster: int) -> list[Hit]:
     cluster's further members fill the places left, in rank order. A query holding one drawing of a series of
     near-identical ones (star polygons, a flag's variants) matches the whole series, which would push a second
     picture in the query, or a weaker true match, off the page."""
-    taken: dict[int | None, int] = {}
+    taken: dict[int, int] = {}
     first, later = [], []
     for hit in ranked:
         key = hit.cluster if hit.cluster is not None else hit.asset_id

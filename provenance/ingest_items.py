@@ -111,9 +111,8 @@ def _decode(data: bytes, raster_path: str, max_pixels: int) -> _Decoded:
     except ImageRejected:
         if raster is None:
             raise
-        return _Decoded(
-            raster.image, "SVG", raster.width, raster.height, {}, True
-        )  # a thumbnail beats nothing
+        # the drawing cannot be rendered: its thumbnail is better than nothing
+        return _Decoded(raster.image, "SVG", raster.width, raster.height, {}, True)
     return _Decoded(decoded.image, decoded.format, decoded.width, decoded.height, decoded.info, False)
 
 

@@ -237,8 +237,11 @@ def main() -> None:
         timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
         torch.save(gen, gen_cache)
         _save_grid(gen, work / "generated.png")
+    rng = np.random.default_rng(
+        args.seed + 1
+    )  # the subset masks first, then the random baseline and bootstrap
     if args.subsets_only:
-        masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings)
+        masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
         print(f"{len(masks)} subsets measured: {timings['subset_models_total_s']:.0f} s", flush=True)
         return
 
@@ -262,7 +265,6 @@ def main() -> None:
     gram = GramFeaturizer()
     sim_train, sim_gen = gram(images).numpy(), gram(gen).numpy()
 
-    rng = np.random.default_rng(args.seed + 1)
     masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
     masks_a, actual = np.array(masks, dtype=float), -np.array(losses)  # lower loss = more help
 
@@ -323,11 +325,10 @@ def main() -> None:
     _print_table(summary)
 
 
-def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict, rng=None):
+def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict, rng):
     """Each subset's mask and the generated images' probe losses, averaged over the subset's seed sets."""
     import torch
 
-    rng = rng if rng is not None else np.random.default_rng(args.seed + 1)
     seed_sets = [int(j) for j in args.seed_sets.split(",")]
     shard, shards = (int(x) for x in args.shard.split("/"))
     masks, losses = [], []

@@ -158,6 +158,72 @@ def measure_size(size: int, real: np.ndarray, args, settings, lines: list[str], 
     shutil.rmtree(settings.PROVENANT_INDEX_DIR / space.id, ignore_errors=True)
 
 
+def measure_parts(
+    size: int, real: np.ndarray, real_parts: np.ndarray, args, settings, lines: list[str]
+) -> None:
+    """What an image search adds with part embeddings (embeddings.parts): a second kNN over PER_WORK vectors per
+    work, for each of the same k works. Timed per query together with the whole-work kNN and the metadata, as the
+    cascade runs them. Built with embeddings.index.build_index (exact or IVF by size, as published) and written
+    where search_vectors loads it memory-mapped; the part vectors are padded from the collection's real ones."""
+    import faiss
+
+    from embeddings import index, parts
+    from embeddings.encoder import EmbeddingSpace
+
+    rng = np.random.default_rng(size + 1)
+    dim = real.shape[1]
+    settings.PROVENANT_INDEX_DIR = Path(args.scratch) / "index"
+    spaces, built, vectors_of = [], [], {}
+    for name, base, per in (("whole", real, 1), ("parts", real_parts, parts.PER_WORK)):
+        space = EmbeddingSpace(model="latency-bench", pretrained=f"{name}-{size}", dim=dim)
+        shutil.rmtree(settings.PROVENANT_INDEX_DIR / space.id, ignore_errors=True)
+        vectors = _padded_vectors(base, size * per, dim, rng)
+        ids = np.repeat(np.arange(1, size + 1, dtype=np.int64), per)
+        t0 = time.perf_counter()
+        kind, built_index = index.build_index(ids, vectors, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+        faiss.write_index(built_index, str(index.space_dir(space) / index.INDEX_FILE))
+        (index.space_dir(space) / index.INDEX_META).write_text(json.dumps({"kind": kind}))
+        del built_index
+        built.append(f"{name} {kind} {len(ids):,} vectors {time.perf_counter() - t0:.0f} s")
+        spaces.append(space)
+        vectors_of[name] = vectors
+    db = _metadata_db(Path(args.scratch) / "latency-meta.sqlite3", size)
+    picks = rng.integers(size, size=args.queries)
+    noisy = vectors_of["whole"][picks] + rng.standard_normal((args.queries, dim)).astype(np.float32) * 0.03
+    queries = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    exclude = set(rng.integers(1, size + 1, size=1000).tolist())
+    index.forget_loaded()
+    for space in spaces:
+        index.search_vectors(space, queries[:1], 10)  # first load (mmap) is not a query
+    whole_space, part_space = spaces
+    for nprobe in args.nprobes:
+        whole_t, part_t, total_t = [], [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            _, hit_ids = index.search_vectors(whole_space, q[None, :], 50, exclude_ids=exclude, nprobe=nprobe)
+            t1 = time.perf_counter()
+            _, part_ids = index.search_vectors(
+                part_space, q[None, :], 50 * parts.PER_WORK, exclude_ids=exclude, nprobe=nprobe
+            )
+            t2 = time.perf_counter()
+            top = list(dict.fromkeys(int(i) for i in np.r_[hit_ids[0][:10], part_ids[0]] if i >= 0))[:10]
+            db.execute(f"SELECT id, source, title FROM asset WHERE id IN ({','.join('?' * len(top))})", top)
+            t3 = time.perf_counter()
+            whole_t.append(t1 - t0)
+            part_t.append(t2 - t1)
+            total_t.append(t3 - t0)
+        (w50, w95), (p50, p95), (t50, t95) = (_percentiles(x) for x in (whole_t, part_t, total_t))
+        lines.append(
+            f"| {size:,} | {size * parts.PER_WORK:,} | nprobe {nprobe} | {w50:.1f} / {w95:.1f} | {p50:.1f} / {p95:.1f} "
+            f"| {t50:.1f} / {t95:.1f} |"
+        )
+        print(lines[-1], flush=True)
+    lines.append(f"built: {'; '.join(built)}")
+    index.forget_loaded()
+    for space in spaces:
+        shutil.rmtree(settings.PROVENANT_INDEX_DIR / space.id, ignore_errors=True)
+
+
 def measure_encoding(args, lines: list[str], results: dict) -> None:
     """One uploaded picture: decode + encode (the cascade encodes the query, its mirror and one crop)."""
     from embeddings.encoder import get_encoder
@@ -192,6 +258,11 @@ def main() -> None:
     parser.add_argument("--nprobes", default="8,16,32")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for encoding")
     parser.add_argument("--skip-encoding", action="store_true")
+    parser.add_argument(
+        "--parts-sizes",
+        default="",
+        help="also time whole-work kNN + part kNN + metadata at these sizes (works), e.g. 1000000",
+    )
     parser.add_argument("--scratch", default=str(ROOT / "var" / "benchmarks" / "latency"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "search_latency.json"))
     args = parser.parse_args()
@@ -208,6 +279,12 @@ def main() -> None:
 
     real_space = get_encoder().space
     _, real = index.load_vectors(real_space)
+    if args.parts_sizes:  # read before the sizes point PROVENANT_INDEX_DIR at the scratch folder
+        from embeddings import parts
+
+        _, real_parts = index.load_vectors(parts.parts_space(real_space))
+        if len(real_parts) == 0:
+            raise SystemExit(f"no part vectors in {parts.parts_space(real_space).id}: run manage.py index")
     basis = f"{len(real):,} real vectors of {real_space.id}"
     if len(real) == 0:
         basis = f"5,000 random {real_space.dim}-d vectors (no index in {real_space.id})"
@@ -221,8 +298,20 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     results: dict = {}
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size in [int(s) for s in args.sizes.split(",") if s]:
         measure_size(size, real.astype(np.float32), args, settings, lines, results)
+    if args.parts_sizes:
+        from embeddings import parts
+
+        lines += [
+            "",
+            f"Image search with part embeddings: whole-work kNN (k=50) + part kNN (k=50 x {parts.PER_WORK}) + "
+            f"metadata, {len(real_parts):,} real part vectors padded; ms p50 / p95",
+            "| works | part vectors | IVF | whole kNN | part kNN | whole + parts + metadata |",
+            "|---|---|---|---|---|---|",
+        ]
+        for size in [int(s) for s in args.parts_sizes.split(",")]:
+            measure_parts(size, real.astype(np.float32), real_parts.astype(np.float32), args, settings, lines)
     if not args.skip_encoding:
         import torch
 

@@ -94,15 +94,22 @@ def stored_ids(space: EmbeddingSpace) -> np.ndarray:
 
 
 def load_vectors(space: EmbeddingSpace, shards: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(ids int64, vectors float32) of the given shards (all by default). A later shard wins on a repeated id."""
+    """(ids int64, vectors float32) of the given shards (all by default). An id's vectors all come from the
+    latest shard holding it: a re-embedded work replaces its old vectors, and a work owning several vectors
+    (embeddings.parts) keeps all of them."""
     shards = shard_paths(space) if shards is None else shards
     if not shards:
         return np.zeros(0, dtype=np.int64), np.zeros((0, space.dim), dtype=np.float32)
     loaded = [load_shard(shard) for shard in shards]
     ids = np.concatenate([i for i, _ in loaded])
     vectors = np.concatenate([np.asarray(v, dtype=np.float32) for _, v in loaded])
-    _, last = np.unique(ids[::-1], return_index=True)
-    keep = np.sort(len(ids) - 1 - last)
+    shard_of = np.concatenate([np.full(len(i), n) for n, (i, _) in enumerate(loaded)])
+    order = np.lexsort((shard_of, ids))  # by id, then shard: an id's latest shard comes last
+    latest = np.empty_like(shard_of)
+    starts = np.flatnonzero(np.r_[True, ids[order][1:] != ids[order][:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    latest[order] = np.repeat(shard_of[order][ends - 1], ends - starts)
+    keep = np.flatnonzero(shard_of == latest)
     return ids[keep], vectors[keep]
 
 

@@ -1,14 +1,16 @@
 """Find a work by image: a cascade of exact bytes, perceptual hashes, embedding kNN and geometric verification.
 
 Each stage catches what the previous one misses: sha256 only the identical file, pHash/PDQ and grey thumbnails
-re-encodes, resizes and (mirrored too) flips; the embedding finds edits that move every pixel (colour shifts, overlays,
-rotations); ORB + RANSAC confirms crops and copies pasted into a larger picture, which the whole-image embedding
-ranks too low. Hits are grouped into near-duplicate clusters and say why they matched.
+re-encodes, resizes and (mirrored too) flips; the embedding finds edits that move every pixel (colour shifts,
+overlays, rotations), and the embeddings of fixed parts of every work find crops; ORB + RANSAC confirms crops and
+copies pasted into a larger picture, which the whole-image embedding ranks too low. Hits are grouped into
+near-duplicate clusters and say why they matched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,7 @@ from django.conf import settings
 from django.db.models import Count, Max
 
 from core.exceptions import ApplicationError
-from embeddings import geometry, index, thumbnails
+from embeddings import geometry, index, parts, thumbnails
 from embeddings.encoder import get_encoder
 from embeddings.exclusions import collect_exclusions
 from provenance import hashing
@@ -247,16 +249,26 @@ def query_views(image: Image.Image) -> list[tuple[str, Image.Image]]:
 
 
 def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple[dict[int, Hit], list[int]]:
-    """Best cosine per work over all query views, and the geometric-verification candidates: the views' rankings
-    interleaved, so that a window holding a pasted copy gets its top candidates verified too."""
+    """Best cosine per work over all query views, to whole works and to their parts (embeddings.parts), and the
+    geometric-verification candidates: all these rankings interleaved, so that a window holding a pasted copy, or
+    a part matching a crop, gets its top candidates verified too."""
     encoder = get_encoder()
     views = query_views(image)
     vectors = encoder.encode_images([v for _, v in views])
-    scores, ids = index.search_vectors(
-        encoder.space, vectors, k, exclude_ids=hidden, nprobe=settings.PROVENANT_IVF_NPROBE
-    )
+    rankings = [
+        (f"{label}", row_scores, row_ids)
+        for (label, _), row_scores, row_ids in zip(
+            views, *_knn(encoder.space, vectors, k, hidden), strict=True
+        )
+    ]
+    rankings += [
+        (f" to a part of the work{label}", row_scores, row_ids)
+        for (label, _), row_scores, row_ids in zip(
+            views, *_part_knn(encoder.space, vectors, k, hidden), strict=True
+        )
+    ]
     hits: dict[int, Hit] = {}
-    for (label, _), row_scores, row_ids in zip(views, scores, ids, strict=True):
+    for label, row_scores, row_ids in rankings:
         for score, asset_id in zip(row_scores, row_ids, strict=True):
             if asset_id < 0:
                 continue
@@ -265,9 +277,29 @@ def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple
     for hit in hits.values():
         hit.details["cosine"] = hit.score
     candidates: list[int] = []
-    for column in ids.T:  # rank 1 of every view, then rank 2, ...
+    for column in itertools.zip_longest(*(row_ids for _, _, row_ids in rankings), fillvalue=-1):
+        # rank 1 of every view and part ranking, then rank 2, ...
         candidates.extend(int(i) for i in column if i >= 0 and int(i) not in candidates)
     return hits, candidates
+
+
+def _knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+    return index.search_vectors(space, vectors, k, exclude_ids=hidden, nprobe=settings.PROVENANT_IVF_NPROBE)
+
+
+def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tuple[list, list]:
+    """Per query view, the works whose parts are nearest, best part per work, k works at most (empty rankings
+    when no part index is published)."""
+    scores, ids = _knn(parts.parts_space(space), vectors, k * parts.PER_WORK, hidden)
+    ranked_scores, ranked_ids = [], []
+    for row_scores, row_ids in zip(scores, ids, strict=True):
+        _, first = np.unique(
+            row_ids, return_index=True
+        )  # FAISS ranks best first: a work's first row is its best
+        first = np.sort(first[row_ids[first] >= 0])[:k]
+        ranked_scores.append(row_scores[first])
+        ranked_ids.append(row_ids[first])
+    return ranked_scores, ranked_ids
 
 
 # --- geometric verification -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from embeddings import geometry, index, keypoints, thumbnails
+from embeddings import geometry, index, keypoints, parts, thumbnails
 from embeddings.encoder import get_encoder
 from embeddings.models import IndexRun
 from provenance.hashing import compute_hashes
@@ -32,6 +32,7 @@ class _Item:
     needs_embedding: bool
     needs_features: bool
     needs_thumbnail: bool
+    needs_parts: bool
 
 
 @dataclass
@@ -40,6 +41,7 @@ class _Decoded:
     image: object | None = None
     hashes: tuple[int, str, int] | None = None
     thumbnail: np.ndarray | None = None
+    parts: list | None = None
     error: str = ""
 
 
@@ -56,10 +58,15 @@ def _prepare(item: _Item) -> _Decoded:
         geometry.save_features(item.asset_id, geometry.orb_features(image))
     if item.needs_thumbnail:
         decoded.thumbnail = thumbnails.thumbnail_vector(image)
+    if item.needs_parts:
+        decoded.parts = parts.work_parts(image)
     return decoded
 
 
-def _work_items(collection: Collection, done: set[int], thumbnailed: set[int]) -> list[_Item]:
+def _work_items(
+    collection: Collection, done: set[int], thumbnailed: set[int], parted: set[int] | None
+) -> list[_Item]:
+    """What each asset of the collection still needs; `parted` is None when part embeddings are switched off."""
     rows = Asset.objects.filter(collection=collection).exclude(local_path="").order_by("id")
     items = []
     for asset_id, local_path, phash, pdq in rows.values_list("id", "local_path", "phash", "pdq"):
@@ -70,8 +77,15 @@ def _work_items(collection: Collection, done: set[int], thumbnailed: set[int]) -
             needs_embedding=asset_id not in done,
             needs_features=settings.PROVENANT_INDEX_ORB and not geometry.has_features(asset_id),
             needs_thumbnail=asset_id not in thumbnailed,
+            needs_parts=parted is not None and asset_id not in parted,
         )
-        if item.needs_hash or item.needs_embedding or item.needs_features or item.needs_thumbnail:
+        if (
+            item.needs_hash
+            or item.needs_embedding
+            or item.needs_features
+            or item.needs_thumbnail
+            or item.needs_parts
+        ):
             items.append(item)
     return items
 
@@ -145,11 +159,14 @@ def _index_items(
 ):
     space = encoder.space
     done = set(index.stored_ids(space).tolist())
-    items = _work_items(collection, done, set(index.stored_ids(thumbnails.SPACE).tolist()))
+    part_space = parts.parts_space(space) if settings.PROVENANT_INDEX_PARTS else None
+    parted = set(index.stored_ids(part_space).tolist()) if part_space else None
+    items = _work_items(collection, done, set(index.stored_ids(thumbnails.SPACE).tolist()), parted)
     run.total = Asset.objects.filter(collection=collection).count()
     run.skipped = run.total - sum(1 for i in items if i.needs_embedding)
     started = time.perf_counter()
     embedded, thumbnailed = _ShardBuffer(space), _ShardBuffer(thumbnails.SPACE)
+    parted_buffer = _ShardBuffer(part_space) if part_space else None
     shard_size = settings.PROVENANT_INDEX_SHARD_SIZE
     bar = _progress_bar(len(items), progress)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -168,14 +185,35 @@ def _index_items(
                 thumbnailed.add(
                     [d.item.asset_id for d in with_thumbnail], np.stack([d.thumbnail for d in with_thumbnail])
                 )
+            with_parts = [d for d in ok if d.parts]
+            if with_parts:
+                parted_buffer.add(
+                    [d.item.asset_id for d in with_parts for _ in d.parts],
+                    encoder.encode_images([part for d in with_parts for part in d.parts]),
+                )
+                run.parts_embedded += (
+                    parted_buffer.flush(minimum=shard_size * parts.PER_WORK) // parts.PER_WORK
+                )
             thumbnailed.flush(minimum=shard_size)
             written = embedded.flush(minimum=shard_size)
             if written:
                 run.embedded += written
-                run.save(update_fields=["embedded", "hashed", "failed", "errors", "total", "skipped"])
+                run.save(
+                    update_fields=[
+                        "embedded",
+                        "parts_embedded",
+                        "hashed",
+                        "failed",
+                        "errors",
+                        "total",
+                        "skipped",
+                    ]
+                )
             bar.update(len(decoded))
     bar.close()
     thumbnailed.flush()
+    if parted_buffer:
+        run.parts_embedded += parted_buffer.flush() // parts.PER_WORK
     run.embedded += embedded.flush()
     meta = _publish(space)
     if any(i.needs_features for i in items) or not keypoints.is_built():
@@ -190,8 +228,11 @@ def _index_items(
 
 
 def _publish(space) -> dict:
-    """Publish the thumbnail index and the embedding space's; returns the embedding index's metadata."""
+    """Publish the thumbnail index, the part index and the embedding space's; returns the embedding index's
+    metadata."""
     index.publish_index(thumbnails.SPACE, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+    if settings.PROVENANT_INDEX_PARTS and index.shard_paths(parts.parts_space(space)):
+        index.publish_index(parts.parts_space(space), exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
     return index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
 
 

@@ -18,7 +18,7 @@ $PY manage.py ingest "$OPENCLIPART/svg" --collection openclipart --raster-root "
 echo "==> the offline default model (built once, a few minutes on CPU)"
 $PY manage.py build_default_model --collection openclipart --if-missing
 
-echo "==> indexing embeddings and hashes (resumable)"
+echo "==> indexing hashes, keypoints, embeddings of every work and of its six parts (resumable)"
 $PY manage.py index --collection openclipart
 
 echo "==> starting a Celery worker and the web server"

@@ -167,6 +167,8 @@ PROVENANT_INDEX_BATCH = env.int("PROVENANT_INDEX_BATCH", default=64)
 PROVENANT_INDEX_WORKERS = env.int("PROVENANT_INDEX_WORKERS", default=2)
 PROVENANT_INDEX_SHARD_SIZE = env.int("PROVENANT_INDEX_SHARD_SIZE", default=4096)
 PROVENANT_INDEX_ORB = env.bool("PROVENANT_INDEX_ORB", default=True)  # precompute keypoints for verification
+# embed six parts of every work too (embeddings/parts.py): crops find their work; 7x the embedding time
+PROVENANT_INDEX_PARTS = env.bool("PROVENANT_INDEX_PARTS", default=True)
 # A query's pHash within this Hamming radius (of 64) of a work's is a hash match; PDQ likewise (of 256), for
 # PDQ hashes of at least this quality (flat images have meaningless PDQ bits).
 PROVENANT_PHASH_RADIUS = env.int("PROVENANT_PHASH_RADIUS", default=8)

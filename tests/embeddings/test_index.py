@@ -115,3 +115,28 @@ def test_ivf_index_beyond_the_exact_limit_finds_the_same_neighbours(settings, fa
     assert (found[:, 0] == ids[:20]).mean() >= 0.95
     _, found = index.search_vectors(fake_encoder.space, queries, 1, exclude_ids={10, 11}, nprobe=64)
     assert 10 not in found and 11 not in found
+
+
+def test_a_work_owning_several_vectors_keeps_them_all_from_its_latest_shard(fake_encoder):
+    from embeddings import parts
+
+    space = parts.parts_space(fake_encoder.space)
+    rng = np.random.default_rng(0)
+    index.write_shard(space, np.array([7, 7, 7, 8, 8, 8]), rng.standard_normal((6, space.dim)))
+    index.write_shard(space, np.array([7, 7, 7]), rng.standard_normal((3, space.dim)) + 5)  # 7 re-embedded
+    ids, vectors = index.load_vectors(space)
+    assert sorted(ids.tolist()) == [7, 7, 7, 8, 8, 8]
+    assert np.all(vectors[ids == 7].mean(axis=1) > 0.05)  # the second shard's vectors, not the first's
+    assert index.publish_index(space, exact_max=100)["ntotal"] == 6
+
+
+def test_indexing_embeds_each_works_parts_in_the_parts_space(indexed_works, fake_encoder):
+    from embeddings import parts
+
+    assert IndexRun.objects.get().parts_embedded == len(indexed_works)
+    ids, _ = index.load_vectors(parts.parts_space(fake_encoder.space))
+    assert sorted(ids.tolist()) == sorted(a.id for a in indexed_works for _ in range(parts.PER_WORK))
+    assert index.read_meta(parts.parts_space(fake_encoder.space))["ntotal"] == parts.PER_WORK * len(
+        indexed_works
+    )
+    assert parts.parts_space(fake_encoder.space).id != fake_encoder.space.id

@@ -146,6 +146,44 @@ def test_crop_is_confirmed_geometrically(indexed_works):
     assert hit.match == "geometric" and "ORB" in hit.why
 
 
+def _corner_crop(image):
+    """A crop of a flat region's worth of a drawing: the bottom right 65 % of each side, slightly off the parts'
+    own boxes (70 %)."""
+    w, h = image.size
+    return image.crop((int(w * 0.33), int(h * 0.36), w, h))
+
+
+@pytest.mark.parametrize("n", [1, 5, 9, 14])
+def test_a_crop_finds_its_work_through_the_embeddings_of_the_works_parts(indexed_works, n):
+    target = indexed_works[n]
+    hits = search_image(_corner_crop(_image(target)), top_k=3, stages=("embedding",))
+    assert hits[0].asset_id == target.id and "to a part of the work" in hits[0].why
+
+
+def test_without_part_embeddings_the_crop_is_further_from_its_work(works, settings):
+    from embeddings.services import index_collection
+
+    settings.PROVENANT_INDEX_PARTS = False
+    index_collection(collection_name="fixtures")
+    scores = []
+    for target in (works[1], works[5], works[9], works[14]):
+        hits = search_image(_corner_crop(_image(target)), top_k=16, stages=("embedding",))
+        scores.append(next(h.score for h in hits if h.asset_id == target.id))
+        assert all("part of the work" not in h.why for h in hits)
+    settings.PROVENANT_INDEX_PARTS = True
+    run = index_collection(collection_name="fixtures")  # adds the parts only: the works are embedded already
+    assert run.embedded == 0 and run.parts_embedded == len(works)
+    with_parts = [
+        next(
+            h.score
+            for h in search_image(_corner_crop(_image(t)), stages=("embedding",))
+            if h.asset_id == t.id
+        )
+        for t in (works[1], works[5], works[9], works[14])
+    ]
+    assert all(b > a + 0.05 for a, b in zip(scores, with_parts, strict=True))
+
+
 def test_mirrored_crop_is_confirmed_geometrically_by_the_mirrored_keypoints(indexed_works):
     target = indexed_works[9]
     image = _image(target)

@@ -25,6 +25,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         self.stdout.write(
             f"indexed {collection}: {run.embedded} embedded, {run.hashed} hashed, {run.skipped} already in "
-            f"space {run.space_id}, {run.failed} failed; index {run.index_kind} with {run.index_total} vectors"
+            f"space {run.space_id}, {run.failed} failed, {run.parts_embedded} works' parts embedded; "
+            f"index {run.index_kind} with {run.index_total} vectors"
             + (f" ({run.images_per_second} img/s)" if run.images_per_second else "")
         )

@@ -132,7 +132,9 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_max: int, train_m
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     if kind == "ivf":
         rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(len(vectors), size=min(train_max, len(vectors)), replace=False)]
+        # k-means wants ~40 points per list: 200k suffice for 4096 lists (1M vectors), not for 8192 (part vectors)
+        size = min(len(vectors), max(train_max, 40 * index.nlist))
+        sample = vectors[rng.choice(len(vectors), size=size, replace=False)]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
     return kind, index

@@ -256,7 +256,7 @@ def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple
     views = query_views(image)
     vectors = encoder.encode_images([v for _, v in views])
     rankings = [
-        (f"{label}", row_scores, row_ids)
+        (label, row_scores, row_ids)
         for (label, _), row_scores, row_ids in zip(
             views, *_knn(encoder.space, vectors, k, hidden), strict=True
         )

@@ -186,18 +186,18 @@ def _index_items(
                     [d.item.asset_id for d in with_thumbnail], np.stack([d.thumbnail for d in with_thumbnail])
                 )
             with_parts = [d for d in ok if d.parts]
+            parts_written = 0
             if with_parts:
                 parted_buffer.add(
                     [d.item.asset_id for d in with_parts for _ in d.parts],
                     encoder.encode_images([part for d in with_parts for part in d.parts]),
                 )
-                run.parts_embedded += (
-                    parted_buffer.flush(minimum=shard_size * parts.PER_WORK) // parts.PER_WORK
-                )
+                parts_written = parted_buffer.flush(minimum=shard_size * parts.PER_WORK) // parts.PER_WORK
             thumbnailed.flush(minimum=shard_size)
             written = embedded.flush(minimum=shard_size)
-            if written:
+            if written or parts_written:  # progress in the DB each time a shard is safely on disk
                 run.embedded += written
+                run.parts_embedded += parts_written
                 run.save(
                     update_fields=[
                         "embedded",

@@ -160,7 +160,8 @@ def test_a_crop_finds_its_work_through_the_embeddings_of_the_works_parts(indexed
     assert hits[0].asset_id == target.id and "to a part of the work" in hits[0].why
 
 
-def test_without_part_embeddings_the_crop_is_further_from_its_work(works, settings):
+def test_without_part_embeddings_the_crop_is_further_from_its_work(works, settings, fake_encoder):
+    from embeddings import parts
     from embeddings.services import index_collection
 
     settings.PROVENANT_INDEX_PARTS = False
@@ -171,8 +172,10 @@ def test_without_part_embeddings_the_crop_is_further_from_its_work(works, settin
         scores.append(next(h.score for h in hits if h.asset_id == target.id))
         assert all("part of the work" not in h.why for h in hits)
     settings.PROVENANT_INDEX_PARTS = True
-    run = index_collection(collection_name="fixtures")  # adds the parts only: the works are embedded already
+    settings.PROVENANT_INDEX_SHARD_SIZE = 1  # a shard per batch: an interrupted run loses one batch at most
+    run = index_collection(collection_name="fixtures", batch_size=4)  # the works are embedded already
     assert run.embedded == 0 and run.parts_embedded == len(works)
+    assert len(index.shard_paths(parts.parts_space(fake_encoder.space))) == len(works) // 4
     with_parts = [
         next(
             h.score

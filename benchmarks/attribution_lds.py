@@ -237,9 +237,8 @@ def main() -> None:
         timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
         torch.save(gen, gen_cache)
         _save_grid(gen, work / "generated.png")
-    rng = np.random.default_rng(
-        args.seed + 1
-    )  # the subset masks first, then the random baseline and bootstrap
+    # one rng: the subset masks first, then the random baseline and the bootstrap
+    rng = np.random.default_rng(args.seed + 1)
     if args.subsets_only:
         masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
         print(f"{len(masks)} subsets measured: {timings['subset_models_total_s']:.0f} s", flush=True)

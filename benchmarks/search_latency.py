@@ -274,14 +274,12 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from embeddings import index
+    from embeddings import index, parts
     from embeddings.encoder import get_encoder
 
     real_space = get_encoder().space
     _, real = index.load_vectors(real_space)
     if args.parts_sizes:  # read before the sizes point PROVENANT_INDEX_DIR at the scratch folder
-        from embeddings import parts
-
         _, real_parts = index.load_vectors(parts.parts_space(real_space))
         if len(real_parts) == 0:
             raise SystemExit(f"no part vectors in {parts.parts_space(real_space).id}: run manage.py index")
@@ -301,8 +299,6 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",") if s]:
         measure_size(size, real.astype(np.float32), args, settings, lines, results)
     if args.parts_sizes:
-        from embeddings import parts
-
         lines += [
             "",
             f"Image search with part embeddings: whole-work kNN (k=50) + part kNN (k=50 x {parts.PER_WORK}) + "

@@ -255,17 +255,14 @@ def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple
     encoder = get_encoder()
     views = query_views(image)
     vectors = encoder.encode_images([v for _, v in views])
+    searches = (
+        ("", _knn(encoder.space, vectors, k, hidden)),
+        (" to a part of the work", _part_knn(encoder.space, vectors, k, hidden)),
+    )
     rankings = [
-        (label, row_scores, row_ids)
-        for (label, _), row_scores, row_ids in zip(
-            views, *_knn(encoder.space, vectors, k, hidden), strict=True
-        )
-    ]
-    rankings += [
-        (f" to a part of the work{label}", row_scores, row_ids)
-        for (label, _), row_scores, row_ids in zip(
-            views, *_part_knn(encoder.space, vectors, k, hidden), strict=True
-        )
+        (f"{prefix}{label}", row_scores, row_ids)
+        for prefix, (scores, ids) in searches
+        for (label, _), row_scores, row_ids in zip(views, scores, ids, strict=True)
     ]
     hits: dict[int, Hit] = {}
     for label, row_scores, row_ids in rankings:
@@ -293,9 +290,8 @@ def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tup
     scores, ids = _knn(parts.parts_space(space), vectors, k * parts.PER_WORK, hidden)
     ranked_scores, ranked_ids = [], []
     for row_scores, row_ids in zip(scores, ids, strict=True):
-        _, first = np.unique(
-            row_ids, return_index=True
-        )  # FAISS ranks best first: a work's first row is its best
+        # FAISS ranks best first: a work's first row is its best part
+        _, first = np.unique(row_ids, return_index=True)
         first = np.sort(first[row_ids[first] >= 0])[:k]
         ranked_scores.append(row_scores[first])
         ranked_ids.append(row_ids[first])

@@ -19,9 +19,8 @@ class IndexRun(TimeStampedModel):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.PositiveIntegerField(default=0)
     embedded = models.PositiveIntegerField(default=0)
-    parts_embedded = models.PositiveIntegerField(
-        default=0
-    )  # works whose parts were embedded (embeddings.parts)
+    # works whose parts were embedded (embeddings.parts)
+    parts_embedded = models.PositiveIntegerField(default=0)
     hashed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)

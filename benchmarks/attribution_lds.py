@@ -11,7 +11,10 @@
    subsets measure the data; with a seed per subset (--subset-seeds vary) training noise was ~45 % of the
    across-subset variance of the losses (docs/generator.md).
    --seed-sets 0,1,... trains each subset once per seed set (seed 1000 j) and averages the losses, as LDS protocols
-   average several models per subset; benchmarks/lds_subsets_gpu.sh trains the extra sets on a GPU.
+   average several models per subset; benchmarks/lds_stacked.py trains them all at once on a GPU.
+   --extra-subsets N adds N more random half-subsets (their own masks; lds_stacked.py trains them): a linear datamodel
+   fitted on them scores the K subsets (the ceiling of any additive contributor score), and the chosen methods are also
+   scored over them (LDS with K = N).
 4. LDS per generated image = Spearman(predicted subset score, -loss) over the K subsets; mean +- SE over images.
    lambda (gradient) and top-k (similarity) are chosen on validation images only; the table reports the test images.
 
@@ -186,6 +189,14 @@ def main() -> None:
         help="comma-separated seed sets j (each subset trains with seed + 1000 j per set); the ground truth is "
         "each subset's loss averaged over them, as LDS protocols average several models per subset",
     )
+    p.add_argument(
+        "--extra-subsets",
+        type=int,
+        default=0,
+        help="N more random half-subsets (benchmarks/lds_stacked.py trains them on a GPU): a linear datamodel fitted "
+        "on them gives the additive ceiling on the K subsets, and the chosen methods are also scored over them",
+    )
+    p.add_argument("--extra-seed-sets", default="0", help="seed sets averaged for the extra subsets")
     p.add_argument("--device", default="cpu", help="where subset models train (cuda for a GPU)")
     p.add_argument("--subsets-only", action="store_true", help="train and measure subset models, then stop")
     p.add_argument(
@@ -242,6 +253,8 @@ def main() -> None:
     if args.subsets_only:
         masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
         print(f"{len(masks)} subsets measured: {timings['subset_models_total_s']:.0f} s", flush=True)
+        if args.extra_subsets:
+            extra_subset_losses(args, work, images, labels, gen, n_c, train=True)
         return
 
     # raw features are cached; the unit-normalised rows normalise them here exactly as the featurizer would
@@ -270,6 +283,7 @@ def main() -> None:
     val, test = slice(0, args.validation), slice(args.validation, None)
     results = {}
     best = {}
+    score_of = {}  # method -> (images, contributors) scores, for the extra subsets
     for normalise in (False, True):
         for lam in [0.01, 0.1, 1.0, 10.0, 100.0]:
             name = f"gradient {'unit' if normalise else 'raw'} lambda_rel={lam}"
@@ -277,6 +291,7 @@ def main() -> None:
             scores = b @ contributor_vectors(a, labels, n_c, lam)  # (images, contributors)
             per = lds(masks_a @ scores.T, actual)
             results[name] = per
+            score_of[name] = scores
             best.setdefault("gradient", []).append((np.nanmean(per[val]), name))
     sim_candidates = {"similarity gram": (sim_gen, sim_train)}
     if args.imagenet_baseline:
@@ -288,6 +303,7 @@ def main() -> None:
             scores = similarity_scores(q, t, labels, n_c, top_k)
             per = lds(masks_a @ scores.T, actual)
             results[f"{label} top{top_k}"] = per
+            score_of[f"{label} top{top_k}"] = scores
             best.setdefault("similarity", []).append((np.nanmean(per[val]), f"{label} top{top_k}"))
     pix = torch.nn.functional.normalize(images.flatten(1), dim=1).numpy()
     pix_g = torch.nn.functional.normalize(gen.flatten(1), dim=1).numpy()
@@ -295,6 +311,15 @@ def main() -> None:
     results["random"] = lds(masks_a @ rng.standard_normal((args.generated, n_c)).T, actual)
 
     chosen = {m: max(c)[1] for m, c in best.items()}
+    extra = (
+        extra_subset_losses(args, work, images, labels, gen, n_c, train=False) if args.extra_subsets else None
+    )
+    if extra is not None:
+        extra_masks, extra_actual = np.array(extra[0], dtype=float), -np.array(extra[1])
+        results["datamodel fitted on the extra subsets"] = lds(
+            datamodel_predict(extra_masks, extra_actual, masks_a), actual
+        )
+        extra_lds = {m: lds(extra_masks @ score_of[name].T, extra_actual) for m, name in chosen.items()}
     margin = results[chosen["gradient"]][test] - results[chosen["similarity"]][test]
     boot = [np.nanmean(rng.choice(margin, len(margin))) for _ in range(2000)]
     summary = {
@@ -314,6 +339,16 @@ def main() -> None:
             float(np.nanmean(margin)),
             *np.percentile(boot, [2.5, 97.5]).tolist(),
         ],
+        "extra_subsets": None
+        if extra is None
+        else {
+            "K": len(extra[0]),
+            "seed_sets": args.extra_seed_sets,
+            "test_lds_of_chosen": {
+                m: [float(np.nanmean(v[test])), float(np.nanstd(v[test]) / np.sqrt(len(margin)))]
+                for m, v in extra_lds.items()
+            },
+        },
         "timings": timings,
         "product_recipe": FeatureConfig().to_dict(),
         "features_measured": fconf.to_dict(),
@@ -333,13 +368,12 @@ def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict
     masks, losses = [], []
     t0 = time.perf_counter()
     for k in range(args.subsets):
-        mask = np.zeros(n_c, dtype=bool)
-        mask[rng.choice(n_c, n_c // 2, replace=False)] = True
+        mask = subset_mask(rng, n_c)
         if k % shards != shard:
             continue  # another process's subset (the mask is still drawn, so every shard sees the same masks)
         per_set = []
         for j in seed_sets:
-            cache = work / _subset_cache_name(args.subset_seeds, k, j)
+            cache = work / subset_cache_name(args.subset_seeds, k, j)
             if cache.exists():
                 per_set.append(json.loads(cache.read_text())["loss"])
                 continue
@@ -363,7 +397,57 @@ def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict
     return masks, losses
 
 
-def _subset_cache_name(mode: str, k: int, seed_set: int) -> str:
+def extra_subset_losses(args, work: Path, images, labels, gen, n_c: int, *, train: bool):
+    """The extra half-subsets (masks from rng(seed + 2), cache index K, K + 1, ...), each averaged over
+    --extra-seed-sets: more subsets than the benchmark's K for a datamodel fit and a large-K LDS. Training (with
+    --subsets-only, sharded like the benchmark's) or reading what is cached: a subset missing a seed set is left out."""
+    import torch
+
+    seed_sets = [int(j) for j in args.extra_seed_sets.split(",")]
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    rng = np.random.default_rng(args.seed + 2)
+    masks, losses = [], []
+    for k in range(args.subsets, args.subsets + args.extra_subsets):
+        mask = subset_mask(rng, n_c)
+        per_set = []
+        for j in seed_sets:
+            cache = work / subset_cache_name("same", k, j)
+            if not cache.exists() and train and k % shards == shard:
+                model = train_model(images[torch.as_tensor(mask[labels])], args, seed=args.seed + 1000 * j)
+                record = {
+                    "mask": mask.tolist(),
+                    "loss": probe_losses(model, gen).tolist(),
+                    "device": args.device,
+                }
+                cache.write_text(json.dumps(record))
+                print(f"extra subset {k} seed set {j} done", flush=True)
+            if cache.exists():
+                per_set.append(json.loads(cache.read_text())["loss"])
+        if len(per_set) == len(seed_sets):
+            masks.append(mask)
+            losses.append(np.mean(per_set, axis=0))
+    return (masks, losses) if masks else None
+
+
+def datamodel_predict(train_masks: np.ndarray, train_actual: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """A linear datamodel per generated image (least squares of the measured effect on the contributor mask, with an
+    intercept), fitted on other subsets: the best any additive contributor score can do, up to the fit's noise."""
+
+    def design(m):
+        return np.c_[np.ones(len(m)), m]
+
+    weights, *_ = np.linalg.lstsq(design(train_masks), train_actual, rcond=None)
+    return design(masks) @ weights
+
+
+def subset_mask(rng: np.random.Generator, n_c: int) -> np.ndarray:
+    """A random half of the contributors (the benchmark's masks are the first K draws of rng(seed + 1))."""
+    mask = np.zeros(n_c, dtype=bool)
+    mask[rng.choice(n_c, n_c // 2, replace=False)] = True
+    return mask
+
+
+def subset_cache_name(mode: str, k: int, seed_set: int) -> str:
     name = f"subset{k}" if mode == "vary" else f"subset{k}-sameseed"
     return f"{name}.json" if seed_set == 0 else f"{name}-set{seed_set}.json"
 
@@ -430,6 +514,12 @@ def _print_table(s: dict) -> None:
         print(f"{k:40s} {m:9.3f} {se:7.3f}{mark}")
     mg = s["margin_gradient_minus_similarity"]
     print(f"margin gradient - similarity: {mg[0]:+.3f} (bootstrap 95% {mg[1]:+.3f} .. {mg[2]:+.3f})")
+    if s["extra_subsets"]:
+        e = s["extra_subsets"]
+        print(
+            f"over {e['K']} extra subsets (seed sets {e['seed_sets']}): "
+            + ", ".join(f"{m} {v[0]:.3f} +- {v[1]:.3f}" for m, v in e["test_lds_of_chosen"].items())
+        )
     print("timings: " + ", ".join(f"{k}={v:.3f}" for k, v in s["timings"].items()))
     f, r = s["features_measured"], s["product_recipe"]
     print(

@@ -94,9 +94,8 @@ class TrainState:
         torch.set_rng_state(state["rng"])
 
 
-def train_state_new(model: nn.Module, config: TrainConfig) -> TrainState:
-    torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+def lr_multiplier(config: TrainConfig) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero at config.steps."""
     warmup = max(1, min(50, config.steps // 10))
 
     def lr_at(step: int) -> float:
@@ -104,8 +103,19 @@ def train_state_new(model: nn.Module, config: TrainConfig) -> TrainState:
             return (step + 1) / warmup
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, config.steps - warmup))))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    return lr_at
+
+
+def train_state_new(model: nn.Module, config: TrainConfig) -> TrainState:
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config))
     return TrainState(model, Ema(model, config.ema_decay), optimizer, scheduler)
+
+
+def step_generator(config: TrainConfig, step: int) -> torch.Generator:
+    """The CPU generator of one training step's draws (batch, timesteps, noise): a function of (seed, step) only."""
+    return torch.Generator().manual_seed(config.seed * 1_000_003 + step)
 
 
 def train_steps(
@@ -124,7 +134,7 @@ def train_steps(
     # the draws come from a CPU generator whatever the model's device, so a GPU run sees the same batches and noise
     device = next(model.parameters()).device
     while state.step < config.steps:
-        g = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
+        g = step_generator(config, state.step)
         idx = torch.randint(0, n, (config.batch_size,), generator=g)
         x0 = images[idx]
         if config.hflip and torch.rand(1, generator=g).item() < 0.5:

@@ -316,9 +316,10 @@ def main() -> None:
     )
     if extra is not None:
         extra_masks, extra_actual = np.array(extra[0], dtype=float), -np.array(extra[1])
-        results["datamodel fitted on the extra subsets"] = lds(
-            datamodel_predict(extra_masks, extra_actual, masks_a), actual
-        )
+        if len(extra_masks) >= 2 * (n_c + 1):  # fewer would fit the noise of a few subsets, not a ceiling
+            results["datamodel fitted on the extra subsets"] = lds(
+                datamodel_predict(extra_masks, extra_actual, masks_a), actual
+            )
         extra_lds = {m: lds(extra_masks @ score_of[name].T, extra_actual) for m, name in chosen.items()}
     margin = results[chosen["gradient"]][test] - results[chosen["similarity"]][test]
     boot = [np.nanmean(rng.choice(margin, len(margin))) for _ in range(2000)]
@@ -398,9 +399,10 @@ def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict
 
 
 def extra_subset_losses(args, work: Path, images, labels, gen, n_c: int, *, train: bool):
-    """The extra half-subsets (masks from rng(seed + 2), cache index K, K + 1, ...), each averaged over
-    --extra-seed-sets: more subsets than the benchmark's K for a datamodel fit and a large-K LDS. Training (with
-    --subsets-only, sharded like the benchmark's) or reading what is cached: a subset missing a seed set is left out."""
+    """The extra half-subsets (masks from rng(seed + 2), cache index K, K + 1, ...; common random numbers, as
+    --subset-seeds same), each averaged over --extra-seed-sets: more subsets than the benchmark's K, for a datamodel
+    fit and a large-K LDS. Trains them (with --subsets-only, sharded like the benchmark's subsets) or reads what is
+    cached; a subset missing a seed set is left out."""
     import torch
 
     seed_sets = [int(j) for j in args.extra_seed_sets.split(",")]

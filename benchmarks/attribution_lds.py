@@ -247,7 +247,7 @@ def main() -> None:
         gen = ddim_sample(full, n=args.generated, resolution=args.resolution, seed=args.seed + 10_000)
         timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
         torch.save(gen, gen_cache)
-        _save_grid(gen, work / "generated.png")
+        save_grid(gen, work / "generated.png")
     # one rng: the subset masks first, then the random baseline and the bootstrap
     rng = np.random.default_rng(args.seed + 1)
     if args.subsets_only:
@@ -283,7 +283,8 @@ def main() -> None:
     val, test = slice(0, args.validation), slice(args.validation, None)
     results = {}
     best = {}
-    score_of = {}  # method -> (images, contributors) scores, for the extra subsets
+    # method -> (images, contributors) scores, for the extra subsets
+    score_of = {}
     for normalise in (False, True):
         for lam in [0.01, 0.1, 1.0, 10.0, 100.0]:
             name = f"gradient {'unit' if normalise else 'raw'} lambda_rel={lam}"
@@ -316,7 +317,8 @@ def main() -> None:
     )
     if extra is not None:
         extra_masks, extra_actual = np.array(extra[0], dtype=float), -np.array(extra[1])
-        if len(extra_masks) >= 2 * (n_c + 1):  # fewer would fit the noise of a few subsets, not a ceiling
+        # fewer would fit the noise of a few subsets, not a ceiling
+        if len(extra_masks) >= 2 * (n_c + 1):
             results["datamodel fitted on the extra subsets"] = lds(
                 datamodel_predict(extra_masks, extra_actual, masks_a), actual
             )
@@ -407,10 +409,8 @@ def extra_subset_losses(args, work: Path, images, labels, gen, n_c: int, *, trai
 
     seed_sets = [int(j) for j in args.extra_seed_sets.split(",")]
     shard, shards = (int(x) for x in args.shard.split("/"))
-    rng = np.random.default_rng(args.seed + 2)
     masks, losses = [], []
-    for k in range(args.subsets, args.subsets + args.extra_subsets):
-        mask = subset_mask(rng, n_c)
+    for k, mask in enumerate(extra_subset_masks(args.seed, n_c, args.extra_subsets), start=args.subsets):
         per_set = []
         for j in seed_sets:
             cache = work / subset_cache_name("same", k, j)
@@ -447,6 +447,12 @@ def subset_mask(rng: np.random.Generator, n_c: int) -> np.ndarray:
     mask = np.zeros(n_c, dtype=bool)
     mask[rng.choice(n_c, n_c // 2, replace=False)] = True
     return mask
+
+
+def extra_subset_masks(seed: int, n_c: int, count: int) -> list[np.ndarray]:
+    """The extra half-subsets' masks: their own rng, so the benchmark's masks and baselines stay as they were."""
+    rng = np.random.default_rng(seed + 2)
+    return [subset_mask(rng, n_c) for _ in range(count)]
 
 
 def subset_cache_name(mode: str, k: int, seed_set: int) -> str:
@@ -488,7 +494,7 @@ def _imagenet_features(gen, images, work: Path) -> tuple[np.ndarray, np.ndarray]
     return g, t
 
 
-def _save_grid(gen, path: Path) -> None:
+def save_grid(gen, path: Path) -> None:
     from PIL import Image
 
     from generator.ml.diffusion import to_uint8

@@ -37,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from attribution_lds import _save_grid, subset_cache_name, subset_mask  # noqa: E402
+from attribution_lds import extra_subset_masks, save_grid, subset_cache_name, subset_mask  # noqa: E402
 
 from generator.ml.diffusion import (  # noqa: E402
     T_STEPS,
@@ -105,12 +105,14 @@ class StackedTrainer:
     def train_step(self) -> torch.Tensor:
         rows, t, noise, group_of = (x.to(self.device) for x in self._draws())
         x0 = self.images[rows]
-        eps = noise[group_of]  # expanded on the device: one noise tensor per group crosses the bus
+        # expanded on the device: one noise tensor per group crosses the bus
+        eps = noise[group_of]
         xt, v = noise_pair(x0.flatten(0, 1), t.flatten(), eps.flatten(0, 1))
         pred = vmap(self._forward)(self.params, xt.view_as(x0), t)
         losses = (pred - v.view_as(x0)).pow(2).flatten(2).mean(2).mean(1)
         self.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # each member's gradient is its own mean loss's
+        # each member's gradient is its own mean loss's
+        losses.sum().backward()
         self._clip_per_member(1.0)
         self.optimizer.step()
         self.scheduler.step()
@@ -153,13 +155,11 @@ class StackedTrainer:
 
 def build_members(labels: np.ndarray, n_subsets: int, seed: int, seed_sets: list[int], extra: int = 0):
     """Member 0: the full model (seed); then subset k of seed set j for each j, k (seed + 1000 j, same masks).
-    extra: more random half-subsets after the benchmark's K (k = K, K + 1, ...; masks from rng(seed + 2)), to fit a
-    datamodel on; attribution_lds.py reads only the first K."""
+    extra: more random half-subsets after the benchmark's K (k = K, K + 1, ...), as attribution_lds.py
+    --extra-subsets reads them."""
     n_c = int(labels.max()) + 1
-    rng, rng_extra = np.random.default_rng(seed + 1), np.random.default_rng(seed + 2)
-    masks = [subset_mask(rng, n_c) for _ in range(n_subsets)] + [
-        subset_mask(rng_extra, n_c) for _ in range(extra)
-    ]
+    rng = np.random.default_rng(seed + 1)
+    masks = [subset_mask(rng, n_c) for _ in range(n_subsets)] + extra_subset_masks(seed, n_c, extra)
     members = [(seed, torch.arange(len(labels)))]
     names = [None]
     for j in seed_sets:
@@ -171,7 +171,8 @@ def build_members(labels: np.ndarray, n_subsets: int, seed: int, seed_sets: list
 
 def time_step(trainer: StackedTrainer, warmup: int = 5, timed: int = 20) -> float:
     """Seconds per step, measured on a throw-away trainer (the steps it takes change its weights)."""
-    for _ in range(warmup):  # kernel selection, allocator
+    # kernel selection, allocator
+    for _ in range(warmup):
         trainer.train_step()
     _sync(trainer.device)
     t0 = time.perf_counter()
@@ -248,7 +249,8 @@ def main() -> None:
     data = torch.load(args.dataset)
     images, labels = data["images"], np.array(data["labels"])
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
-    torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest grouped convolution once
+    # fixed shapes: pick the fastest grouped convolution once
+    torch.backends.cudnn.benchmark = True
     check = stacked_minus_alone(images, labels, args) if args.check else None
     if check is not None:
         print(f"stacked vs alone, 20 steps: max weight difference {check:.2e}", flush=True)
@@ -265,7 +267,8 @@ def main() -> None:
     shutil.copy(args.dataset, work / "dataset.pt")
 
     t0 = time.perf_counter()
-    if args.generated_file:  # another run's generated images (its full model then is not this one)
+    # another run's generated images (its full model then is not this one)
+    if args.generated_file:
         gen = torch.load(args.generated_file)
         shutil.copy(args.generated_file, work / "generated-probed.pt")
     else:
@@ -273,7 +276,7 @@ def main() -> None:
         torch.save(full.state_dict(), work / "full-model.pt")
         gen = ddim_sample(full, n=args.generated, resolution=res, seed=args.seed + 10_000)
         torch.save(gen, work / "generated.pt")
-        _save_grid(gen, work / "generated.png")
+        save_grid(gen, work / "generated.png")
     sample_s = time.perf_counter() - t0
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -302,7 +305,8 @@ def main() -> None:
     if args.tar:
         with tarfile.open(args.tar, "w:gz") as tar:
             for path in sorted(work.iterdir()):
-                if path.name != "dataset.pt":  # the input, already where the analysis runs
+                # the input, already where the analysis runs
+                if path.name != "dataset.pt":
                     tar.add(path, arcname=f"{work.name}/{path.name}")
 
 

@@ -37,7 +37,13 @@ from torch.func import functional_call, stack_module_state, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from attribution_lds import extra_subset_masks, save_grid, subset_cache_name, subset_mask  # noqa: E402
+from attribution_lds import (  # noqa: E402
+    extra_subset_masks,
+    save_grid,
+    subset_cache_name,
+    subset_mask,
+    train_model,
+)
 
 from generator.ml.diffusion import (  # noqa: E402
     T_STEPS,
@@ -226,8 +232,6 @@ def train(
 def stacked_minus_alone(images, labels, args, steps: int = 20) -> float:
     """Largest weight difference between three stacked members and the same models trained alone, on this device
     and with these precision settings (the unit test checks the CPU in fp32)."""
-    from attribution_lds import train_model
-
     members, _ = build_members(labels, 1, args.seed, [0, 1])
     config = TrainConfig(steps=steps, batch_size=args.batch_size, seed=args.seed)
     trainer, _ = train(images, members, config, args.device)

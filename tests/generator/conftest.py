@@ -17,6 +17,17 @@ TINY = {
 }
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Two OpenMP threads on a loaded 2-core machine spin against each other (a tiny loop took 2 s, not 0.1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def tiny_generator_settings(settings, tmp_path):
     for name, value in TINY.items():

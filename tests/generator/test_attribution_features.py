@@ -7,15 +7,7 @@ from generator.ml.attribution import ContributorAccumulator, FeatureConfig, Grad
 from generator.ml.unet import UNet, UNetConfig
 
 CONFIG = FeatureConfig(proj_dim=256, timesteps=3)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two OpenMP threads on a loaded 2-core machine spin against each other (a tiny loop took 2 s, not 0.1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(cond_dim: int) -> UNet:

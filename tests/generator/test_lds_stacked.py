@@ -15,13 +15,7 @@ import lds_stacked  # noqa: E402
 
 from generator.ml.diffusion import TrainConfig  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data():

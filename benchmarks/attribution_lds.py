@@ -174,6 +174,12 @@ def main() -> None:
     p.add_argument("--timesteps", type=int, default=20)
     p.add_argument("--noise-draws", type=int, default=1)
     p.add_argument("--proj-dim", type=int, default=2048)
+    p.add_argument(
+        "--outputs",
+        default="main-effect,vnorm",
+        help="the gradient method's output functions to measure (generator.ml.attribution.OUTPUTS; the product's "
+        "is main-effect, vnorm is D-TRAK's), each with its own rows; one is chosen on validation among all",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -214,7 +220,6 @@ def main() -> None:
 
     from generator.ml.attribution import (
         FeatureConfig,
-        GradientFeaturizer,
         GramFeaturizer,
         contributor_vectors,
         similarity_scores,
@@ -258,22 +263,16 @@ def main() -> None:
         return
 
     # raw features are cached; the unit-normalised rows normalise them here exactly as the featurizer would
-    fconf = FeatureConfig(
-        proj_dim=args.proj_dim, timesteps=args.timesteps, noise_draws=args.noise_draws, normalise=False
-    )
-    feat_cache = work / f"features-t{args.timesteps}d{args.noise_draws}p{args.proj_dim}.npz"
-    if feat_cache.exists():  # a resumed run reuses them (their timings are then not re-measured)
-        with np.load(feat_cache) as cached:
-            phi_train, phi_gen = cached["train"], cached["gen"]
-    else:
-        feat = GradientFeaturizer(full, fconf, args.resolution)
-        t0 = time.perf_counter()
-        phi_train = torch.stack(list(feat.many(images))).numpy()
-        timings["features_per_train_image_s"] = (time.perf_counter() - t0) / len(images)
-        t0 = time.perf_counter()
-        phi_gen = torch.stack(list(feat.many(gen))).numpy()
-        timings["features_per_generated_image_s"] = (time.perf_counter() - t0) / len(gen)
-        np.savez(feat_cache, train=phi_train, gen=phi_gen)
+    features = {}
+    for output in args.outputs.split(","):
+        fconf = FeatureConfig(
+            proj_dim=args.proj_dim,
+            timesteps=args.timesteps,
+            noise_draws=args.noise_draws,
+            normalise=False,
+            output=output,
+        )
+        features[output] = _gradient_features(full, fconf, images, gen, args, work, timings)
     gram = GramFeaturizer()
     sim_train, sim_gen = gram(images).numpy(), gram(gen).numpy()
 
@@ -285,15 +284,20 @@ def main() -> None:
     best = {}
     # method -> (images, contributors) scores, for the extra subsets
     score_of = {}
-    for normalise in (False, True):
-        for lam in [0.01, 0.1, 1.0, 10.0, 100.0]:
-            name = f"gradient {'unit' if normalise else 'raw'} lambda_rel={lam}"
-            a, b = (unit_normalise(phi_train), unit_normalise(phi_gen)) if normalise else (phi_train, phi_gen)
-            scores = b @ contributor_vectors(a, labels, n_c, lam)  # (images, contributors)
-            per = lds(masks_a @ scores.T, actual)
-            results[name] = per
-            score_of[name] = scores
-            best.setdefault("gradient", []).append((np.nanmean(per[val]), name))
+    for output, (phi_train, phi_gen) in features.items():
+        for normalise in (False, True):
+            for lam in [0.01, 0.1, 1.0, 10.0, 100.0]:
+                name = f"gradient {output} {'unit' if normalise else 'raw'} lambda_rel={lam}"
+                a, b = (
+                    (unit_normalise(phi_train), unit_normalise(phi_gen))
+                    if normalise
+                    else (phi_train, phi_gen)
+                )
+                scores = b @ contributor_vectors(a, labels, n_c, lam)  # (images, contributors)
+                per = lds(masks_a @ scores.T, actual)
+                results[name] = per
+                score_of[name] = scores
+                best.setdefault("gradient", []).append((np.nanmean(per[val]), name))
     sim_candidates = {"similarity gram": (sim_gen, sim_train)}
     if args.imagenet_baseline:
         t0 = time.perf_counter()
@@ -354,12 +358,42 @@ def main() -> None:
         },
         "timings": timings,
         "product_recipe": FeatureConfig().to_dict(),
-        "features_measured": fconf.to_dict(),
+        "features_measured": {
+            "proj_dim": args.proj_dim,
+            "timesteps": args.timesteps,
+            "noise_draws": args.noise_draws,
+            "outputs": args.outputs.split(","),
+        },
         "args": vars(args),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))
     _print_table(summary)
+
+
+def _gradient_features(
+    full, fconf, images, gen, args, work: Path, timings: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features of the training and generated images under one output function, cached per recipe (the
+    v-norm cache keeps the name it had before the output option existed)."""
+    import torch
+
+    from generator.ml.attribution import GradientFeaturizer
+
+    output = "" if fconf.output == "vnorm" else f"{fconf.output}-"
+    cache = work / f"features-{output}t{fconf.timesteps}d{fconf.noise_draws}p{fconf.proj_dim}.npz"
+    if cache.exists():  # a resumed run reuses them (their timings are then not re-measured)
+        with np.load(cache) as cached:
+            return cached["train"], cached["gen"]
+    feat = GradientFeaturizer(full, fconf, args.resolution)
+    t0 = time.perf_counter()
+    phi_train = torch.stack(list(feat.many(images))).numpy()
+    timings[f"features_{fconf.output}_per_train_image_s"] = (time.perf_counter() - t0) / len(images)
+    t0 = time.perf_counter()
+    phi_gen = torch.stack(list(feat.many(gen))).numpy()
+    timings[f"features_{fconf.output}_per_generated_image_s"] = (time.perf_counter() - t0) / len(gen)
+    np.savez(cache, train=phi_train, gen=phi_gen)
+    return phi_train, phi_gen
 
 
 def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict, rng):
@@ -516,10 +550,10 @@ def _print_table(s: dict) -> None:
         f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images), "
         f"subset seeds: {s['args']['subset_seeds']}, seed sets per subset averaged: {s['args']['seed_sets']}"
     )
-    print(f"{'method':40s} {'test LDS':>9s} {'+- SE':>7s}")
+    print(f"{'method':48s} {'test LDS':>9s} {'+- SE':>7s}")
     for k, (m, se) in s["test_lds"].items():
         mark = " <- chosen" if k in s["chosen_on_validation"].values() else ""
-        print(f"{k:40s} {m:9.3f} {se:7.3f}{mark}")
+        print(f"{k:48s} {m:9.3f} {se:7.3f}{mark}")
     mg = s["margin_gradient_minus_similarity"]
     print(f"margin gradient - similarity: {mg[0]:+.3f} (bootstrap 95% {mg[1]:+.3f} .. {mg[2]:+.3f})")
     if s["extra_subsets"]:
@@ -531,9 +565,9 @@ def _print_table(s: dict) -> None:
     print("timings: " + ", ".join(f"{k}={v:.3f}" for k, v in s["timings"].items()))
     f, r = s["features_measured"], s["product_recipe"]
     print(
-        f"features measured: {f['timesteps']} timesteps x {f['noise_draws']} noise draws, CountSketch {f['proj_dim']}; "
-        f"product recipe (generator.ml.attribution.FeatureConfig): {r['timesteps']} x {r['noise_draws']}, "
-        f"{'unit' if r['normalise'] else 'raw'} lambda_rel={r['lambda_rel']}"
+        f"features measured: {f['timesteps']} timesteps x {f['noise_draws']} noise draws, CountSketch {f['proj_dim']}, "
+        f"outputs {', '.join(f['outputs'])}; product recipe (generator.ml.attribution.FeatureConfig): {r['output']}, "
+        f"{r['timesteps']} x {r['noise_draws']}, {'unit' if r['normalise'] else 'raw'} lambda_rel={r['lambda_rel']}"
     )
 
 

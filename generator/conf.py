@@ -15,6 +15,7 @@ DEFAULTS = {
     "GENERATOR_FEATURE_TIMESTEPS": 10,  # the LDS benchmark's recipe (generator.ml.attribution.FeatureConfig)
     "GENERATOR_FEATURE_NOISE_DRAWS": 1,
     "GENERATOR_FEATURE_NORMALISE": True,
+    "GENERATOR_FEATURE_OUTPUT": "main-effect",  # or "vnorm" (D-TRAK's; generator.ml.attribution.OUTPUTS)
     "GENERATOR_LAMBDA_REL": 10.0,  # ridge lambda relative to mean diag(Phi^T Phi), chosen on validation images
     "GENERATOR_SHARES_TOP_K": 5,
     "GENERATOR_SIMILARITY_TOP_K": 5,

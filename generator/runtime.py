@@ -44,8 +44,9 @@ class LoadedGenerator:
             self.names = [str(n) for n in art["names"]]
             self.sim_features = art["sim_features"].astype(np.float32)
             self.sim_labels = art["sim_labels"]
-            # artifacts written before the normalise option existed used raw features
-            fconf = FeatureConfig(**{"normalise": False, **json.loads(str(art["feature_config"]))})
+            # artifacts written before the normalise and output options existed used raw v-norm features
+            legacy = {"normalise": False, "output": "vnorm"}
+            fconf = FeatureConfig(**{**legacy, **json.loads(str(art["feature_config"]))})
         self.featurizer = GradientFeaturizer(self.unet, fconf, resolution)
         self.gradient_method_version = fconf.method_version()
         self.gram = GramFeaturizer()

@@ -85,10 +85,21 @@ def _run_config(*, steps: int | None, resolution: int | None, seed: int) -> dict
             feature_timesteps=conf.get("GENERATOR_FEATURE_TIMESTEPS"),
             feature_noise_draws=conf.get("GENERATOR_FEATURE_NOISE_DRAWS"),
             feature_normalise=conf.get("GENERATOR_FEATURE_NORMALISE"),
+            feature_output=conf.get("GENERATOR_FEATURE_OUTPUT"),
             lambda_rel=conf.get("GENERATOR_LAMBDA_REL"),
             threads=conf.get("GENERATOR_THREADS"),
         )
     )
+
+
+def _check_feature_output(output: str) -> None:
+    """Refused before training starts, not when the attribution pass reaches it after the whole run."""
+    from generator.ml.attribution import OUTPUTS
+
+    if output not in OUTPUTS:
+        raise ApplicationError(
+            f"GENERATOR_FEATURE_OUTPUT is {output!r}; it must be one of {', '.join(sorted(OUTPUTS))}"
+        )
 
 
 def generator_model_start(
@@ -107,7 +118,9 @@ def generator_model_start(
         spec = conditioning_spec(conditioning or conf.get("GENERATOR_CONDITIONING"))
     except ValueError as exc:
         raise ApplicationError(str(exc)) from exc
-    config = {"run": _run_config(steps=steps, resolution=resolution, seed=seed), "conditioning": spec}
+    run = _run_config(steps=steps, resolution=resolution, seed=seed)
+    _check_feature_output(run["feature_output"])
+    config = {"run": run, "conditioning": spec}
     digest = hashlib.sha256(json.dumps([source.content_hash, config], sort_keys=True).encode()).hexdigest()[
         :12
     ]

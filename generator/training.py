@@ -38,6 +38,7 @@ class RunConfig:
     feature_timesteps: int = 10
     feature_noise_draws: int = 1
     feature_normalise: bool = True
+    feature_output: str = "main-effect"
     lambda_rel: float = 10.0
     threads: int = 2
 
@@ -179,6 +180,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
         timesteps=config.feature_timesteps,
         noise_draws=config.feature_noise_draws,
         normalise=config.feature_normalise,
+        output=config.feature_output,
         lambda_rel=config.lambda_rel,
     )
     featurizer = GradientFeaturizer(model, fconf, config.resolution)

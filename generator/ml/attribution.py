@@ -1,8 +1,18 @@
 """D-TRAK-style contributor attribution and a style-similarity baseline (pure functions on tensors).
 
-Gradient method: phi(x) = P grad_theta mean_k ||v_theta(x_{t_k}, t_k)||^2 over fixed timesteps and noise draws, P a
-CountSketch (fixed seed). Per contributor c: v_c = (Phi^T Phi + lambda I)^-1 sum_{i in c} phi_i, accumulated by
-streaming (raw per-image gradients are never held). A generated image g scores tau_c = phi(g) . v_c.
+Gradient method: phi(x) = P grad_theta mean_k f(v_theta(x_{t_k}, t_k), v*_k) over fixed timesteps and noise draws,
+P a CountSketch (fixed seed), f the output function (OUTPUTS). Per contributor c: v_c = (Phi^T Phi + lambda I)^-1
+sum_{i in c} phi_i, accumulated by streaming (raw per-image gradients are never held). A generated image g scores
+tau_c = phi(g) . v_c.
+
+Why f = 1/2 ||v||^2 - ||v - v*||^2 ("main-effect"): write a contributor's effect on a probe's output as a_c (outputs
+additive in contributors, v_full = v_0 + A with A = sum_c a_c) and r = v_full - v* the full model's residual. Removing
+the set R of contributors gives the loss ||r - sum_{c in R} a_c||^2, quadratic in R. Over uniformly random halves of
+n contributors (what the LDS benchmark trains on), the best additive fit of that loss gives contributor c the main
+effect n/(n-1) a_c . (A - 2 r) (the ||a_c||^2 terms cancel exactly), i.e. a_c . (2 v* - v_full - v_0). Taking v_0 = 0
+this is the directional derivative of f along c's parameter change: D-TRAK's squared norm of v (f = ||v||^2) keeps
+only the A term and TRAK's diffusion loss only the r term; each scored lower on the benchmark than both together
+(docs/generator.md, session 9).
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from generator.ml.diffusion import T_STEPS, alpha_bar
+from generator.ml.diffusion import T_STEPS, noise_pair
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +44,9 @@ class FeatureConfig:
     timesteps: int = 10
     noise_draws: int = 1
     normalise: bool = True
+    # The output function (OUTPUTS). Artifacts written before the option existed used "vnorm"
+    # (generator.runtime reads them so).
+    output: str = "main-effect"
     seed: int = 1234
     lambda_rel: float = 10.0  # lambda = lambda_rel * mean diag(Phi^T Phi); chosen on validation images
 
@@ -44,7 +57,20 @@ class FeatureConfig:
         """The ledger's version label, read from the recipe a model's features were made with (models trained
         under an older default keep their own recipe, so the label must come from the model, not the settings)."""
         kind = "unit" if self.normalise else "raw"
-        return f"dtrak-vnorm-countsketch{self.proj_dim}-t{self.timesteps}d{self.noise_draws}-{kind}"
+        output = self.output.replace("-", "")
+        return f"dtrak-{output}-countsketch{self.proj_dim}-t{self.timesteps}d{self.noise_draws}-{kind}"
+
+
+def _main_effect(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return 0.5 * v.pow(2).flatten(1).sum(1) - (v - target).pow(2).flatten(1).sum(1)
+
+
+def _v_norm(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return v.pow(2).flatten(1).sum(1)
+
+
+# Per-probe scalar outputs whose parameter gradients are the features (the module docstring says why main-effect).
+OUTPUTS = {"main-effect": _main_effect, "vnorm": _v_norm}
 
 
 class CountSketch:
@@ -73,6 +99,9 @@ def _probe(config: FeatureConfig, resolution: int) -> tuple[torch.Tensor, torch.
 
 class GradientFeaturizer:
     def __init__(self, model: nn.Module, config: FeatureConfig, resolution: int):
+        if config.output not in OUTPUTS:
+            raise ValueError(f"unknown attribution output {config.output!r}; one of {sorted(OUTPUTS)}")
+        self.output = OUTPUTS[config.output]
         self.model = model.eval()
         self.config = config
         self.params = [p.requires_grad_(True) for p in model.parameters()]  # an EMA copy has them off
@@ -83,11 +112,10 @@ class GradientFeaturizer:
     def __call__(self, x0: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """x0: (3, H, W) in [-1, 1]; cond: (d,) or None. One backward pass over all noised copies."""
         k = self.ts.shape[0]
-        ab = alpha_bar(self.ts)[:, None, None, None]
-        xt = ab.sqrt() * x0[None] + (1 - ab).sqrt() * self.eps
+        xt, target = noise_pair(x0[None].expand(k, -1, -1, -1), self.ts, self.eps)
         c = None if cond is None else cond[None].expand(k, -1)
         with torch.enable_grad():
-            out = self.model(xt, self.ts, c).pow(2).flatten(1).sum(1).mean()
+            out = self.output(self.model(xt, self.ts, c), target).mean()
             grads = torch.autograd.grad(out, self.params, allow_unused=True)
         flat = torch.cat(
             [

@@ -47,3 +47,40 @@ def test_accumulating_blocks_equals_adding_one_image_at_a_time():
     blocks.add_many(phis[4:], labels[4:])
     assert blocks.count == one.count == 9
     assert torch.allclose(blocks.gram, one.gram) and torch.allclose(blocks.sums, one.sums)
+
+
+def test_main_effect_features_are_half_the_vnorm_ones_minus_the_training_loss_ones():
+    """f = 1/2 ||v||^2 - ||v - v*||^2, checked against the training loss (generator.ml.diffusion.v_loss), an
+    independent path to ||v - v*||^2: features are linear in f, so raw main-effect = 1/2 raw vnorm - loss features."""
+    from dataclasses import replace
+
+    from generator.ml.diffusion import v_loss
+
+    raw = replace(CONFIG, normalise=False)
+    model, x0 = _model(0), _images(1)[0]
+    main = GradientFeaturizer(model, replace(raw, output="main-effect"), 16)(x0)
+    vnorm_featurizer = GradientFeaturizer(model, replace(raw, output="vnorm"), 16)
+    vnorm = vnorm_featurizer(x0)
+    ts, eps = vnorm_featurizer.ts, vnorm_featurizer.eps
+    with torch.enable_grad():
+        loss_sum = (v_loss(model, x0[None].expand(len(ts), -1, -1, -1), ts, eps, None) * x0.numel()).mean()
+        grads = torch.autograd.grad(loss_sum, list(model.parameters()))
+    loss = vnorm_featurizer.sketch(torch.cat([g.reshape(-1) for g in grads]))
+    expected = 0.5 * vnorm - loss
+    assert (main - expected).abs().max() < 1e-4 * expected.abs().max()
+    # the two outputs are different features, not a rescaling of each other
+    assert torch.nn.functional.cosine_similarity(main, vnorm, dim=0) < 0.99
+
+
+def test_an_unknown_output_function_is_refused():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="unknown attribution output 'loss'"):
+        GradientFeaturizer(_model(0), replace(CONFIG, output="loss"), 16)
+
+
+def test_the_method_version_names_the_output_function():
+    from dataclasses import replace
+
+    assert CONFIG.method_version() == "dtrak-maineffect-countsketch256-t3d1-unit"
+    assert replace(CONFIG, output="vnorm").method_version() == "dtrak-vnorm-countsketch256-t3d1-unit"

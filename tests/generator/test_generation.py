@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -30,7 +32,29 @@ def test_the_gradient_version_names_the_models_own_feature_recipe(trained_model,
     loaded_generator.cache_clear()
     image = generated_image_create(prompt="arrow", seed=1)
     record = image.attributions.get(method="gradient")
-    assert record.method_version == "dtrak-vnorm-countsketch256-t2d1-unit"
+    assert record.method_version == "dtrak-maineffect-countsketch256-t2d1-unit"
+
+
+@pytest.mark.django_db
+def test_a_model_trained_before_the_output_option_keeps_its_vnorm_features(trained_model):
+    """Its contributor vectors were solved on v-norm features: scoring them with another output would be wrong."""
+    import json
+
+    import numpy as np
+
+    from generator.runtime import loaded_generator
+    from generator.services import generated_image_create
+
+    path = Path(trained_model.attribution_path)
+    with np.load(path) as art:
+        arrays = {k: art[k] for k in art.files}
+    recipe = json.loads(str(arrays["feature_config"]))
+    del recipe["output"]
+    arrays["feature_config"] = np.array(json.dumps(recipe))
+    np.savez(path, **arrays)
+    loaded_generator.cache_clear()
+    image = generated_image_create(prompt="arrow", seed=1)
+    assert image.attributions.get(method="gradient").method_version == "dtrak-vnorm-countsketch256-t2d1-unit"
 
 
 @pytest.mark.django_db

@@ -52,6 +52,17 @@ def test_starting_the_same_unfinished_run_twice_reuses_it(manifest_folder):
     assert a.pk == b.pk and GeneratorModel.objects.count() == 1
 
 
+@pytest.mark.django_db
+def test_an_unknown_attribution_output_is_refused_before_training(manifest_folder, settings):
+    from core.exceptions import ApplicationError
+    from generator.services import generator_model_start
+
+    settings.GENERATOR_FEATURE_OUTPUT = "loss"
+    with pytest.raises(ApplicationError, match="GENERATOR_FEATURE_OUTPUT is 'loss'"):
+        generator_model_start(manifest_ref=str(manifest_folder))
+    assert GeneratorModel.objects.count() == 0
+
+
 def test_keyword_conditioning_is_deterministic_and_normalised():
     import numpy as np
 

@@ -3,8 +3,9 @@
     nice -n 10 .venv/bin/python benchmarks/attribution_lds.py [--contributors 16 --works 40 --subsets 16 --steps 600]
 
 1. Picks real openclipart contributors (creator from each SVG's RDF block) with enough works, a fixed number each.
-2. Trains the full model on all of them, samples generated images (DDIM), computes D-TRAK features (training and
-   generated) and the Gram-similarity baseline.
+2. Trains the full model on all of them, samples generated images (DDIM), computes the gradient features (training
+   and generated; for each --outputs function: the product's main-effect and D-TRAK's v-norm by default) and the
+   Gram-similarity baseline.
 3. Trains K subset models, each on a random half of the contributors, and measures each generated image's diffusion
    loss under each subset model (fixed timesteps and noise). By default every subset model trains with the full
    model's seed (common random numbers: same init, timesteps and noise per step), so the loss differences between
@@ -16,7 +17,8 @@
    fitted on them scores the K subsets (the ceiling of any additive contributor score), and the chosen methods are also
    scored over them (LDS with K = N).
 4. LDS per generated image = Spearman(predicted subset score, -loss) over the K subsets; mean +- SE over images.
-   lambda (gradient) and top-k (similarity) are chosen on validation images only; the table reports the test images.
+   Output, normalisation and lambda (gradient) and top-k (similarity) are chosen on validation images only; the
+   table reports the test images.
 
 No Django database needed. Subset losses are cached under var/benchmarks/lds-work/ so an interrupted run resumes.
 """

@@ -79,7 +79,7 @@ def main() -> None:
             )
     print(
         f"({args.sampling_steps} DDIM steps, torch threads {args.threads}, {args.repeats} images each; product "
-        f"probes {product.timesteps} x {product.noise_draws}, unit-normalised={product.normalise})"
+        f"probes {product.timesteps} x {product.noise_draws}, unit-normalised={product.normalise}, output {product.output})"
     )
 
 

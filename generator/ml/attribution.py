@@ -37,15 +37,15 @@ METHOD_VERSION_SIMILARITY = "gram-randconv-topk-v1"
 @dataclass
 class FeatureConfig:
     proj_dim: int = 2048
-    # The recipe benchmarks/attribution_lds.py measures (docs/generator.md): 10 timesteps x 1 noise draw (20
-    # timesteps scored 0.721 against 0.714, within one standard error, at twice the training-time feature pass and
-    # twice the per-image latency; 2 draws scored the same), unit-length features (every image weighs the same in
-    # the solve and the score), lambda_rel 10; normalise and lambda were chosen on validation images.
+    # The recipe benchmarks/attribution_lds.py measures (docs/generator.md): 10 timesteps x 1 noise draw (20 x 1
+    # and 10 x 2 scored the same within one standard error, at twice the training-time feature pass and twice the
+    # per-image latency), unit-length features (every image weighs the same in the solve and the score),
+    # lambda_rel 10; normalise and lambda were chosen on validation images.
     timesteps: int = 10
     noise_draws: int = 1
     normalise: bool = True
-    # The output function (OUTPUTS). Artifacts written before the option existed used "vnorm"
-    # (generator.runtime reads them so).
+    # The output function (OUTPUTS): main-effect scored 0.803 against v-norm's 0.761 on the benchmark. Artifacts
+    # written before the option existed used "vnorm" (generator.runtime reads them so).
     output: str = "main-effect"
     seed: int = 1234
     lambda_rel: float = 10.0  # lambda = lambda_rel * mean diag(Phi^T Phi); chosen on validation images

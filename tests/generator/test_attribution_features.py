@@ -1,5 +1,7 @@
 """The attribution features of many images: worker processes and the streamed sums must equal the plain loop."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -52,8 +54,6 @@ def test_accumulating_blocks_equals_adding_one_image_at_a_time():
 def test_main_effect_features_are_half_the_vnorm_ones_minus_the_training_loss_ones():
     """f = 1/2 ||v||^2 - ||v - v*||^2, checked against the training loss (generator.ml.diffusion.v_loss), an
     independent path to ||v - v*||^2: features are linear in f, so raw main-effect = 1/2 raw vnorm - loss features."""
-    from dataclasses import replace
-
     from generator.ml.diffusion import v_loss
 
     raw = replace(CONFIG, normalise=False)
@@ -73,14 +73,10 @@ def test_main_effect_features_are_half_the_vnorm_ones_minus_the_training_loss_on
 
 
 def test_an_unknown_output_function_is_refused():
-    from dataclasses import replace
-
     with pytest.raises(ValueError, match="unknown attribution output 'loss'"):
         GradientFeaturizer(_model(0), replace(CONFIG, output="loss"), 16)
 
 
 def test_the_method_version_names_the_output_function():
-    from dataclasses import replace
-
     assert CONFIG.method_version() == "dtrak-maineffect-countsketch256-t3d1-unit"
     assert replace(CONFIG, output="vnorm").method_version() == "dtrak-vnorm-countsketch256-t3d1-unit"

@@ -92,16 +92,6 @@ def _run_config(*, steps: int | None, resolution: int | None, seed: int) -> dict
     )
 
 
-def _check_feature_output(output: str) -> None:
-    """Refused before training starts, not when the attribution pass reaches it after the whole run."""
-    from generator.ml.attribution import OUTPUTS
-
-    if output not in OUTPUTS:
-        raise ApplicationError(
-            f"GENERATOR_FEATURE_OUTPUT is {output!r}; it must be one of {', '.join(sorted(OUTPUTS))}"
-        )
-
-
 def generator_model_start(
     *,
     manifest_ref: str,
@@ -112,6 +102,7 @@ def generator_model_start(
 ) -> GeneratorModel:
     """The training record for this manifest and config: an unfinished one is resumed, not duplicated."""
     from generator.conditioning import conditioning_spec
+    from generator.ml.attribution import FeatureConfig
 
     source = manifest_source_resolve(manifest_ref)
     try:
@@ -119,7 +110,11 @@ def generator_model_start(
     except ValueError as exc:
         raise ApplicationError(str(exc)) from exc
     run = _run_config(steps=steps, resolution=resolution, seed=seed)
-    _check_feature_output(run["feature_output"])
+    try:
+        # refused before training starts, not when the attribution pass reaches it after the whole run
+        FeatureConfig(output=run["feature_output"])
+    except ValueError as exc:
+        raise ApplicationError(f"GENERATOR_FEATURE_OUTPUT is {run['feature_output']!r}: {exc}") from exc
     config = {"run": run, "conditioning": spec}
     digest = hashlib.sha256(json.dumps([source.content_hash, config], sort_keys=True).encode()).hexdigest()[
         :12

@@ -50,6 +50,10 @@ class FeatureConfig:
     seed: int = 1234
     lambda_rel: float = 10.0  # lambda = lambda_rel * mean diag(Phi^T Phi); chosen on validation images
 
+    def __post_init__(self):
+        if self.output not in OUTPUTS:
+            raise ValueError(f"unknown attribution output {self.output!r}; one of {sorted(OUTPUTS)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -99,8 +103,6 @@ def _probe(config: FeatureConfig, resolution: int) -> tuple[torch.Tensor, torch.
 
 class GradientFeaturizer:
     def __init__(self, model: nn.Module, config: FeatureConfig, resolution: int):
-        if config.output not in OUTPUTS:
-            raise ValueError(f"unknown attribution output {config.output!r}; one of {sorted(OUTPUTS)}")
         self.output = OUTPUTS[config.output]
         self.model = model.eval()
         self.config = config

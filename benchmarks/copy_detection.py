@@ -247,7 +247,8 @@ def main() -> None:
     from tqdm import tqdm
 
     import embeddings.encoder as encoder_module
-    from embeddings import exclusions, index, search
+    from core import exclusions
+    from embeddings import index, search
     from provenance import hashing
     from provenance.imaging import load_rgb, load_rgb_path
     from provenance.models import Asset

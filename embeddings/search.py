@@ -22,7 +22,7 @@ from django.db.models import Count, Max
 from core.exceptions import ApplicationError
 from embeddings import geometry, index, parts, thumbnails
 from embeddings.encoder import get_encoder
-from embeddings.exclusions import collect_exclusions
+from core.exclusions import collect_exclusions
 from provenance import hashing
 from provenance.models import Asset
 
@@ -533,3 +533,36 @@ def near_copy_ids(asset_id: int) -> list[int]:
             if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE
         )
     return sorted(found)
+
+
+def confirmed_near_copy_ids(asset_id: int, *, phash_radius: int, limit: int) -> list[int]:
+    """The works the cascade would group with `asset_id` as copies of it, nearest first, at most `limit`
+    (the asset itself excluded): the same bytes, a pHash within `phash_radius` (tight: flat drawings share pHashes
+    well beyond a few bits, so pHash alone chains unrelated works), or an embedding neighbour at cosine >=
+    PROVENANT_NEAR_COPY_COSINE that geometric verification against the asset confirms.
+
+    Used by opt-out, where a copy is removed on its owner's word alone: only agreement the cascade itself shows."""
+    seed = Asset.objects.filter(id=asset_id).values("phash", "sha256", "local_path").first()
+    if seed is None:
+        return []
+    ranked: dict[int, float] = {}  # asset id -> distance-like rank (0 = identical bytes)
+    if seed["sha256"]:
+        ranked.update((int(i), 0.0) for i in Asset.objects.filter(sha256=seed["sha256"]).values_list("id", flat=True))
+    if seed["phash"] is not None:
+        table = hash_table()
+        dist = hashing.phash_distances(seed["phash"], table.phash)
+        for i in np.flatnonzero((dist <= phash_radius) & table.has_phash):
+            ranked.setdefault(int(table.ids[i]), 1.0 + float(dist[i]))
+    vector = vector_store().get([asset_id]).get(asset_id)
+    if vector is not None and seed["local_path"]:
+        scores, ids = index.search_vectors(
+            get_encoder().space, vector[None, :], settings.PROVENANT_NEAR_COPY_MAX, nprobe=settings.PROVENANT_IVF_NPROBE
+        )
+        close = [int(i) for s, i in zip(scores[0], ids[0], strict=True)
+                 if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE and int(i) not in ranked]  # fmt: skip
+        query = [("", geometry.asset_features(asset_id, seed["local_path"]))]
+        for hit in _verify(query, close):
+            ranked[hit.asset_id] = 100.0 - hit.score
+    ranked.pop(asset_id, None)
+    return sorted(ranked, key=lambda i: (ranked[i], i))[:limit]
+

@@ -10,7 +10,7 @@ from django.db.models import Q
 from core.urlnorm import host_of, normalize_url
 from embeddings import index
 from embeddings.encoder import get_encoder
-from embeddings.exclusions import collect_exclusions
+from core.exclusions import collect_exclusions
 from embeddings.search import Hit, assign_clusters
 from provenance.models import Asset, Contributor
 

@@ -8,7 +8,7 @@ class OptoutConfig(AppConfig):
     def ready(self) -> None:
         # search sits below us: it offers the hook, we supply the ids (guarded until the module exists)
         try:
-            from embeddings.exclusions import register_exclusion_provider
+            from core.exclusions import register_exclusion_provider
         except ImportError:
             return
         from optout.exclusions import optout_exclusions

@@ -24,7 +24,7 @@ class DomainClaim(TimeStampedModel):
         DNS = "dns", "DNS TXT record"
 
     artist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="domain_claims"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="domain_claims"
     )
     domain = models.CharField(max_length=255, db_index=True)
     token = models.CharField(max_length=100)
@@ -49,14 +49,14 @@ class ContributorClaim(TimeStampedModel):
         C2PA = "c2pa", "C2PA signer"
 
     artist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contributor_claims"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="contributor_claims"
     )
-    contributor = models.ForeignKey(Contributor, on_delete=models.CASCADE, related_name="claims")
+    contributor = models.ForeignKey(Contributor, on_delete=models.PROTECT, related_name="claims")
     evidence = models.TextField(blank=True, help_text="what the artist offers as proof, for the reviewer")
     status = models.CharField(max_length=20, choices=ClaimStatus.choices, default=ClaimStatus.PENDING)
     method = models.CharField(max_length=10, choices=Method.choices, blank=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
 
@@ -73,7 +73,7 @@ class ContributorClaim(TimeStampedModel):
 class SignerBinding(TimeStampedModel):
     """A C2PA signing identity (certificate common name or issuer/subject string) an operator bound to an artist."""
 
-    artist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signers")
+    artist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signers")
     signer = models.CharField(max_length=500, unique=True)
 
     def __str__(self) -> str:
@@ -93,13 +93,13 @@ class OptOut(TimeStampedModel):
         REJECTED = "rejected"
         REVOKED = "revoked"
 
-    artist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="optouts")
+    artist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="optouts")
     scope = models.CharField(max_length=20, choices=Scope.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     reason = models.CharField(max_length=1000, blank=True)
-    seed_asset = models.ForeignKey(Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    seed_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     contributor = models.ForeignKey(
-        Contributor, on_delete=models.SET_NULL, null=True, blank=True, related_name="optouts"
+        Contributor, on_delete=models.PROTECT, null=True, blank=True, related_name="optouts"
     )
     domain = models.CharField(max_length=255, blank=True)
     assets = models.ManyToManyField(Asset, through="OptOutItem", related_name="optouts")
@@ -118,10 +118,13 @@ class OptOut(TimeStampedModel):
 
 
 class OptOutItem(models.Model):
-    """A work an opt-out covers, fixed when the request is made (the near-copy cluster can change later)."""
+    """A work an opt-out covers, fixed when the request is made (the near-copy cluster can change later).
+    `excluded_at` marks a work the ownership gate took out because another verified artist owns it: the row
+    stays, so the request is never rewritten unrecorded."""
 
-    optout = models.ForeignKey(OptOut, on_delete=models.CASCADE, related_name="items")
-    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="optout_items")
+    optout = models.ForeignKey(OptOut, on_delete=models.PROTECT, related_name="items")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="optout_items")
+    excluded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["optout", "asset"], name="optoutitem_unique")]
@@ -133,12 +136,12 @@ class OptOutItem(models.Model):
 class OptOutStateChange(models.Model):
     """Append-only history: the registry at any past instant is rebuilt from these rows."""
 
-    optout = models.ForeignKey(OptOut, on_delete=models.CASCADE, related_name="history")
+    optout = models.ForeignKey(OptOut, on_delete=models.PROTECT, related_name="history")
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
     at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
     note = models.CharField(max_length=1000, blank=True)
 
@@ -151,7 +154,9 @@ class OptOutStateChange(models.Model):
 
 class OptOutKey(models.Model):
     """A concrete key of a work an opt-out covers. `active` mirrors the opt-out's state (set in the same
-    transaction) so the check API's lookups are one indexed query per key kind."""
+    transaction) so the check API's lookups are one indexed query per key kind. `withdrawn_at` marks a key the
+    ownership gate stopped publishing (it would cover a work or host another verified artist owns): it never
+    becomes active again, and registry rebuilds as of an earlier instant still see it."""
 
     class Kind(models.TextChoices):
         URL = "url"
@@ -160,12 +165,13 @@ class OptOutKey(models.Model):
         PHASH = "phash"
         ASSET = "asset"
 
-    optout = models.ForeignKey(OptOut, on_delete=models.CASCADE, related_name="keys")
+    optout = models.ForeignKey(OptOut, on_delete=models.PROTECT, related_name="keys")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     key = models.CharField(max_length=2000)
     phash = models.BigIntegerField(null=True, blank=True)
     asset_id = models.BigIntegerField(null=True, blank=True)
     active = models.BooleanField(default=False)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -178,6 +184,17 @@ class OptOutKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.key}"
+
+
+class RegistryClock(models.Model):
+    """One row whose `version` moves on every change to what the registry publishes (state changes, keys the
+    gate withdraws, deletes): the check API's and search's in-process caches compare it on every call."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"registry v{self.version}"
 
 
 class AuditEntry(models.Model):

@@ -27,7 +27,8 @@ def fake_encoder(request):
 
 
 def _fake_encoder(settings, tmp_path):
-    from embeddings import exclusions, index, search
+    from core import exclusions
+    from embeddings import index, search
     from embeddings.encoder import get_encoder
 
     settings.CLIP_MODEL = "fake"

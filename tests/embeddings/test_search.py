@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from embeddings import exclusions, index
+from core import exclusions
+from embeddings import index
 from embeddings.search import near_copy_ids, search_image, search_image_bytes
 from embeddings.selectors import search_contributor, search_domain, search_text
 from provenance.imaging import load_rgb

@@ -13,7 +13,7 @@ THUMB_MAX_AGE = 7 * 24 * 3600
 
 @require_GET
 def thumbnail(request: HttpRequest, asset_id: int, size: int) -> HttpResponse:
-    from embeddings.exclusions import collect_exclusions
+    from core.exclusions import collect_exclusions
 
     if size not in SIZES:
         raise Http404("Unknown thumbnail size.")

@@ -64,7 +64,7 @@ def _friendly(exc: ApplicationError) -> str:
 
 
 def contributor(request: HttpRequest, contributor_id: int) -> HttpResponse:
-    from embeddings.exclusions import collect_exclusions
+    from core.exclusions import collect_exclusions
 
     person = selectors.contributor_detail(contributor_id=contributor_id)
     if person is None:

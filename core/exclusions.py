@@ -1,4 +1,5 @@
-"""The hook through which higher layers (opt-out) hide works from search without embeddings importing them.
+"""The hook through which higher layers (opt-out) hide works from search, thumbnails and the asset API without
+the lower apps (provenance, embeddings) importing them.
 
 A provider is `fn(user) -> (hidden_ids, flagged_ids)`: hidden ids never appear in results (FAISS id selector and
 SQL exclude); flagged ids stay, marked `opted_out`, because they are the requesting owner's own opted-out works

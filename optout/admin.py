@@ -1,5 +1,9 @@
 """Admin for everything; the operators' review queues are the pending claims and opt-outs, with actions that go
-through the services (so history, audit, e-mails and signals happen exactly as through the API)."""
+through the services (so history, audit, e-mails and signals happen exactly as through the API).
+
+Claims and opt-outs are read-only here and cannot be added or deleted: a status, an artist or a domain edited in a
+form would move ownership or hide works without the gate, the history or the audit log. A signer binding can be
+removed (it only ever verifies future claims), and the removal is audited (optout.receivers)."""
 
 from django.contrib import admin, messages
 
@@ -27,12 +31,24 @@ def _run(modeladmin, request, queryset, action) -> None:
     modeladmin.message_user(request, f"{done} done.")
 
 
+class ReviewOnlyAdmin(admin.ModelAdmin):
+    """Every field read-only; no add, no delete: changes go through the actions (services)."""
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.concrete_fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ContributorClaim)
-class ContributorClaimAdmin(admin.ModelAdmin):
+class ContributorClaimAdmin(ReviewOnlyAdmin):
     list_display = ["id", "artist", "contributor", "status", "method", "created_at"]
     list_filter = ["status", "method"]
     search_fields = ["artist__username", "contributor__display_name"]
-    raw_id_fields = ["artist", "contributor", "reviewed_by"]
     actions = ["approve", "reject"]
 
     @admin.action(description="Approve the selected identity claims")
@@ -47,17 +63,20 @@ class ContributorClaimAdmin(admin.ModelAdmin):
 
 
 @admin.register(DomainClaim)
-class DomainClaimAdmin(admin.ModelAdmin):
+class DomainClaimAdmin(ReviewOnlyAdmin):
     list_display = ["id", "artist", "domain", "status", "method", "verified_at"]
     list_filter = ["status", "method"]
     search_fields = ["domain", "artist__username"]
-    raw_id_fields = ["artist"]
 
 
 @admin.register(SignerBinding)
 class SignerBindingAdmin(admin.ModelAdmin):
     list_display = ["signer", "artist", "created_at"]
     raw_id_fields = ["artist"]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        # re-pointing a binding at another artist would hand them the signer's identities unrecorded
+        return ["signer", "artist"] if obj is not None else []
 
 
 class StateChangeInline(admin.TabularInline):
@@ -71,12 +90,10 @@ class StateChangeInline(admin.TabularInline):
 
 
 @admin.register(OptOut)
-class OptOutAdmin(admin.ModelAdmin):
+class OptOutAdmin(ReviewOnlyAdmin):
     list_display = ["id", "artist", "scope", "status", "domain", "contributor", "created_at"]
     list_filter = ["status", "scope"]
     search_fields = ["artist__username", "domain"]
-    raw_id_fields = ["artist", "seed_asset", "contributor"]
-    readonly_fields = ["status"]  # state changes only through the actions, so history and audit stay whole
     inlines = [StateChangeInline]
     actions = ["approve", "reject"]
 

@@ -104,7 +104,9 @@ class OptOutOutputSerializer(serializers.ModelSerializer):
                   "created_at", "updated_at"]  # fmt: skip
 
     def get_asset_ids(self, obj: OptOut) -> list[int]:
-        return list(obj.items.order_by("asset_id").values_list("asset_id", flat=True)[:10_000])
+        # the works it covers: those the ownership gate left out (another verified artist owns them) are not listed
+        covered = obj.items.filter(excluded_at=None).order_by("asset_id")
+        return list(covered.values_list("asset_id", flat=True)[:10_000])
 
 
 class StateChangeOutputSerializer(serializers.ModelSerializer):

@@ -6,6 +6,9 @@ class OptoutConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from optout import receivers
+
+        receivers.connect()
         # search sits below us: it offers the hook, we supply the ids (guarded until the module exists)
         try:
             from core.exclusions import register_exclusion_provider

@@ -1,8 +1,8 @@
 """The bulk check: set-based lookups of URLs, domains and sha256 against the active keys (one indexed query per
 kind), and pHash within a Hamming radius against an in-memory index of the active pHashes.
 
-The pHash index is rebuilt when the registry's version (the id of the last state change) moves; the version is
-read from the database on every call, so a check never answers from a stale registry.
+The pHash index is rebuilt when the registry's version (optout.models.RegistryClock) moves; the version is read
+from the database on every call, so a check never answers from a stale registry.
 """
 
 from __future__ import annotations
@@ -27,10 +27,16 @@ class CheckInputError(ValueError):
         self.index = index
 
 
-def registry_version() -> int:
+def registry_version() -> tuple[int, int]:
+    """(registry clock, newest state change): the clock moves with every change to the published keys, deletes
+    included (optout.receivers); the state-change id is kept as a second witness."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM optout_optoutstatechange")
-        return int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT (SELECT COALESCE(MAX(version), 0) FROM optout_registryclock WHERE id = 1),"
+            " (SELECT COALESCE(MAX(id), 0) FROM optout_optoutstatechange)"
+        )
+        clock, change = cursor.fetchone()
+        return int(clock), int(change)
 
 
 # --- pHash index -----------------------------------------------------------------------------------------------
@@ -264,7 +270,17 @@ def parse_items(items) -> list[_Parsed]:
     return parsed
 
 
-def _normalise_urls(parsed: list[_Parsed], has_url: list[bool]) -> None:
+def parse_works(rows: list[tuple[str, str, int | None]]) -> list[_Parsed]:
+    """(url, sha256, pHash) of works in the collection, parsed as the check parses a request's items; a URL that
+    is not http(s) simply gives no URL or domain key, as no caller could send it."""
+    parsed = [_Parsed(sha256=(sha or "").lower(), phash=phash) for _, sha, phash in rows]
+    for p, (url, _, _) in zip(parsed, rows, strict=True):
+        p.url = url or ""
+    _normalise_urls(parsed, [p.url != "" for p in parsed], strict=False)
+    return parsed
+
+
+def _normalise_urls(parsed: list[_Parsed], has_url: list[bool], *, strict: bool = True) -> None:
     """All URLs of a request normalised at once with array kernels (core.urlkeys), not one urlsplit each."""
     import pyarrow as pa
 
@@ -276,15 +292,27 @@ def _normalise_urls(parsed: list[_Parsed], has_url: list[bool]) -> None:
     keys, hosts = url_keys(pa.array([parsed[i].url for i in positions], pa.string()))
     suffixes: dict[str, tuple[str, ...]] = {}
     for i, key, host in zip(positions, keys.to_pylist(), hosts.to_pylist(), strict=True):
-        if not key:
+        if not key and strict:
             raise CheckInputError("`url` is not an http(s) URL.", i)
-        parsed[i].url = key
+        parsed[i].url = key or ""
+        if not key:
+            continue
         parsed[i].hosts = suffixes.get(host) or suffixes.setdefault(host, _suffixes(host))
 
 
 def check(items: list) -> list[dict]:
     """One answer per item, in order: {key, allowed, optout_id, match, reason}."""
     parsed = parse_items(items)
+    answers = match(parsed)
+    return [_answer(item.get("key", i), found) for i, (item, found) in enumerate(zip(items, answers, strict=True))]
+
+
+Match = tuple[int, str, str]  # (opt-out id, what matched, why)
+
+
+def match(parsed: list[_Parsed]) -> list[Match | None]:
+    """The one definition of "opted out": per work, the active opt-out whose keys match it, or None. The check
+    API answers with it, and search, thumbnails and the asset API hide what it matches (optout.exclusions)."""
     hits = exact_keys() or _lookup_all(
         {
             OptOutKey.Kind.SHA256: {p.sha256 for p in parsed if p.sha256},
@@ -298,26 +326,25 @@ def check(items: list) -> list[dict]:
     if with_phash:
         ids, dists = phash_index().match(np.array([parsed[i].phash for i in with_phash], dtype=np.int64))
         phash_hits = {i: (int(o), int(d)) for i, o, d in zip(with_phash, ids, dists, strict=True) if o >= 0}
-    return [_answer(item, p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, (item, p) in
-            enumerate(zip(items, parsed, strict=True))]  # fmt: skip
+    return [_match_one(p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, p in enumerate(parsed)]
 
 
-def _answer(item: dict, p: _Parsed, i: int, sha_hits, url_hits, domain_hits, phash_hits) -> dict:
-    key = item.get("key", i)
+def _match_one(p: _Parsed, i: int, sha_hits, url_hits, domain_hits, phash_hits) -> Match | None:
     if p.sha256 and p.sha256 in sha_hits:
-        return _denied(key, sha_hits[p.sha256], "sha256", "the file's sha256 is opted out")
+        return sha_hits[p.sha256], "sha256", "the file's sha256 is opted out"
     if p.url and p.url in url_hits:
-        return _denied(key, url_hits[p.url], "url", "the URL is opted out")
+        return url_hits[p.url], "url", "the URL is opted out"
     for host in p.hosts:
         if host in domain_hits:
-            return _denied(key, domain_hits[host], "domain", f"the domain {host} is opted out")
+            return domain_hits[host], "domain", f"the domain {host} is opted out"
     if i in phash_hits:
         optout_id, dist = phash_hits[i]
-        return _denied(
-            key, optout_id, "phash", f"the image is within {dist} bits (pHash) of an opted-out work"
-        )
-    return {"key": key, "allowed": True, "optout_id": None, "match": None, "reason": "not opted out"}
+        return optout_id, "phash", f"the image is within {dist} bits (pHash) of an opted-out work"
+    return None
 
 
-def _denied(key, optout_id: int, match: str, reason: str) -> dict:
-    return {"key": key, "allowed": False, "optout_id": optout_id, "match": match, "reason": reason}
+def _answer(key, found: Match | None) -> dict:
+    if found is None:
+        return {"key": key, "allowed": True, "optout_id": None, "match": None, "reason": "not opted out"}
+    optout_id, kind, reason = found
+    return {"key": key, "allowed": False, "optout_id": optout_id, "match": kind, "reason": reason}

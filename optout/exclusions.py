@@ -1,7 +1,11 @@
-"""The search exclusion provider: active opt-outs vanish from everyone else's results and stay, flagged, in
-their owner's. Cached per process against the registry version and the newest asset id (both read on every
-call), so an activation is visible to the next search with no index rebuild, and works ingested later under an
-opted-out domain or identity are hidden too."""
+"""The search exclusion provider: active opt-outs vanish from everyone else's results (search, thumbnails, the asset
+API) and stay, flagged, in their owner's.
+
+"Is this work opted out, and by whom" has one answer: the check API's matcher (`optout.checking.match`) run over
+every work in the collection, plus the works an active opt-out names by id, so search hides exactly what the check
+API and a manifest build deny, works ingested later under an opted-out domain included. Cached per process against
+the registry version and the newest asset id (both read on every call).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ import threading
 
 from django.db import connection
 
-from optout.checking import registry_version
+from optout.checking import match, parse_works, registry_version
 from optout.models import OptOut, OptOutKey
+from provenance.models import Asset
 
 _lock = threading.Lock()
 _cached: dict[str, object] = {"version": None, "owners": {}}
+_BATCH = 20_000
 
 
 def _max_asset_id() -> int:
@@ -24,25 +30,20 @@ def _max_asset_id() -> int:
 
 def _load_owners() -> dict[int, frozenset[int]]:
     """{asset id: ids of the artists whose active opt-outs cover it}."""
+    artist_of = dict(OptOut.objects.filter(status=OptOut.Status.ACTIVE).values_list("pk", "artist_id"))
     owners: dict[int, set[int]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT k.asset_id, o.artist_id FROM optout_optoutkey k JOIN optout_optout o ON o.id = k.optout_id"
-            " WHERE k.active AND k.kind = %s",
-            [OptOutKey.Kind.ASSET],
-        )
-        rows = list(cursor.fetchall())
-        # works ingested after a domain / identity opt-out became active
-        cursor.execute(
-            "SELECT a.id, o.artist_id FROM provenance_asset a JOIN optout_optout o"
-            " ON (o.scope = %s AND a.contributor_id = o.contributor_id)"
-            " OR (o.scope = %s AND (a.domain = o.domain OR a.domain LIKE '%%.' || o.domain))"
-            " WHERE o.status = %s",
-            [OptOut.Scope.CONTRIBUTOR, OptOut.Scope.DOMAIN, OptOut.Status.ACTIVE],
-        )
-        rows += cursor.fetchall()
-    for asset_id, artist_id in rows:
-        owners.setdefault(int(asset_id), set()).add(int(artist_id))
+    if not artist_of:
+        return {}
+    named = OptOutKey.objects.filter(active=True, kind=OptOutKey.Kind.ASSET).values_list("asset_id", "optout_id")
+    for asset_id, optout_id in named.iterator(chunk_size=5000):
+        owners.setdefault(int(asset_id), set()).add(artist_of[optout_id])
+    works = Asset.objects.order_by("pk").values_list("pk", "url", "sha256", "phash")
+    last = 0
+    while batch := list(works.filter(pk__gt=last)[:_BATCH]):
+        last = batch[-1][0]
+        for (asset_id, *_), found in zip(batch, match(parse_works([r[1:] for r in batch])), strict=True):
+            if found is not None and found[0] in artist_of:
+                owners.setdefault(asset_id, set()).add(artist_of[found[0]])
     return {a: frozenset(s) for a, s in owners.items()}
 
 

@@ -187,8 +187,9 @@ class OptOutKey(models.Model):
 
 
 class RegistryClock(models.Model):
-    """One row whose `version` moves on every change to what the registry publishes (state changes, keys the
-    gate withdraws, deletes): the check API's and search's in-process caches compare it on every call."""
+    """One row whose `version` changes (to a fresh random value) on every change to what the registry publishes
+    (state changes, keys the gate withdraws, deletes): the check API's and search's in-process caches compare it
+    on every call."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     version = models.BigIntegerField(default=0)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from optout.models import OptOut, OptOutKey, OptOutStateChange
 
@@ -44,8 +44,10 @@ def registry_rows(*, as_of: datetime) -> Iterator[RegistryRow]:
     scopes = dict(OptOut.objects.filter(pk__in=ids).values_list("pk", "scope"))
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
+        # a key the ownership gate withdrew still counts for an instant before it was withdrawn
+        live = Q(withdrawn_at=None) | Q(withdrawn_at__gt=as_of)
         keys = (
-            OptOutKey.objects.filter(optout_id__in=chunk)
+            OptOutKey.objects.filter(live, optout_id__in=chunk)
             .order_by("optout_id", "kind", "key")
             .values_list("optout_id", "kind", "key")
         )

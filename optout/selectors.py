@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from core.urlnorm import parent_domains
@@ -69,24 +67,3 @@ def verified_owners(asset_ids: Iterable[int]) -> dict[int, int]:
                 owners[pk] = domain_owner[host]
                 break
     return owners
-
-
-def phash_near_copy_ids(asset_id: int) -> list[int]:
-    """Fallback near-copy cluster: works whose pHash is within OPTOUT_NEAR_COPY_PHASH_RADIUS bits, or with the
-    same sha256. Used only while the search cascade (embeddings.search.near_copy_ids) is not installed."""
-    from provenance.hashing import phash_distances
-
-    seed = Asset.objects.filter(pk=asset_id).values("phash", "sha256").first()
-    if seed is None:
-        return []
-    same = set()
-    if seed["sha256"]:
-        same = set(Asset.objects.filter(sha256=seed["sha256"]).values_list("pk", flat=True))
-    if seed["phash"] is None:
-        return sorted(same)
-    rows = np.array(
-        list(Asset.objects.exclude(phash=None).values_list("pk", "phash").iterator(chunk_size=20000)),
-        dtype=np.int64,
-    ).reshape(-1, 2)
-    close = rows[phash_distances(seed["phash"], rows[:, 1]) <= settings.OPTOUT_NEAR_COPY_PHASH_RADIUS, 0]
-    return sorted(same | {int(i) for i in close})

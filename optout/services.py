@@ -1,7 +1,10 @@
 """Writes: accounts, claims, opt-out requests and their state machine, audit appends.
 
 Invariants kept here:
-- nobody opts out a work another verified artist owns (owner = verified contributor claim or verified domain);
+- nobody opts out a work another verified artist owns (owner = verified contributor claim or verified domain):
+  every activation goes through `_transition`, which runs the ownership gate (optout.gate) in the same
+  transaction, and a newly verified claim runs the gate again on other artists' active opt-outs it touches;
+- the registry clock moves with every change to what is published, so no process answers from a stale cache;
 - every state change is a conditional UPDATE (`WHERE status = <from>`), so a replayed or concurrent change is a
   no-op, and it writes a history row, flips the opt-out's keys' `active` flag and appends to the audit log in
   the same transaction; e-mails and the activated/revoked signals go out only after commit.
@@ -21,8 +24,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from core.exceptions import ApplicationError
-from core.urlnorm import normalize_host, normalize_url
-from optout import audit, notifications, selectors
+from core.urlnorm import normalize_url
+from optout import audit, gate, notifications, selectors
 from optout import signals as optout_signals
 from optout.models import (
     ClaimStatus,
@@ -32,8 +35,10 @@ from optout.models import (
     OptOutItem,
     OptOutKey,
     OptOutStateChange,
+    RegistryClock,
     SignerBinding,
 )
+from optout.domains import clean_domain
 from optout.verification import HttpFetcher, TxtResolver, VerificationFailed, check_dns, check_http
 from provenance.models import Asset, Contributor
 
@@ -45,6 +50,15 @@ Scope = OptOut.Scope
 def audit_append(*, event: str, payload: dict) -> None:
     """Append one event to the hash-chained audit log (also for other apps' rule decisions)."""
     audit.append(event=event, payload=payload)
+
+
+def registry_touch() -> None:
+    """Move the registry clock: every in-process cache of the published keys reloads on its next read. A random
+    value, not a counter: a rolled-back change followed by another would repeat a counter's value while a cache
+    built inside the rolled-back transaction still holds it."""
+    version = secrets.randbits(62)
+    if not RegistryClock.objects.filter(pk=1).update(version=version):
+        RegistryClock.objects.update_or_create(pk=1, defaults={"version": version})
 
 
 # --- accounts ---------------------------------------------------------------------------------------------------
@@ -76,23 +90,10 @@ def artist_login(*, username: str, password: str) -> str:
 # --- claims -----------------------------------------------------------------------------------------------------
 
 
-def _clean_domain(domain: str) -> str:
-    host = normalize_host(domain)
-    if (
-        not host
-        or "/" in host
-        or " " in host
-        or "." not in host.split(":")[0]
-        and host.split(":")[0] != "localhost"
-    ):
-        raise ApplicationError(f"{domain!r} is not a domain name.")
-    return host
-
-
 @transaction.atomic
 def domain_claim_create(*, artist, domain: str) -> tuple[DomainClaim, bool]:
     """Naturally idempotent: claiming the same domain again returns the first claim and its token."""
-    host = _clean_domain(domain)
+    host = clean_domain(domain)
     claim, created = DomainClaim.objects.get_or_create(
         artist=artist, domain=host, defaults={"token": secrets.token_urlsafe(24)}
     )
@@ -146,6 +147,8 @@ def _domain_claim_mark_verified(*, claim: DomainClaim, method: str) -> DomainCla
                 "method": method,
             },
         )
+        owned = selectors.assets_under_domain(claim.domain).values_list("pk", flat=True)
+        _gate_reapply_for_owner(artist_id=claim.artist_id, asset_ids=owned, hosts=[claim.domain])
         for optout in OptOut.objects.filter(
             artist_id=claim.artist_id, scope=Scope.DOMAIN, domain=claim.domain, status=Status.PENDING
         ):
@@ -211,6 +214,9 @@ def _contributor_claim_set(
         payload={"claim_id": claim.pk, "artist_id": claim.artist_id, "contributor_id": claim.contributor_id,
                  "method": method, "reviewer_id": getattr(reviewer, "pk", None)},
     )  # fmt: skip
+    if verified:
+        owned = Asset.objects.filter(contributor_id=claim.contributor_id).values_list("pk", flat=True)
+        _gate_reapply_for_owner(artist_id=claim.artist_id, asset_ids=owned)
     waiting = OptOut.objects.filter(
         artist_id=claim.artist_id, scope=Scope.CONTRIBUTOR, contributor_id=claim.contributor_id,
         status=Status.PENDING,
@@ -228,13 +234,32 @@ def _contributor_claim_set(
 # --- opt-outs ---------------------------------------------------------------------------------------------------
 
 
+def _gate_reapply_for_owner(*, artist_id: int, asset_ids: Iterable[int], hosts: Iterable[str] = ()) -> None:
+    """A claim was just verified: other artists' active opt-outs stop publishing keys over what it owns."""
+    for optout_id in gate.optouts_touching(asset_ids=asset_ids, hosts=hosts, artist_id=artist_id):
+        optout = OptOut.objects.select_for_update().get(pk=optout_id)
+        if optout.status != Status.ACTIVE:
+            continue
+        coverage, changed = gate.gate_apply(optout=optout, now=timezone.now())
+        if changed:
+            audit.append(
+                event="optout.narrowed",
+                payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "owner_id": artist_id,
+                         **coverage.summary()},
+            )  # fmt: skip
+            registry_touch()
+
+
 def near_copies_of(asset_id: int) -> list[int]:
-    """The search cascade's near-copy cluster; a pHash-radius fallback until the search module is installed."""
-    try:
-        from embeddings.search import near_copy_ids
-    except ImportError:
-        near_copy_ids = selectors.phash_near_copy_ids
-    return [int(i) for i in near_copy_ids(asset_id)]
+    """The works the search cascade groups with this one as its copies, nearest first (the bound is
+    OPTOUT_NEAR_COPY_REVIEW_MAX; the first OPTOUT_NEAR_COPY_AUTO_MAX go with the work, the rest to review)."""
+    from embeddings.search import confirmed_near_copy_ids
+
+    return confirmed_near_copy_ids(
+        asset_id,
+        phash_radius=settings.OPTOUT_NEAR_COPY_PHASH_RADIUS,
+        limit=settings.OPTOUT_NEAR_COPY_REVIEW_MAX,
+    )
 
 
 def _check_not_owned_by_others(artist, asset_ids: Iterable[int]) -> dict[int, int]:
@@ -316,13 +341,15 @@ def _plan_near_copies(artist, *, asset_id, **_) -> dict:
         raise ApplicationError("No such work (asset_id).", status_code=404)
     if _check_not_owned_by_others(artist, [asset_id]):
         raise ApplicationError("This work is claimed by another verified artist.", status_code=409)
-    cluster = sorted({int(asset_id), *near_copies_of(asset_id)})
+    copies = [int(i) for i in dict.fromkeys(near_copies_of(asset_id)) if int(i) != int(asset_id)]
     # a copy that another verified artist owns stays theirs to decide about
-    others = _check_not_owned_by_others(artist, cluster)
-    ids = [i for i in cluster if i not in others]
+    others = _check_not_owned_by_others(artist, copies)
+    copies = [i for i in copies if i not in others]
+    cap = settings.OPTOUT_NEAR_COPY_AUTO_MAX
     active = selectors.verified_owners([asset_id]).get(asset_id) == artist.pk
     note = "near-copies of a verified work" if active else "awaiting verification of the work"
-    return {"assets": ids, "seed": int(asset_id), "active": active, "note": note, "skipped": sorted(others)}
+    return {"assets": sorted([int(asset_id), *copies[:cap]]), "seed": int(asset_id), "active": active,
+            "note": note, "skipped": sorted(others), "review": sorted(copies[cap:])}  # fmt: skip
 
 
 def _plan_contributor(artist, *, contributor_id, **_) -> dict:
@@ -340,7 +367,7 @@ def _plan_contributor(artist, *, contributor_id, **_) -> dict:
 
 
 def _plan_domain(artist, *, domain, **_) -> dict:
-    host = _clean_domain(domain or "")
+    host = clean_domain(domain or "")
     if DomainClaim.objects.filter(domain=host, status=ClaimStatus.VERIFIED).exclude(artist=artist).exists():
         raise ApplicationError("Another artist has verified this domain.", status_code=409)
     claim, _created = domain_claim_create(artist=artist, domain=host)
@@ -368,6 +395,11 @@ def _optout_save(*, artist, scope: str, plan: dict, reason: str, key: str | None
     _history(optout=optout, from_status="", to=Status.PENDING, actor=artist, note="requested")
     if plan["active"]:
         _transition(optout=optout, to=Status.ACTIVE, actor=None, note=plan["note"])
+    if plan.get("review"):
+        # copies past the automatic bound wait for an operator, as a request of their own
+        reason = f"near-copies of work {plan['seed']} past the automatic limit of {settings.OPTOUT_NEAR_COPY_AUTO_MAX}"
+        _optout_save(artist=artist, scope=Scope.WORKS, plan={"assets": plan["review"], "active": False},
+                     reason=reason, key=None)  # fmt: skip
     return optout
 
 
@@ -402,25 +434,44 @@ ALLOWED_TRANSITIONS = {
 }
 
 
+def _gate_at_activation(current: OptOut, note: str) -> tuple[str, str, dict]:
+    """(state to move to, note, what the gate left out): activation publishes only what the artist may; an
+    opt-out left with nothing to publish because others own all of it is rejected instead."""
+    coverage, _changed = gate.gate_apply(optout=current, now=timezone.now())
+    summary = coverage.summary()
+    if not (coverage.skipped or coverage.colliding_keys or coverage.blocked_hosts):
+        return Status.ACTIVE, note, {}
+    if not gate.publishes_anything(current):
+        return Status.REJECTED, "everything it covers is owned by other verified artists", summary
+    left_out = f"{len(coverage.skipped)} works and {len(coverage.blocked_hosts)} hosts of other verified artists"
+    return Status.ACTIVE, f"{note}; left out: {left_out}", summary
+
+
 @transaction.atomic
 def _transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
-    """Move an opt-out to `to` if its current state allows; False (and nothing written) otherwise."""
+    """Move an opt-out to `to` if its current state allows; False (and nothing written) otherwise. Activation
+    passes the ownership gate first, in this transaction, with the opt-out row locked."""
     sources = ALLOWED_TRANSITIONS[to]
     current = OptOut.objects.select_for_update().get(pk=optout.pk)
     if current.status not in sources:
         optout.status = current.status
         return False
-    from_status = current.status
+    from_status, left_out = current.status, {}
+    if to == Status.ACTIVE:
+        to, note, left_out = _gate_at_activation(current, note)
     OptOut.objects.filter(pk=optout.pk).update(status=to, updated_at=timezone.now())
     optout.status = to
-    OptOutKey.objects.filter(optout=optout).update(active=(to == Status.ACTIVE))
+    keys = OptOutKey.objects.filter(optout=optout)
+    (keys.filter(withdrawn_at=None) if to == Status.ACTIVE else keys).update(active=(to == Status.ACTIVE))
+    registry_touch()
     change = _history(optout=optout, from_status=from_status, to=to, actor=actor, note=note)
-    asset_ids = list(OptOutItem.objects.filter(optout=optout).values_list("asset_id", flat=True))
+    asset_ids = list(OptOutItem.objects.filter(optout=optout, excluded_at=None).values_list("asset_id", flat=True))
     audit.append(
         event="optout.state",
         payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "scope": optout.scope,
                  "from": from_status, "to": to, "actor_id": getattr(actor, "pk", None), "note": note,
-                 "asset_count": len(asset_ids), "domain": optout.domain, "at": change.at.isoformat()},
+                 "asset_count": len(asset_ids), "domain": optout.domain, "at": change.at.isoformat(),
+                 **({"left_out": left_out} if left_out else {})},
     )  # fmt: skip
     optout_id = optout.pk
     transaction.on_commit(lambda: notifications.send_state_change(optout_id=optout_id, change_id=change.pk))
@@ -430,18 +481,32 @@ def _transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
     return True
 
 
+def _refuse_decision(optout: OptOut, verb: str) -> ApplicationError:
+    return ApplicationError(
+        f"This opt-out is {optout.status}; only a pending one can be {verb}.",
+        extra={"status": optout.status},
+        status_code=409,
+    )
+
+
 def optout_approve(*, optout: OptOut, operator, note: str = "") -> OptOut:
-    """An operator activates a pending request, after checking again that nobody else owns its works."""
+    """An operator activates a pending request. Chosen works another artist now owns refuse the approval (the
+    operator should see that); the other scopes are narrowed by the gate. Approving again is a no-op."""
     with transaction.atomic():
-        ids = list(optout.items.values_list("asset_id", flat=True))
-        if _check_not_owned_by_others(optout.artist, ids):
-            raise ApplicationError("Some works are now owned by another verified artist.", status_code=409)
-        _transition(optout=optout, to=Status.ACTIVE, actor=operator, note=note or "approved by an operator")
+        if optout.scope == Scope.WORKS:
+            ids = optout.items.filter(excluded_at=None).values_list("asset_id", flat=True)
+            if _check_not_owned_by_others(optout.artist, ids):
+                raise ApplicationError("Some works are now owned by another verified artist.", status_code=409)
+        moved = _transition(optout=optout, to=Status.ACTIVE, actor=operator, note=note or "approved by an operator")
+    if not moved and optout.status != Status.ACTIVE:
+        raise _refuse_decision(optout, "approved")
     return optout
 
 
 def optout_reject(*, optout: OptOut, operator, note: str = "") -> OptOut:
-    _transition(optout=optout, to=Status.REJECTED, actor=operator, note=note or "rejected by an operator")
+    moved = _transition(optout=optout, to=Status.REJECTED, actor=operator, note=note or "rejected by an operator")
+    if not moved and optout.status != Status.REJECTED:
+        raise _refuse_decision(optout, "rejected")
     return optout
 
 

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers
 
+from core.exclusions import collect_exclusions
 from provenance import selectors
 from provenance.models import Asset, Contributor, IngestRun, Signal
 
@@ -63,6 +64,12 @@ class ContributorDetailApi(generics.RetrieveAPIView):
         return selectors.contributor_list()
 
 
+def _visible(assets, request):
+    """Opted-out works are listed to nobody but their owner (the same exclusion search and thumbnails use)."""
+    hidden, _flagged = collect_exclusions(request.user)
+    return assets.exclude(pk__in=hidden) if hidden else assets
+
+
 class AssetListApi(generics.ListAPIView):
     serializer_class = AssetSerializer
 
@@ -78,14 +85,15 @@ class AssetListApi(generics.ListAPIView):
         contributor_id = int(contributor) if contributor and contributor.isdigit() else None
         if contributor and contributor_id is None:
             return Asset.objects.none()
-        return selectors.asset_list(collection=params.get("collection"), contributor_id=contributor_id)
+        assets = selectors.asset_list(collection=params.get("collection"), contributor_id=contributor_id)
+        return _visible(assets, self.request)
 
 
 class AssetDetailApi(generics.RetrieveAPIView):
     serializer_class = AssetSerializer
 
     def get_queryset(self):
-        return selectors.asset_list()
+        return _visible(selectors.asset_list(), self.request)
 
 
 class IngestRunSerializer(serializers.ModelSerializer):

@@ -221,8 +221,13 @@ OPTOUT_CHECK_MAX_ITEMS = env.int("OPTOUT_CHECK_MAX_ITEMS", default=10_000)
 OPTOUT_CHECK_MEMORY_KEYS = env.int("OPTOUT_CHECK_MEMORY_KEYS", default=2_000_000)
 # pHash bits within which a checked image counts as an opted-out work (the index bands 64 bits into radius+1)
 OPTOUT_CHECK_PHASH_RADIUS = env.int("OPTOUT_CHECK_PHASH_RADIUS", default=4)
-# near-copy cluster fallback (pHash radius) used only while embeddings.search.near_copy_ids is not installed
-OPTOUT_NEAR_COPY_PHASH_RADIUS = env.int("OPTOUT_NEAR_COPY_PHASH_RADIUS", default=6)
+# A near-copies opt-out takes a copy on the artist's word only where the search cascade groups it: same bytes,
+# an embedding neighbour that geometric verification confirms, or a pHash this close (pHash alone at 8 bits chained
+# unrelated flat drawings). The nearest AUTO_MAX copies go with the work; up to REVIEW_MAX more wait for an
+# operator as a request of their own.
+OPTOUT_NEAR_COPY_PHASH_RADIUS = env.int("OPTOUT_NEAR_COPY_PHASH_RADIUS", default=4)
+OPTOUT_NEAR_COPY_AUTO_MAX = env.int("OPTOUT_NEAR_COPY_AUTO_MAX", default=20)
+OPTOUT_NEAR_COPY_REVIEW_MAX = env.int("OPTOUT_NEAR_COPY_REVIEW_MAX", default=200)
 OPTOUT_MAX_WORKS_PER_REQUEST = env.int("OPTOUT_MAX_WORKS_PER_REQUEST", default=10_000)
 # domain verification: https://DOMAIN/.well-known/provenant-verify.txt or a DNS TXT record
 OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db.models import Count, Max
 
 from core.exceptions import ApplicationError
+from core.exclusions import collect_exclusions
 from embeddings import geometry, index, parts, thumbnails
 from embeddings.encoder import get_encoder
-from core.exclusions import collect_exclusions
 from provenance import hashing
 from provenance.models import Asset
 
@@ -547,7 +547,9 @@ def confirmed_near_copy_ids(asset_id: int, *, phash_radius: int, limit: int) -> 
         return []
     ranked: dict[int, float] = {}  # asset id -> distance-like rank (0 = identical bytes)
     if seed["sha256"]:
-        ranked.update((int(i), 0.0) for i in Asset.objects.filter(sha256=seed["sha256"]).values_list("id", flat=True))
+        ranked.update(
+            (int(i), 0.0) for i in Asset.objects.filter(sha256=seed["sha256"]).values_list("id", flat=True)
+        )
     if seed["phash"] is not None:
         table = hash_table()
         dist = hashing.phash_distances(seed["phash"], table.phash)
@@ -556,7 +558,10 @@ def confirmed_near_copy_ids(asset_id: int, *, phash_radius: int, limit: int) -> 
     vector = vector_store().get([asset_id]).get(asset_id)
     if vector is not None and seed["local_path"]:
         scores, ids = index.search_vectors(
-            get_encoder().space, vector[None, :], settings.PROVENANT_NEAR_COPY_MAX, nprobe=settings.PROVENANT_IVF_NPROBE
+            get_encoder().space,
+            vector[None, :],
+            settings.PROVENANT_NEAR_COPY_MAX,
+            nprobe=settings.PROVENANT_IVF_NPROBE,
         )
         close = [int(i) for s, i in zip(scores[0], ids[0], strict=True)
                  if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE and int(i) not in ranked]  # fmt: skip
@@ -565,4 +570,3 @@ def confirmed_near_copy_ids(asset_id: int, *, phash_radius: int, limit: int) -> 
             ranked[hit.asset_id] = 100.0 - hit.score
     ranked.pop(asset_id, None)
     return sorted(ranked, key=lambda i: (ranked[i], i))[:limit]
-

@@ -7,10 +7,10 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
+from core.exclusions import collect_exclusions
 from core.urlnorm import host_of, normalize_url
 from embeddings import index
 from embeddings.encoder import get_encoder
-from core.exclusions import collect_exclusions
 from embeddings.search import Hit, assign_clusters
 from provenance.models import Asset, Contributor
 

@@ -304,7 +304,9 @@ def check(items: list) -> list[dict]:
     """One answer per item, in order: {key, allowed, optout_id, match, reason}."""
     parsed = parse_items(items)
     answers = match(parsed)
-    return [_answer(item.get("key", i), found) for i, (item, found) in enumerate(zip(items, answers, strict=True))]
+    return [
+        _answer(item.get("key", i), found) for i, (item, found) in enumerate(zip(items, answers, strict=True))
+    ]
 
 
 Match = tuple[int, str, str]  # (opt-out id, what matched, why)

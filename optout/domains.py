@@ -30,7 +30,9 @@ def _public_suffixes():
 
 
 def _refuse(raw: str, why: str) -> ApplicationError:
-    return ApplicationError(f"{raw[:100]!r} is not a domain name you can claim: {why}.", extra={"domain": raw[:255]})
+    return ApplicationError(
+        f"{raw[:100]!r} is not a domain name you can claim: {why}.", extra={"domain": raw[:255]}
+    )
 
 
 def clean_domain(raw: str) -> str:

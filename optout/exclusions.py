@@ -34,7 +34,9 @@ def _load_owners() -> dict[int, frozenset[int]]:
     owners: dict[int, set[int]] = {}
     if not artist_of:
         return {}
-    named = OptOutKey.objects.filter(active=True, kind=OptOutKey.Kind.ASSET).values_list("asset_id", "optout_id")
+    named = OptOutKey.objects.filter(active=True, kind=OptOutKey.Kind.ASSET).values_list(
+        "asset_id", "optout_id"
+    )
     for asset_id, optout_id in named.iterator(chunk_size=5000):
         owners.setdefault(int(asset_id), set()).add(artist_of[optout_id])
     works = Asset.objects.order_by("pk").values_list("pk", "url", "sha256", "phash")

@@ -78,7 +78,9 @@ def optout_coverage(optout: OptOut) -> Coverage:
 
 def _colliding_keys(optout: OptOut, kept: frozenset[int], skipped: dict[int, int]) -> frozenset[int]:
     keys = list(
-        OptOutKey.objects.filter(optout=optout, withdrawn_at=None, kind__in=[Kind.SHA256, Kind.URL, Kind.PHASH])
+        OptOutKey.objects.filter(
+            optout=optout, withdrawn_at=None, kind__in=[Kind.SHA256, Kind.URL, Kind.PHASH]
+        )
         .exclude(asset_id__in=list(skipped))
         .values_list("pk", "kind", "key", "phash")
     )
@@ -110,7 +112,9 @@ def _key_neighbours(keys: list[tuple]) -> set[int]:
     shas = [key for _, kind, key, _ in keys if kind == Kind.SHA256]
     found: set[int] = set()
     for start in range(0, len(shas), _CHUNK):
-        found |= set(Asset.objects.filter(sha256__in=shas[start : start + _CHUNK]).values_list("pk", flat=True))
+        found |= set(
+            Asset.objects.filter(sha256__in=shas[start : start + _CHUNK]).values_list("pk", flat=True)
+        )
     url_keys = {key for _, kind, key, _ in keys if kind == Kind.URL}
     hosts = sorted({key.split("/", 1)[0].split(":", 1)[0] for key in url_keys})
     for start in range(0, len(hosts), _CHUNK):
@@ -124,7 +128,9 @@ def _key_neighbours(keys: list[tuple]) -> set[int]:
 
 def _assets_near(phashes: np.ndarray) -> set[int]:
     index = PhashIndex.build(phashes, np.arange(len(phashes), dtype=np.int64), match_radius())
-    rows = np.array(list(Asset.objects.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64).reshape(-1, 2)
+    rows = np.array(
+        list(Asset.objects.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64
+    ).reshape(-1, 2)
     matched, _ = index.match(rows[:, 1].copy())
     return {int(i) for i in rows[matched >= 0, 0]}
 

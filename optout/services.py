@@ -27,6 +27,7 @@ from core.exceptions import ApplicationError
 from core.urlnorm import normalize_url
 from optout import audit, gate, notifications, selectors
 from optout import signals as optout_signals
+from optout.domains import clean_domain
 from optout.models import (
     ClaimStatus,
     ContributorClaim,
@@ -38,7 +39,6 @@ from optout.models import (
     RegistryClock,
     SignerBinding,
 )
-from optout.domains import clean_domain
 from optout.verification import HttpFetcher, TxtResolver, VerificationFailed, check_dns, check_http
 from provenance.models import Asset, Contributor
 
@@ -443,7 +443,9 @@ def _gate_at_activation(current: OptOut, note: str) -> tuple[str, str, dict]:
         return Status.ACTIVE, note, {}
     if not gate.publishes_anything(current):
         return Status.REJECTED, "everything it covers is owned by other verified artists", summary
-    left_out = f"{len(coverage.skipped)} works and {len(coverage.blocked_hosts)} hosts of other verified artists"
+    left_out = (
+        f"{len(coverage.skipped)} works and {len(coverage.blocked_hosts)} hosts of other verified artists"
+    )
     return Status.ACTIVE, f"{note}; left out: {left_out}", summary
 
 
@@ -465,7 +467,9 @@ def _transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
     (keys.filter(withdrawn_at=None) if to == Status.ACTIVE else keys).update(active=(to == Status.ACTIVE))
     registry_touch()
     change = _history(optout=optout, from_status=from_status, to=to, actor=actor, note=note)
-    asset_ids = list(OptOutItem.objects.filter(optout=optout, excluded_at=None).values_list("asset_id", flat=True))
+    asset_ids = list(
+        OptOutItem.objects.filter(optout=optout, excluded_at=None).values_list("asset_id", flat=True)
+    )
     audit.append(
         event="optout.state",
         payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "scope": optout.scope,
@@ -496,15 +500,21 @@ def optout_approve(*, optout: OptOut, operator, note: str = "") -> OptOut:
         if optout.scope == Scope.WORKS:
             ids = optout.items.filter(excluded_at=None).values_list("asset_id", flat=True)
             if _check_not_owned_by_others(optout.artist, ids):
-                raise ApplicationError("Some works are now owned by another verified artist.", status_code=409)
-        moved = _transition(optout=optout, to=Status.ACTIVE, actor=operator, note=note or "approved by an operator")
+                raise ApplicationError(
+                    "Some works are now owned by another verified artist.", status_code=409
+                )
+        moved = _transition(
+            optout=optout, to=Status.ACTIVE, actor=operator, note=note or "approved by an operator"
+        )
     if not moved and optout.status != Status.ACTIVE:
         raise _refuse_decision(optout, "approved")
     return optout
 
 
 def optout_reject(*, optout: OptOut, operator, note: str = "") -> OptOut:
-    moved = _transition(optout=optout, to=Status.REJECTED, actor=operator, note=note or "rejected by an operator")
+    moved = _transition(
+        optout=optout, to=Status.REJECTED, actor=operator, note=note or "rejected by an operator"
+    )
     if not moved and optout.status != Status.REJECTED:
         raise _refuse_decision(optout, "rejected")
     return optout

@@ -36,3 +36,10 @@ def other_artist(db):
 @pytest.fixture
 def operator(db):
     return OperatorFactory(username="reviewer")
+
+
+@pytest.fixture
+def consumer_files(settings, tmp_path):
+    """Where thumbnails, works' pixels and manifest builds are written: this test's own folder."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.MANIFEST_DIR = tmp_path / "manifests"

@@ -5,91 +5,29 @@ Alice is the verified owner (a domain `alice.example.com` and a contributor iden
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from django.urls import reverse
-from PIL import Image
 from rest_framework.test import APIClient
 
 from optout import services
 from optout.models import AuditEntry, ClaimStatus, DomainClaim, OptOut, OptOutKey
 from tests.optout.conftest import client_for
+from tests.optout.consumers import (
+    check_url,
+    denied_by_check,
+    hidden_from_anonymous,
+    kept_by_manifest_build,
+    verify_domain,
+    work,
+)
 from tests.optout.factories import (
-    AssetFactory,
     ContributorClaimFactory,
     ContributorFactory,
     DomainClaimFactory,
     UserFactory,
 )
 
-CHECK = "/api/check"
-
-
-@pytest.fixture(autouse=True)
-def _files(settings, tmp_path):
-    settings.DATA_DIR = tmp_path / "data"
-    settings.MANIFEST_DIR = tmp_path / "manifests"
-
-
-def work(**fields):
-    """A fixture work with real pixels on disk (thumbnails render from them), in the collection `demo`."""
-    from django.conf import settings
-
-    asset = AssetFactory(**fields)
-    folder = settings.DATA_DIR / "works"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{asset.pk}.png"
-    pixels = np.random.default_rng(asset.pk).integers(0, 255, (48, 48, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    asset.local_path = str(path)
-    asset.save(update_fields=["local_path"])
-    return asset
-
-
-def denied_by_check(asset) -> bool:
-    item = {"url": asset.url, "sha256": asset.sha256, "phash": asset.phash}
-    body = client_for(UserFactory(username="crawler")).post(CHECK, {"items": [item]}, format="json").json()
-    return not body["results"][0]["allowed"]
-
-
-def check_url(url: str) -> dict:
-    body = client_for(UserFactory(username="crawler")).post(CHECK, {"items": [{"url": url}]}, format="json")
-    return body.json()["results"][0]
-
-
-def hidden_from_anonymous(asset) -> dict[str, bool]:
-    """What an anonymous visitor sees of a work: the asset API, its thumbnail, a domain search."""
-    anonymous = APIClient()
-    found = anonymous.get("/api/search", {"domain": asset.domain}).json().get("results", [])
-    return {
-        "asset_api": anonymous.get(f"/api/assets/{asset.pk}/").status_code == 404,
-        "thumbnail": anonymous.get(reverse("web:thumbnail", args=[asset.pk, 160])).status_code == 404,
-        "search": asset.pk not in {r["asset_id"] for r in found},
-    }
-
-
-def kept_by_manifest_build(django_capture_on_commit_callbacks) -> set[int]:
-    import pyarrow.dataset as pads
-
-    from training_filter import services as builds
-
-    with django_capture_on_commit_callbacks(execute=True):
-        build = builds.manifest_build_create(collection="demo")
-    build.refresh_from_db()
-    assert build.status == "published", build.error
-    return set(pads.dataset(f"{build.output_path}/data").to_table().column("asset_id").to_pylist())
-
-
-def verify_domain(user, domain: str, monkeypatch) -> dict:
-    """Through the API: claim, publish the token (the fetcher answers it), verify."""
-    from optout import verification
-
-    client = client_for(user)
-    claim = client.post(reverse("domain-claim-list"), {"domain": domain}, format="json").json()
-    monkeypatch.setattr(verification, "fetch_http", lambda url: claim["token"])
-    response = client.post(reverse("domain-claim-verify", kwargs={"claim_id": claim["id"]}))
-    assert response.status_code == 200, response.content
-    return response.json()
+pytestmark = pytest.mark.usefixtures("consumer_files")
 
 
 # --- item 1: a parent-domain opt-out over a verified owner's host ---------------------------------------------
@@ -103,7 +41,9 @@ def test_parent_domain_optout_never_denies_the_verified_owner_of_a_subdomain(
     hers = work(domain="art.example.com")
     bobs = work(domain="www2.example.com")
     verify_domain(bob, "example.com", monkeypatch)
-    response = client_for(bob).post(reverse("optout-list"), {"scope": "domain", "domain": "example.com"}, format="json")
+    response = client_for(bob).post(
+        reverse("optout-list"), {"scope": "domain", "domain": "example.com"}, format="json"
+    )
     assert response.status_code == 201 and response.json()["status"] == "active"
     assert response.json()["asset_ids"] == [bobs.pk]
 
@@ -141,13 +81,19 @@ def test_pending_domain_optout_activated_by_verification_leaves_out_works_verifi
     contributor = ContributorFactory()
     hers = work(domain="example.com", contributor=contributor)
     free = work(domain="example.com")
-    pending = client_for(bob).post(reverse("optout-list"), {"scope": "domain", "domain": "example.com"}, format="json")
+    pending = client_for(bob).post(
+        reverse("optout-list"), {"scope": "domain", "domain": "example.com"}, format="json"
+    )
     assert pending.json()["status"] == "pending" and hers.pk in pending.json()["asset_ids"]
-    claim = client_for(alice).post(
-        reverse("contributor-claim-list"), {"contributor_id": contributor.pk}, format="json"
-    ).json()
+    claim = (
+        client_for(alice)
+        .post(reverse("contributor-claim-list"), {"contributor_id": contributor.pk}, format="json")
+        .json()
+    )
     client_for(operator).post(
-        reverse("contributor-claim-review", kwargs={"claim_id": claim["id"]}), {"approve": True}, format="json"
+        reverse("contributor-claim-review", kwargs={"claim_id": claim["id"]}),
+        {"approve": True},
+        format="json",
     )
     verify_domain(bob, "example.com", monkeypatch)
 
@@ -164,11 +110,19 @@ def test_pending_contributor_optout_activated_by_identity_approval_leaves_out_a_
     DomainClaimFactory(artist=alice, domain="alice.example.com", status=ClaimStatus.VERIFIED)
     hers = work(domain="alice.example.com")
     bobs_identity = ContributorFactory()
-    rehost = work(domain="mirror.example.net", contributor=bobs_identity, sha256=hers.sha256, phash=hers.phash)
+    rehost = work(
+        domain="mirror.example.net", contributor=bobs_identity, sha256=hers.sha256, phash=hers.phash
+    )
     own = work(domain="mirror.example.net", contributor=bobs_identity)
-    created = client_for(bob).post(
-        reverse("optout-list"), {"scope": "contributor", "contributor_id": bobs_identity.pk}, format="json"
-    ).json()
+    created = (
+        client_for(bob)
+        .post(
+            reverse("optout-list"),
+            {"scope": "contributor", "contributor_id": bobs_identity.pk},
+            format="json",
+        )
+        .json()
+    )
     claim = bob.contributor_claims.get()
     client_for(operator).post(
         reverse("contributor-claim-review", kwargs={"claim_id": claim.pk}), {"approve": True}, format="json"
@@ -183,9 +137,13 @@ def test_pending_contributor_optout_activated_by_identity_approval_leaves_out_a_
 def test_approving_works_another_artist_verified_since_the_request_is_refused(artist, other_artist, operator):
     alice, bob = artist, other_artist
     hers = work(domain="alice.example.com")
-    created = client_for(bob).post(reverse("optout-list"), {"scope": "works", "asset_ids": [hers.pk]}, format="json")
+    created = client_for(bob).post(
+        reverse("optout-list"), {"scope": "works", "asset_ids": [hers.pk]}, format="json"
+    )
     DomainClaimFactory(artist=alice, domain="alice.example.com", status=ClaimStatus.VERIFIED)
-    response = client_for(operator).post(reverse("optout-approve", kwargs={"optout_id": created.json()["id"]}))
+    response = client_for(operator).post(
+        reverse("optout-approve", kwargs={"optout_id": created.json()["id"]})
+    )
     assert response.status_code == 409
     assert not denied_by_check(hers)
 
@@ -212,11 +170,17 @@ def hash_stack(settings, tmp_path):
 
 
 def test_near_copies_by_phash_alone_only_within_a_tight_radius(artist, hash_stack):
-    ContributorClaimFactory(artist=artist, contributor=(mine := ContributorFactory()), status=ClaimStatus.VERIFIED)
+    ContributorClaimFactory(
+        artist=artist, contributor=(mine := ContributorFactory()), status=ClaimStatus.VERIFIED
+    )
     seed = work(contributor=mine, phash=0)
     close = work(phash=0b111)  # 3 bits: a re-encoded copy
-    unrelated = [work(phash=((1 << bits) - 1) << 32) for bits in (6, 7, 8)]  # flat drawings share pHashes this far
-    response = client_for(artist).post(reverse("optout-list"), {"scope": "near_copies", "asset_id": seed.pk}, format="json")
+    unrelated = [
+        work(phash=((1 << bits) - 1) << 32) for bits in (6, 7, 8)
+    ]  # flat drawings share pHashes this far
+    response = client_for(artist).post(
+        reverse("optout-list"), {"scope": "near_copies", "asset_id": seed.pk}, format="json"
+    )
     assert response.status_code == 201
     assert response.json()["asset_ids"] == sorted([seed.pk, close.pk])
     assert not any(denied_by_check(w) for w in unrelated)
@@ -224,11 +188,15 @@ def test_near_copies_by_phash_alone_only_within_a_tight_radius(artist, hash_stac
 
 def test_near_copies_past_the_cap_wait_for_review(artist, settings, monkeypatch):
     settings.OPTOUT_NEAR_COPY_AUTO_MAX = 2
-    ContributorClaimFactory(artist=artist, contributor=(mine := ContributorFactory()), status=ClaimStatus.VERIFIED)
+    ContributorClaimFactory(
+        artist=artist, contributor=(mine := ContributorFactory()), status=ClaimStatus.VERIFIED
+    )
     seed = work(contributor=mine)
     copies = [work() for _ in range(5)]
     monkeypatch.setattr(services, "near_copies_of", lambda asset_id: [c.pk for c in copies])
-    response = client_for(artist).post(reverse("optout-list"), {"scope": "near_copies", "asset_id": seed.pk}, format="json")
+    response = client_for(artist).post(
+        reverse("optout-list"), {"scope": "near_copies", "asset_id": seed.pk}, format="json"
+    )
     assert response.json()["status"] == "active"
     assert response.json()["asset_ids"] == sorted([seed.pk, copies[0].pk, copies[1].pk])
     review = OptOut.objects.exclude(pk=response.json()["id"]).get()
@@ -256,7 +224,9 @@ def test_a_claim_or_domain_optout_of_anything_but_a_claimable_host_name_is_a_400
 
 
 def test_an_internationalised_domain_is_stored_as_its_a_label(artist):
-    response = client_for(artist).post(reverse("domain-claim-list"), {"domain": "Bücher.Example"}, format="json")
+    response = client_for(artist).post(
+        reverse("domain-claim-list"), {"domain": "Bücher.Example"}, format="json"
+    )
     assert response.status_code == 201 and response.json()["domain"] == "xn--bcher-kva.example"
 
 
@@ -289,7 +259,9 @@ def test_admin_cannot_delete_an_optout_or_a_claim(admin_client, artist, operator
     assert OptOut.objects.filter(pk=optout.pk).exists() and DomainClaim.objects.filter(pk=claim.pk).exists()
 
 
-def test_admin_cannot_delete_a_user_or_contributor_an_optout_or_claim_depends_on(admin_client, artist, operator):
+def test_admin_cannot_delete_a_user_or_contributor_an_optout_or_claim_depends_on(
+    admin_client, artist, operator
+):
     contributor = ContributorFactory()
     ContributorClaimFactory(artist=artist, contributor=contributor, status=ClaimStatus.VERIFIED)
     optout, _ = services.optout_create(artist=artist, scope="contributor", contributor_id=contributor.pk)
@@ -352,4 +324,7 @@ def test_the_asset_api_lists_opted_out_works_to_their_owner_only(artist, other_a
         listed = {a["id"] for a in client.get("/api/assets/").json()["results"]}
         assert listed == {shown.pk}
         assert client.get(f"/api/assets/{hidden.pk}/").status_code == 404
-    assert {a["id"] for a in client_for(artist).get("/api/assets/").json()["results"]} == {hidden.pk, shown.pk}
+    assert {a["id"] for a in client_for(artist).get("/api/assets/").json()["results"]} == {
+        hidden.pk,
+        shown.pk,
+    }

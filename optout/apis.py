@@ -104,9 +104,7 @@ class OptOutOutputSerializer(serializers.ModelSerializer):
                   "created_at", "updated_at"]  # fmt: skip
 
     def get_asset_ids(self, obj: OptOut) -> list[int]:
-        # the works it covers: those the ownership gate left out (another verified artist owns them) are not listed
-        covered = obj.items.filter(excluded_at=None).order_by("asset_id")
-        return list(covered.values_list("asset_id", flat=True)[:10_000])
+        return selectors.optout_covered_asset_ids(optout=obj, limit=10_000)
 
 
 class StateChangeOutputSerializer(serializers.ModelSerializer):
@@ -183,14 +181,24 @@ class OptOutRevokeApi(APIView):
         return Response(OptOutOutputSerializer(optout).data)
 
 
+class ErrorOutputSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    extra = serializers.DictField()
+
+
 class _OperatorDecisionApi(APIView):
+    """A decision on a pending opt-out; the same decision again is a no-op (200), the other one 409."""
+
     permission_classes = [permissions.IsAuthenticated]
     approve = True
 
     class OperatorDecisionInputSerializer(serializers.Serializer):
         note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
-    @extend_schema(request=OperatorDecisionInputSerializer, responses=OptOutOutputSerializer)
+    @extend_schema(
+        request=OperatorDecisionInputSerializer,
+        responses={200: OptOutOutputSerializer, 409: ErrorOutputSerializer},
+    )
     def post(self, request, optout_id: int):
         optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
         if not selectors.is_operator(request.user):

@@ -36,6 +36,12 @@ def contributor_claims_visible_to(user) -> QuerySet[ContributorClaim]:
     return qs if is_operator(user) else qs.filter(artist_id=user.pk)
 
 
+def optout_covered_asset_ids(*, optout: OptOut, limit: int) -> list[int]:
+    """The works an opt-out covers, not those the ownership gate left out (another verified artist owns them)."""
+    covered = optout.items.filter(excluded_at=None).order_by("asset_id")
+    return list(covered.values_list("asset_id", flat=True)[:limit])
+
+
 def assets_under_domain(host: str) -> QuerySet[Asset]:
     """Works on the domain or any subdomain of it."""
     return Asset.objects.filter(Q(domain=host) | Q(domain__endswith="." + host))

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
 
+from optout import selectors as optout_selectors
 from optout.models import ClaimStatus, ContributorClaim, DomainClaim, OptOut, OptOutStateChange
 from provenance.models import Asset, Contributor
 
@@ -75,7 +76,7 @@ def artist_optouts(*, artist) -> QuerySet[OptOut]:
 
 
 def optout_asset_ids(*, optout: OptOut, limit: int = 12) -> list[int]:
-    return list(optout.items.order_by("asset_id").values_list("asset_id", flat=True)[:limit])
+    return optout_selectors.optout_covered_asset_ids(optout=optout, limit=limit)
 
 
 def review_queue() -> dict[str, Any]:

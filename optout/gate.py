@@ -175,9 +175,11 @@ def optouts_touching(*, asset_ids: Iterable[int], hosts: Iterable[str], artist_i
         for start in range(0, len(keys_list), _CHUNK):
             chunk = keys_list[start : start + _CHUNK]
             found |= set(live.filter(kind=kind, key__in=chunk).values_list("optout_id", flat=True))
-    owned = np.array([r[3] for r in rows if r[3] is not None], dtype=np.int64)
-    if len(owned):
-        for optout_id, phash in live.filter(kind=Kind.PHASH).values_list("optout_id", "phash").iterator(5000):
-            if optout_id not in found and phash is not None and _near(phash, owned):
-                found.add(optout_id)
+    owned = [r[3] for r in rows if r[3] is not None]
+    if owned:
+        keyed = np.array(list(live.filter(kind=Kind.PHASH).values_list("optout_id", "phash")), dtype=np.int64)
+        keyed = keyed.reshape(-1, 2)
+        for phash in owned:
+            close = np.bitwise_count((keyed[:, 1] ^ np.int64(phash)).view(np.uint64)) <= match_radius()
+            found.update(int(i) for i in keyed[close, 0])
     return sorted(found)

@@ -166,6 +166,9 @@ def latest_optout_change() -> datetime | None:
     try:
         change = apps.get_model("optout", "OptOutStateChange")
         times.append(change.objects.aggregate(at=Max("at"))["at"])
+        # keys the ownership gate withdrew from an active opt-out release works without a state change
+        key = apps.get_model("optout", "OptOutKey")
+        times.append(key.objects.aggregate(at=Max("withdrawn_at"))["at"])
     except LookupError:
         pass
     times = [t for t in times if t is not None]

@@ -536,37 +536,71 @@ def near_copy_ids(asset_id: int) -> list[int]:
 
 
 def confirmed_near_copy_ids(asset_id: int, *, phash_radius: int, limit: int) -> list[int]:
-    """The works the cascade would group with `asset_id` as copies of it, nearest first, at most `limit`
-    (the asset itself excluded): the same bytes, a pHash within `phash_radius` (tight: flat drawings share pHashes
-    well beyond a few bits, so pHash alone chains unrelated works), or an embedding neighbour at cosine >=
-    PROVENANT_NEAR_COPY_COSINE that geometric verification against the asset confirms.
+    """The works the cascade would group with `asset_id` as copies of it, nearest first, at most `limit` (the
+    asset itself excluded): the same bytes, or a candidate (pHash within `phash_radius`, or an embedding neighbour
+    at cosine >= PROVENANT_NEAR_COPY_COSINE) that geometric verification against the asset confirms. Where there
+    are no pixels to verify, a pHash neighbour counts alone, and only an informative pHash (a flat image's says
+    nothing: 123 unrelated fixture drawings share one).
 
-    Used by opt-out, where a copy is removed on its owner's word alone: only agreement the cascade itself shows."""
+    Used by opt-out, where a copy is removed on its owner's word alone: only agreement the cascade itself shows
+    (pHash alone at 8 bits grouped unrelated fixture works by many contributors)."""
     seed = Asset.objects.filter(id=asset_id).values("phash", "sha256", "local_path").first()
     if seed is None:
         return []
-    ranked: dict[int, float] = {}  # asset id -> distance-like rank (0 = identical bytes)
+    ranked: dict[int, float] = {}  # asset id -> rank, lower is nearer (0: identical bytes)
     if seed["sha256"]:
         ranked.update(
             (int(i), 0.0) for i in Asset.objects.filter(sha256=seed["sha256"]).values_list("id", flat=True)
         )
-    if seed["phash"] is not None:
-        table = hash_table()
-        dist = hashing.phash_distances(seed["phash"], table.phash)
-        for i in np.flatnonzero((dist <= phash_radius) & table.has_phash):
-            ranked.setdefault(int(table.ids[i]), 1.0 + float(dist[i]))
-    vector = vector_store().get([asset_id]).get(asset_id)
-    if vector is not None and seed["local_path"]:
-        scores, ids = index.search_vectors(
-            get_encoder().space,
-            vector[None, :],
-            settings.PROVENANT_NEAR_COPY_MAX,
-            nprobe=settings.PROVENANT_IVF_NPROBE,
-        )
-        close = [int(i) for s, i in zip(scores[0], ids[0], strict=True)
-                 if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE and int(i) not in ranked]  # fmt: skip
-        query = [("", geometry.asset_features(asset_id, seed["local_path"]))]
-        for hit in _verify(query, close):
-            ranked[hit.asset_id] = 100.0 - hit.score
+    by_phash = _phash_candidates(seed["phash"], phash_radius, limit)
+    by_embedding = _embedding_candidates(asset_id)
+    candidates = [i for i in dict.fromkeys([*by_phash, *by_embedding]) if i not in ranked and i != asset_id]
+    with_pixels = _with_pixels(candidates) if seed["local_path"] else set()
+    verified = _geometric_agreement(asset_id, seed["local_path"], [i for i in candidates if i in with_pixels])
+    for i in candidates:
+        if i in verified:
+            ranked[i] = 1.0 - verified[i]
+        elif i in by_phash and i not in with_pixels:
+            ranked[i] = 1.0 + by_phash[i]
     ranked.pop(asset_id, None)
     return sorted(ranked, key=lambda i: (ranked[i], i))[:limit]
+
+
+def _phash_candidates(phash: int | None, radius: int, limit: int) -> dict[int, int]:
+    """{asset id: pHash distance} of the nearest works within `radius`, for an informative pHash only."""
+    if phash is None or not hashing.phash_is_informative(phash):
+        return {}
+    table = hash_table()
+    dist = hashing.phash_distances(phash, table.phash)
+    close = np.flatnonzero((dist <= radius) & table.has_phash)
+    close = close[np.argsort(dist[close], kind="stable")][: 3 * limit]
+    return {int(table.ids[i]): int(dist[i]) for i in close}
+
+
+def _embedding_candidates(asset_id: int) -> list[int]:
+    vector = vector_store().get([asset_id]).get(asset_id)
+    if vector is None:
+        return []
+    scores, ids = index.search_vectors(
+        get_encoder().space,
+        vector[None, :],
+        settings.PROVENANT_NEAR_COPY_MAX,
+        nprobe=settings.PROVENANT_IVF_NPROBE,
+    )
+    return [
+        int(i)
+        for s, i in zip(scores[0], ids[0], strict=True)
+        if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE
+    ]
+
+
+def _with_pixels(asset_ids: list[int]) -> set[int]:
+    return set(Asset.objects.filter(id__in=asset_ids).exclude(local_path="").values_list("id", flat=True))
+
+
+def _geometric_agreement(asset_id: int, local_path: str, candidates: list[int]) -> dict[int, float]:
+    """{candidate: inlier score} of the candidates whose keypoints agree with the asset's on one transform."""
+    if not local_path or not candidates:
+        return {}
+    query = [("", geometry.asset_features(asset_id, local_path))]
+    return {hit.asset_id: hit.score for hit in _verify(query, candidates)}

@@ -40,6 +40,7 @@ from optout.models import (
     SignerBinding,
 )
 from optout.verification import HttpFetcher, TxtResolver, VerificationFailed, check_dns, check_http
+from provenance.hashing import phash_is_informative
 from provenance.models import Asset, Contributor
 
 User = get_user_model()
@@ -414,7 +415,8 @@ def _keys_create(*, optout: OptOut, asset_ids: list[int], domain: str) -> None:
     for pk, sha256, phash, url in rows.iterator(chunk_size=2000):
         add(OptOutKey.Kind.ASSET, str(pk), asset_id=pk)
         add(OptOutKey.Kind.SHA256, (sha256 or "").lower(), asset_id=pk)
-        if phash is not None:
+        # a flat image's pHash would match every other flat image
+        if phash is not None and phash_is_informative(phash):
             add(OptOutKey.Kind.PHASH, str(phash), phash=phash, asset_id=pk)
         add(OptOutKey.Kind.URL, normalize_url(url or ""), asset_id=pk)
     add(OptOutKey.Kind.DOMAIN, domain)

@@ -93,3 +93,13 @@ def pdq_distances(query_hex: str, packed: np.ndarray) -> np.ndarray:
     """Hamming distances between one PDQ hash (hex) and an (n, 32) uint8 packed array."""
     query = np.frombuffer(bytes.fromhex(query_hex), dtype=np.uint8)
     return _POPCOUNT8[np.bitwise_xor(packed, query)].sum(axis=1, dtype=np.int32)
+
+
+# A flat or near-blank image's pHash has almost every bit equal (only the DC bit set): 123 unrelated openclipart
+# drawings share 0x8000000000000000, so such a hash is no evidence that two works are the same picture.
+PHASH_MIN_INFORMATIVE_BITS = 5
+
+
+def phash_is_informative(value: int) -> bool:
+    ones = int64_to_unsigned(value).bit_count()
+    return PHASH_MIN_INFORMATIVE_BITS <= ones <= 64 - PHASH_MIN_INFORMATIVE_BITS

@@ -15,10 +15,14 @@ CHECK = "/api/check"
 
 
 def work(**fields):
-    """A fixture work with real pixels on disk (thumbnails render from them), in the collection `demo`."""
+    """A fixture work in the collection `demo`, with real pixels on disk (thumbnails render from them) unless
+    `local_path=""` is asked for."""
     from django.conf import settings
 
+    without_pixels = fields.pop("local_path", None) == ""
     asset = AssetFactory(**fields)
+    if without_pixels:
+        return asset
     folder = settings.DATA_DIR / "works"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{asset.pk}.png"

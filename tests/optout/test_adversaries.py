@@ -28,6 +28,7 @@ from tests.optout.factories import (
 )
 
 pytestmark = pytest.mark.usefixtures("consumer_files")
+SOME_PHASH = 0x0F0F_3C3C_5A5A_9696
 
 
 # --- item 1: a parent-domain opt-out over a verified owner's host ---------------------------------------------
@@ -173,17 +174,29 @@ def test_near_copies_by_phash_alone_only_within_a_tight_radius(artist, hash_stac
     ContributorClaimFactory(
         artist=artist, contributor=(mine := ContributorFactory()), status=ClaimStatus.VERIFIED
     )
-    seed = work(contributor=mine, phash=0)
-    close = work(phash=0b111)  # 3 bits: a re-encoded copy
-    unrelated = [
-        work(phash=((1 << bits) - 1) << 32) for bits in (6, 7, 8)
-    ]  # flat drawings share pHashes this far
+    seed = work(contributor=mine, phash=SOME_PHASH)
+    close = work(phash=SOME_PHASH ^ 0b111, local_path="")  # 3 bits, no pixels to verify: a re-encoded copy
+    copy = work(phash=SOME_PHASH ^ 0b1)
+    copy.local_path = seed.local_path  # the same picture: geometric verification agrees
+    copy.save(update_fields=["local_path"])
+    lookalike = work(phash=SOME_PHASH ^ 0b11)  # pHash agrees, the pixels do not
+    unrelated = [work(phash=SOME_PHASH ^ (((1 << bits) - 1) << 32), local_path="") for bits in (6, 7, 8)]
     response = client_for(artist).post(
         reverse("optout-list"), {"scope": "near_copies", "asset_id": seed.pk}, format="json"
     )
     assert response.status_code == 201
-    assert response.json()["asset_ids"] == sorted([seed.pk, close.pk])
+    assert response.json()["asset_ids"] == sorted([seed.pk, close.pk, copy.pk])
     assert not any(denied_by_check(w) for w in unrelated)
+    assert lookalike.pk not in response.json()["asset_ids"]
+
+
+def test_a_flat_images_phash_is_no_key(artist, operator):
+    """One opted-out blank drawing must not deny every other blank drawing (123 fixture works share its pHash)."""
+    blank, other_blank = work(phash=-(1 << 63)), work(phash=-(1 << 63))
+    optout, _ = services.optout_create(artist=artist, scope="works", asset_ids=[blank.pk])
+    services.optout_approve(optout=optout, operator=operator)
+    assert denied_by_check(blank) and not denied_by_check(other_blank)
+    assert not hidden_from_anonymous(other_blank)["asset_api"]
 
 
 def test_near_copies_past_the_cap_wait_for_review(artist, settings, monkeypatch):

@@ -39,8 +39,12 @@ class World:
 
     def verify_alice(self) -> None:
         domain_claim, _ = services.domain_claim_create(artist=self.alice, domain="alice.example.com")
-        services.domain_claim_verify(claim=domain_claim, fetcher=lambda url: domain_claim.token, resolver=lambda n: [])
-        claim, _ = services.contributor_claim_create(artist=self.alice, contributor_id=self.ids["alice_id"].pk)
+        services.domain_claim_verify(
+            claim=domain_claim, fetcher=lambda url: domain_claim.token, resolver=lambda n: []
+        )
+        claim, _ = services.contributor_claim_create(
+            artist=self.alice, contributor_id=self.ids["alice_id"].pk
+        )
         services.contributor_claim_review(claim=claim, reviewer=self.operator, approve=True)
 
     def post(self, user, body: dict) -> dict:
@@ -49,20 +53,32 @@ class World:
         return response.json()
 
     def approve(self, optout_id: int) -> int:
-        return client_for(self.operator).post(reverse("optout-approve", kwargs={"optout_id": optout_id})).status_code
+        return (
+            client_for(self.operator)
+            .post(reverse("optout-approve", kwargs={"optout_id": optout_id}))
+            .status_code
+        )
 
     def verify_domain(self, user, domain: str) -> None:
         claim, _ = services.domain_claim_create(artist=user, domain=domain)
         self.monkeypatch.setattr(verification, "fetch_http", lambda url: claim.token)
-        assert client_for(user).post(reverse("domain-claim-verify", kwargs={"claim_id": claim.pk})).status_code == 200
+        assert (
+            client_for(user).post(reverse("domain-claim-verify", kwargs={"claim_id": claim.pk})).status_code
+            == 200
+        )
 
     def near_copies(self, *names: str) -> None:
-        self.monkeypatch.setattr(services, "near_copies_of", lambda asset_id: [self.works[n].pk for n in names])
+        self.monkeypatch.setattr(
+            services, "near_copies_of", lambda asset_id: [self.works[n].pk for n in names]
+        )
 
 
 @pytest.fixture
 def world(artist, other_artist, operator, monkeypatch):
-    ids = {"alice_id": ContributorFactory(display_name="Alice"), "bob_id": ContributorFactory(display_name="Bob")}
+    ids = {
+        "alice_id": ContributorFactory(display_name="Alice"),
+        "bob_id": ContributorFactory(display_name="Bob"),
+    }
     hosted = work(domain="alice.example.com")
     works = {
         "hosted": hosted,
@@ -80,14 +96,18 @@ def world(artist, other_artist, operator, monkeypatch):
 
 
 def works_by_operator_approval(w: World) -> set[str]:
-    created = w.post(w.bob, {"scope": "works", "asset_ids": [w.works[n].pk for n in ("free", "hosted", "signed")]})
+    created = w.post(
+        w.bob, {"scope": "works", "asset_ids": [w.works[n].pk for n in ("free", "hosted", "signed")]}
+    )
     w.verify_alice()
     assert w.approve(created["id"]) == 409
     return set()
 
 
 def works_owned_after_activation(w: World) -> set[str]:
-    created = w.post(w.bob, {"scope": "works", "asset_ids": [w.works[n].pk for n in ("free", "hosted", "signed")]})
+    created = w.post(
+        w.bob, {"scope": "works", "asset_ids": [w.works[n].pk for n in ("free", "hosted", "signed")]}
+    )
     assert w.approve(created["id"]) == 200
     w.verify_alice()
     return {"free"}
@@ -183,7 +203,12 @@ OWNER_REQUESTS = {
     "contributor": lambda w: {"scope": "contributor", "contributor_id": w.ids["alice_id"].pk},
     "domain": lambda w: {"scope": "domain", "domain": "alice.example.com"},
 }
-OWNER_COVERS = {"works": ALICES, "near_copies": ("hosted",), "contributor": ("signed",), "domain": ("hosted",)}
+OWNER_COVERS = {
+    "works": ALICES,
+    "near_copies": ("hosted",),
+    "contributor": ("signed",),
+    "domain": ("hosted",),
+}
 
 
 @pytest.mark.parametrize("scope", list(OWNER_REQUESTS))

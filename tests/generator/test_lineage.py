@@ -90,14 +90,12 @@ def test_training_on_a_manifest_older_than_an_active_optout_ends_stale(
     manifest_folder, training_assets, member
 ):
     from generator.services import generator_model_start, generator_model_train
-    from optout.models import OptOut
+    from optout import services
+    from optout.models import ClaimStatus, ContributorClaim
 
-    OptOut.objects.create(
-        artist=member,
-        scope=OptOut.Scope.CONTRIBUTOR,
-        status=OptOut.Status.ACTIVE,
-        contributor=training_assets[1].contributor,
-    )
+    contributor = training_assets[1].contributor
+    ContributorClaim.objects.create(artist=member, contributor=contributor, status=ClaimStatus.VERIFIED)
+    services.optout_create(artist=member, scope="contributor", contributor_id=contributor.pk)
     model = generator_model_train(model=generator_model_start(manifest_ref=str(manifest_folder)))
     assert model.status == GeneratorModel.Status.STALE
     assert "active opt-out" in model.stale_reason

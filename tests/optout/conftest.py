@@ -43,3 +43,22 @@ def consumer_files(settings, tmp_path):
     """Where thumbnails, works' pixels and manifest builds are written: this test's own folder."""
     settings.DATA_DIR = tmp_path / "data"
     settings.MANIFEST_DIR = tmp_path / "manifests"
+
+
+@pytest.fixture
+def search_stack(settings, tmp_path):
+    """The fake encoder, an index in this test's folder, and no hash table or vectors cached from another test."""
+    from embeddings import index, search
+    from embeddings.encoder import get_encoder
+
+    settings.CLIP_MODEL = "fake"
+    settings.PROVENANT_INDEX_DIR = tmp_path / "index"
+    get_encoder.cache_clear()
+    index.forget_loaded()
+    search._hash_table = None
+    search._stores.clear()
+    yield
+    get_encoder.cache_clear()
+    index.forget_loaded()
+    search._hash_table = None
+    search._stores.clear()

@@ -152,25 +152,7 @@ def test_approving_works_another_artist_verified_since_the_request_is_refused(ar
 # --- item 3: the near-copy rule is bounded --------------------------------------------------------------------
 
 
-@pytest.fixture
-def hash_stack(settings, tmp_path):
-    from embeddings import index, search
-    from embeddings.encoder import get_encoder
-
-    settings.CLIP_MODEL = "fake"
-    settings.PROVENANT_INDEX_DIR = tmp_path / "index"
-    get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
-    yield
-    get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
-
-
-def test_near_copies_by_phash_alone_only_within_a_tight_radius(artist, hash_stack):
+def test_near_copies_by_phash_alone_only_within_a_tight_radius(artist, search_stack):
     ContributorClaimFactory(
         artist=artist, contributor=(mine := ContributorFactory()), status=ClaimStatus.VERIFIED
     )

@@ -17,24 +17,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
 WORK_COUNT = 6
 
 
-@pytest.fixture
-def search_stack(settings, tmp_path):
-    from embeddings import index, search
-    from embeddings.encoder import get_encoder
-
-    settings.CLIP_MODEL = "fake"
-    settings.PROVENANT_INDEX_DIR = tmp_path / "index"
-    get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
-    yield
-    get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
-
-
 def _jpeg(image) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=80)

@@ -45,7 +45,7 @@ def web_settings(settings, tmp_path):
         index.forget_loaded()
         search._hash_table = None
         search._stores.clear()
-        optout_exclusions._cached["version"] = None  # each test has a fresh database: ids repeat
+        optout_exclusions._cached["registry"] = None  # each test has a fresh database: ids repeat
 
     reset()
     yield settings

@@ -123,10 +123,10 @@ def keep_bytes(data: bytes, sha256: str, image_format: str, store_dir: str) -> s
 
 
 def _dataset_fields(row: dict) -> dict:
-    """What a dataset row adds to a work: its own key, the size it was published at, EXIF, other columns, and
-    the downloader's sha256 when it differs from the bytes (img2dataset hashes what it fetched, then may
-    re-encode it)."""
+    """What a dataset row adds to a work: its URL and own key, the size it was published at, EXIF, other
+    columns."""
     return {
+        "url": row.get("url", ""),
         "key": str(row.get("key") or "")[:300],
         "original_width": row.get("original_width"),
         "original_height": row.get("original_height"),

@@ -32,6 +32,8 @@ BATCH = 200
 BATCH_BYTES = 64 * 2**20
 MAX_STORED_ERRORS = 1000
 Progress = Callable[[IngestRun], None]
+# img2dataset hashes what it downloaded, then re-encodes unless told not to (--skip_reencode with the source's format)
+SHA256_MISMATCH = "the dataset's sha256 column differs from the image bytes (re-encoded after download?); kept in extra"
 ReadMany = Callable[[list[ItemInput]], list[ItemResult]]
 
 
@@ -256,7 +258,7 @@ def _ingest_batch(shard: IngestShard, batch: list[Record], read_many: ReadMany, 
     errors = rows.errors + [RowError(r.source, r.reason) for r in results if not r.ok]
     stored = [r for r in results if r.ok]
     mismatches = [
-        RowError(r.source, "the dataset's sha256 column differs from the image bytes (kept in extra)")
+        RowError(r.source, SHA256_MISMATCH)
         for r in stored
         if r.sha256_mismatch
     ]

@@ -184,8 +184,8 @@ def _hf_records(shard: Path, root: Path, start: int) -> Iterator[Record]:
     prefix, column = shard_prefix(shard, root), image_feature_columns(shard)[0]
     for number, row in _rows_from(shard, start):
         image = row.pop(column, None) or {}
-        key = row.get("key") or row.get("id") or number
-        record = Record(number, f"{prefix}/{key}", row=row, data=image.get("bytes"))
+        row.setdefault("key", str(row.get("id") or number))
+        record = Record(number, f"{prefix}/{row['key']}", row=row, data=image.get("bytes"))
         if record.data is None and image.get("path"):
             row.setdefault("local_path", image["path"])  # checked against the allowed roots like any path
         elif record.data is None:

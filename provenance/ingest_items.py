@@ -30,7 +30,9 @@ class ItemInput:
     # from a manifest row: title, caption, creator, licence, url...
     metadata: dict = field(default_factory=dict)
     data: bytes | None = None  # the image itself, from a tar member or a Parquet column
-    store_dir: str = ""  # where bytes with no file of their own are kept, by sha256, for indexing and thumbnails
+    store_dir: str = (
+        ""  # where bytes with no file of their own are kept, by sha256, for indexing and thumbnails
+    )
 
 
 @dataclass
@@ -81,7 +83,9 @@ def _read_item(item: ItemInput, max_pixels: int) -> ItemResult:
     if decoded.from_raster:
         local_path = item.raster_path
     else:
-        local_path = item.path if item.data is None else keep_bytes(data, sha256, decoded.format, item.store_dir)
+        local_path = (
+            item.path if item.data is None else keep_bytes(data, sha256, decoded.format, item.store_dir)
+        )
     phash, pdq, pdq_quality = compute_hashes(decoded.image)
     fields = {
         "local_path": local_path,

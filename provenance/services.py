@@ -22,7 +22,13 @@ from core.urlnorm import host_of
 from provenance.datasets.layouts import LayoutError, detect
 from provenance.datasets.readers import Record, count_rows, iter_records
 from provenance.ingest_items import ItemInput, ItemResult, read_item, url_only_result
-from provenance.manifests import IMG2DATASET_DIRECTIVES, ManifestError, NotDownloaded, RowError, record_to_item
+from provenance.manifests import (
+    IMG2DATASET_DIRECTIVES,
+    ManifestError,
+    NotDownloaded,
+    RowError,
+    record_to_item,
+)
 from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, IngestShard, Signal
 from provenance.names import clean_creator
 
@@ -33,7 +39,9 @@ BATCH_BYTES = 64 * 2**20
 MAX_STORED_ERRORS = 1000
 Progress = Callable[[IngestRun], None]
 # img2dataset hashes what it downloaded, then re-encodes unless told not to (--skip_reencode with the source's format)
-SHA256_MISMATCH = "the dataset's sha256 column differs from the image bytes (re-encoded after download?); kept in extra"
+SHA256_MISMATCH = (
+    "the dataset's sha256 column differs from the image bytes (re-encoded after download?); kept in extra"
+)
 ReadMany = Callable[[list[ItemInput]], list[ItemResult]]
 
 
@@ -136,7 +144,9 @@ def ingest_run_execute(
     try:
         with reader(workers or settings.PROVENANT_INGEST_WORKERS) as read_many:
             for shard_id in ingest_open_shards(run_id):
-                ingest_shard_execute(shard_id=shard_id, worker="local", read_many=read_many, progress=progress)
+                ingest_shard_execute(
+                    shard_id=shard_id, worker="local", read_many=read_many, progress=progress
+                )
     except BaseException:
         _shards_interrupted(run_id)
         ingest_run_finish(run_id=run_id, elapsed=time.monotonic() - started)
@@ -203,7 +213,11 @@ def ingest_shard_execute(
     shard = IngestShard.objects.select_related("run__collection").get(id=shard_id)
     run = shard.run
     records = iter_records(
-        run.layout, shard.path, Path(run.options["base_dir"]), shard.rows_done, run.options.get("raster_root", "")
+        run.layout,
+        shard.path,
+        Path(run.options["base_dir"]),
+        shard.rows_done,
+        run.options.get("raster_root", ""),
     )
     contributors: dict[str, Contributor | None] = {}
     try:
@@ -214,7 +228,9 @@ def ingest_shard_execute(
                 progress(run)
     except (ManifestError, LayoutError, OSError, tarfile.TarError, ArrowException) as exc:
         # the shard as a whole is unreadable (truncated tar, corrupt Parquet): it fails, the others go on
-        IngestShard.objects.filter(id=shard_id).update(status=IngestShard.Status.FAILED, error=str(exc)[:2000])
+        IngestShard.objects.filter(id=shard_id).update(
+            status=IngestShard.Status.FAILED, error=str(exc)[:2000]
+        )
         log.warning("ingest shard %s failed: %s", shard.path, exc)
     else:
         IngestShard.objects.filter(id=shard_id).update(status=IngestShard.Status.DONE)
@@ -257,11 +273,7 @@ def _ingest_batch(shard: IngestShard, batch: list[Record], read_many: ReadMany, 
     results = read_many([item for item in rows.todo if item.source[:2000] not in known])
     errors = rows.errors + [RowError(r.source, r.reason) for r in results if not r.ok]
     stored = [r for r in results if r.ok]
-    mismatches = [
-        RowError(r.source, SHA256_MISMATCH)
-        for r in stored
-        if r.sha256_mismatch
-    ]
+    mismatches = [RowError(r.source, SHA256_MISMATCH) for r in stored if r.sha256_mismatch]
     with transaction.atomic():
         new = _store(run.collection, stored, contributors)
         _store_refusals(run, rows.not_downloaded)

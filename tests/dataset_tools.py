@@ -44,7 +44,9 @@ def drawings(count: int, side: int = 256, start: int = 0) -> list[Work]:
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=90)
         meta = svg_metadata(path.read_bytes())
-        works.append(Work(f"{path.stem}.jpg", buffer.getvalue(), meta.title or path.stem, meta.creator or "anon"))
+        works.append(
+            Work(f"{path.stem}.jpg", buffer.getvalue(), meta.title or path.stem, meta.creator or "anon")
+        )
     return works
 
 
@@ -129,7 +131,13 @@ def write_webdataset(out: Path, works: list[Work], per_shard: int, urls: list[st
         for number, work in enumerate(works):
             key = f"{number // per_shard:05d}{number % per_shard:04d}"
             url = urls[number] if urls else f"https://art.example.org/{work.name}"
-            meta = {"key": key, "url": url, "caption": work.caption, "author": work.author, "status": "success"}
+            meta = {
+                "key": key,
+                "url": url,
+                "caption": work.caption,
+                "author": work.author,
+                "status": "success",
+            }
             writer.write({"__key__": key, "jpg": work.data, "txt": work.caption, "json": meta})
     return out
 
@@ -138,7 +146,9 @@ def write_hf_parquet(path: Path, works: list[Work]) -> Path:
     """A Hugging Face `datasets` Parquet with an Image feature, as `Dataset.to_parquet` writes it."""
     from datasets import Dataset, Features, Image, Value
 
-    features = Features({"image": Image(), "text": Value("string"), "author": Value("string"), "id": Value("string")})
+    features = Features(
+        {"image": Image(), "text": Value("string"), "author": Value("string"), "id": Value("string")}
+    )
     data = {
         "image": [{"bytes": w.data, "path": w.name} for w in works],
         "text": [w.caption for w in works],

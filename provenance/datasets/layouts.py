@@ -47,7 +47,9 @@ def detect(paths: list[str]) -> Plan:
     plans = [_detect_one(Path(p)) for p in expanded]
     layouts = {plan.layout for plan in plans}
     if len(layouts) > 1:
-        raise LayoutError(f"the paths mix layouts ({', '.join(sorted(layouts))}): ingest one layout at a time")
+        raise LayoutError(
+            f"the paths mix layouts ({', '.join(sorted(layouts))}): ingest one layout at a time"
+        )
     if len(plans) == 1:
         return plans[0]
     shards = [shard for plan in plans for shard in plan.shards]
@@ -147,7 +149,9 @@ def image_feature_columns(path: Path) -> list[str]:
     try:
         declared = Features.from_dict(features)
     except Exception:  # a schema from a newer datasets than ours: fall back to the declared type names
-        return [name for name, spec in features.items() if isinstance(spec, dict) and spec.get("_type") == "Image"]
+        return [
+            name for name, spec in features.items() if isinstance(spec, dict) and spec.get("_type") == "Image"
+        ]
     return [name for name, feature in declared.items() if isinstance(feature, Image)]
 
 
@@ -157,8 +161,10 @@ def image_bytes_column(path: Path) -> str:
     schema = _schema(path)
     for name in IMAGE_COLUMNS:
         index = schema.get_field_index(name)
-        if index >= 0 and pa.types.is_binary(schema.field(index).type) or (
-            index >= 0 and pa.types.is_large_binary(schema.field(index).type)
+        if (
+            index >= 0
+            and pa.types.is_binary(schema.field(index).type)
+            or (index >= 0 and pa.types.is_large_binary(schema.field(index).type))
         ):
             return name
     return ""

@@ -232,7 +232,9 @@ def count_rows(layout: str, shard: str) -> int | None:
     import pyarrow.parquet as pq
 
     path = Path(shard)
-    if layout in ("img2dataset-parquet", "hf-datasets") or (layout == "manifest" and path.suffix == ".parquet"):
+    if layout in ("img2dataset-parquet", "hf-datasets") or (
+        layout == "manifest" and path.suffix == ".parquet"
+    ):
         return pq.ParquetFile(path).metadata.num_rows
     if layout == "webdataset" and path.with_suffix(".parquet").is_file():
         return pq.ParquetFile(path.with_suffix(".parquet")).metadata.num_rows

@@ -143,7 +143,14 @@ def test_an_unknown_layout_is_refused_with_the_layouts_it_knows(tmp_path):
     with pytest.raises(ApplicationError) as error:
         services.ingest_run_create(path=str(tmp_path), collection_name="set")
 
-    for layout in ("webdataset", "img2dataset-files", "img2dataset-parquet", "hf-datasets", "manifest", "folder"):
+    for layout in (
+        "webdataset",
+        "img2dataset-files",
+        "img2dataset-parquet",
+        "hf-datasets",
+        "manifest",
+        "folder",
+    ):
         assert layout in error.value.message
 
 
@@ -163,9 +170,10 @@ def test_absolute_local_paths_are_read_under_an_allowed_root_only(tmp_path):
     assert (refused.new, refused.failed) == (0, 2)
     assert "outside the allowed roots" in refused.errors[0]["reason"]
     assert (allowed.new, allowed.failed) == (1, 1)  # the link leads out of the root: never followed
-    assert Asset.objects.get(collection__name="two").sha256 == hashlib.sha256(
-        (images / "a.jpg").read_bytes()
-    ).hexdigest()
+    assert (
+        Asset.objects.get(collection__name="two").sha256
+        == hashlib.sha256((images / "a.jpg").read_bytes()).hexdigest()
+    )
 
 
 def test_a_sha256_column_that_does_not_match_the_bytes_is_reported(tmp_path):

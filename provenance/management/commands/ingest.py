@@ -15,7 +15,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("paths", nargs="+", help="a folder, a file, or a list/glob of shards of one layout")
+        parser.add_argument(
+            "paths", nargs="+", help="a folder, a file, or a list/glob of shards of one layout"
+        )
         parser.add_argument("--collection", required=True)
         parser.add_argument(
             "--raster-root",

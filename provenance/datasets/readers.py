@@ -69,17 +69,18 @@ def _sample_row(members: dict[str, bytes]) -> dict:
 
 def _tar_records(shard: Path, root: Path, start: int) -> Iterator[Record]:
     prefix = shard_prefix(shard, root)
-    number = 0
-    for key, members, image_error in _tar_samples(shard, read=lambda: number >= start):
-        if number >= start:
+    count = 0
+    for number, key, members, image_error in _tar_samples(shard, start):
+        count = number + 1
+        if members is not None:
             yield _sample_record(number, f"{prefix}/{key.rsplit('/', 1)[-1]}", members, image_error)
-        number += 1
-    yield from _not_downloaded_rows(shard.with_suffix(".parquet"), number, start)
+    yield from _not_downloaded_rows(shard.with_suffix(".parquet"), count, start)
 
 
-def _tar_samples(shard: Path, read) -> Iterator[tuple[str, dict[str, bytes], str]]:
-    """(key, {suffix: bytes}, error) per sample, streaming ("r|"): one member in memory at a time."""
-    key, members, error = None, {}, ""
+def _tar_samples(shard: Path, start: int) -> Iterator[tuple[int, str, dict[str, bytes] | None, str]]:
+    """(number, key, {suffix: bytes}, error) per sample, streaming ("r|"): one member in memory at a time.
+    Samples before `start` come with no members: they are passed over unread."""
+    number, key, members, error = -1, None, None, ""
     with tarfile.open(shard, mode="r|*") as stream:
         for info in stream:
             match = _KEY_SPLIT.match(info.name)
@@ -87,18 +88,18 @@ def _tar_samples(shard: Path, read) -> Iterator[tuple[str, dict[str, bytes], str
                 continue
             if match.group(1) != key:
                 if key is not None:
-                    yield key, members, error
-                key, members, error = match.group(1), {}, ""
-            suffix = match.group(2).lower()
-            if not read():
+                    yield number, key, members, error
+                number, key, error = number + 1, match.group(1), ""
+                members = {} if number >= start else None
+            if members is None:
                 continue
             if info.size > MAX_IMAGE_BYTES:
                 error = f"{info.name}: larger than {MAX_IMAGE_BYTES // 2**20} MB"
                 continue
             handle = stream.extractfile(info)
-            members[suffix] = handle.read() if handle else b""
+            members[match.group(2).lower()] = handle.read() if handle else b""
     if key is not None:
-        yield key, members, error
+        yield number, key, members, error
 
 
 def _sample_record(number: int, source: str, members: dict[str, bytes], error: str) -> Record:

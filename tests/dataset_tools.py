@@ -158,3 +158,28 @@ def write_hf_parquet(path: Path, works: list[Work]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Dataset.from_dict(data, features=features).to_parquet(str(path))
     return path
+
+
+def download(works: list[Work], base_url: str, out: Path, output_format: str) -> Path:
+    """img2dataset's output for `works` served at `base_url`: by img2dataset itself where it is installed,
+    otherwise written in its layout with webdataset.ShardWriter / pyarrow (same members, same columns)."""
+    rows = [{"url": f"{base_url}/{w.name}", "caption": w.caption, "author": w.author} for w in works]
+    if img2dataset_available():
+        return run_img2dataset(rows, out, output_format)
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = [
+        {**row, "key": f"00000{n:04d}", "status": "success", "sha256": hashlib.sha256(w.data).hexdigest()}
+        for n, (row, w) in enumerate(zip(rows, works, strict=True))
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    if output_format == "webdataset":
+        write_webdataset(out, works, per_shard=len(works) + 1, urls=[row["url"] for row in rows])
+        pq.write_table(pa.Table.from_pylist(meta), out / "00000.parquet")
+    else:
+        pq.write_table(pa.Table.from_pylist([{**m, "jpg": w.data} for m, w in zip(meta, works, strict=True)]),
+                       out / "00000.parquet")  # fmt: skip
+    return out

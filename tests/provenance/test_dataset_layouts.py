@@ -5,6 +5,7 @@
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -120,6 +121,7 @@ def test_a_datasets_image_parquet_is_ingested_with_its_images_and_extra_columns(
     assert asset.sha256 == hashlib.sha256(works[1].data).hexdigest()
     assert (asset.caption, asset.contributor.display_name) == (works[1].caption, works[1].author)
     assert asset.extra == {"id": "hf0001"} and asset.source == f"{path.parent.name}/{path.stem}/hf0001"
+    assert ingest(tmp_path / "hf").new == 0
 
 
 def test_a_metadata_only_parquet_becomes_url_only_works_with_its_extra_columns(tmp_path):
@@ -263,3 +265,35 @@ def test_the_celery_tasks_ingest_one_shard_each_and_a_second_run_changes_nothing
     run.refresh_from_db()
     assert (run.status, run.new, run.processed) == ("done", 4, 4)
     assert list(run.shards.values_list("status", "rows_done")) == [("done", 2), ("done", 2)]
+
+
+def test_a_csv_of_an_img2dataset_download_with_absolute_paths_is_read_from_its_own_folder(tmp_path):
+    folder = Path(shutil.copytree(IMG2DATASET / "files", tmp_path / "download"))
+    rows = pq.read_table(folder / "00000.parquet").to_pylist()
+    lines = ["url,caption,key,status,local_path"] + [
+        f"{r['url']},{r['caption']},{r['key']},{r['status']},"
+        + (str(folder / "00000" / f"{r['key']}.jpg") if r["status"] == "success" else "")
+        for r in rows
+    ]
+    (folder / "rows.csv").write_text("\n".join(lines) + "\n")
+
+    run = ingest(folder / "rows.csv")
+
+    assert (run.layout, run.new, run.failed, run.not_downloaded) == (
+        "manifest",
+        3,
+        0,
+        {"failed_to_download": 2},
+    )
+    assert not Asset.objects.filter(sha256="").exists()
+
+
+def test_the_command_names_the_layout_and_counts_rows_by_status(capsys):
+    from django.core.management import call_command
+
+    call_command("ingest", str(IMG2DATASET / "webdataset"), "--collection", "cli", "--workers", "1")
+
+    out = capsys.readouterr().out
+    assert "layout: webdataset, 1 shard(s)" in out
+    assert "ingest done (webdataset): 5 seen, 3 new, 0 skipped, 0 failed; not downloaded (not works): " in out
+    assert "2 failed_to_download" in out

@@ -74,11 +74,15 @@ def test_a_work_from_an_img2dataset_download_is_found_opted_out_and_left_out_of_
     hits = search_image_bytes(reencoded(mine, 0.8, 75, crop=True), top_k=3)
 
     work = Asset.objects.get(collection__name="parquet", url__endswith=f"/{mine.name}")
-    same_file = set(Asset.objects.filter(collection__name="parquet", sha256=work.sha256).values_list("pk", flat=True))
+    same_file = set(
+        Asset.objects.filter(collection__name="parquet", sha256=work.sha256).values_list("pk", flat=True)
+    )
     assert hits[0].asset_id in same_file and work.pk in {h.asset_id for h in hits}
     optout = approve_optout([work.pk])
     assert optout.status == "active"
-    manifest = with_phash_column(tmp_path / "parquet" / "00000.parquet", tmp_path / "manifest" / "00000.parquet")
+    manifest = with_phash_column(
+        tmp_path / "parquet" / "00000.parquet", tmp_path / "manifest" / "00000.parquet"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         build = builds.manifest_build_create(input_path=str(manifest.parent))
     build.refresh_from_db()

@@ -68,7 +68,9 @@ def _parquet(out: Path, paths: list[Path], shard_size: int) -> None:
     for start in range(0, len(paths), shard_size):
         rows = [{**_meta(n, p, shard_size)[1], "png": p.read_bytes()}
                 for n, p in enumerate(paths[start : start + shard_size], start=start)]  # fmt: skip
-        pq.write_table(pa.Table.from_pylist(rows), out / f"{start // shard_size:05d}.parquet", row_group_size=256)
+        pq.write_table(
+            pa.Table.from_pylist(rows), out / f"{start // shard_size:05d}.parquet", row_group_size=256
+        )
 
 
 def _files(out: Path, paths: list[Path], shard_size: int) -> None:
@@ -128,7 +130,12 @@ def run_layout(base: Path, layout: str, workers: int) -> dict:
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
     summary = process.stdout.read().strip().splitlines()
-    return {"layout": layout, "seconds": elapsed, "peak_mb": peak / 1024, "summary": summary[-1] if summary else ""}
+    return {
+        "layout": layout,
+        "seconds": elapsed,
+        "peak_mb": peak / 1024,
+        "summary": summary[-1] if summary else "",
+    }
 
 
 def main() -> None:
@@ -148,7 +155,9 @@ def main() -> None:
     print(f"{'layout':<12}{'seconds':>9}{'images/s':>10}{'vs folder':>11}{'peak RSS MB':>13}")
     for r in results:
         ratio = f"{r['seconds'] / folder:.2f}x" if folder else "-"
-        print(f"{r['layout']:<12}{r['seconds']:>9.1f}{args.count / r['seconds']:>10.1f}{ratio:>11}{r['peak_mb']:>13.0f}")
+        print(
+            f"{r['layout']:<12}{r['seconds']:>9.1f}{args.count / r['seconds']:>10.1f}{ratio:>11}{r['peak_mb']:>13.0f}"
+        )
     for r in results:
         print(f"  {r['layout']}: {r['summary']}")
 

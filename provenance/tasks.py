@@ -2,23 +2,32 @@
 State lives in IngestRun/IngestShard; every task is safe to run twice (a redelivered shard resumes at its row)."""
 
 from celery import chord, shared_task
+from django.conf import settings
 
 from provenance import services
 
 SHARD_TIME_LIMIT = 6 * 3600
 
 
+def _queue() -> dict:
+    return {"queue": settings.PROVENANT_INGEST_QUEUE}
+
+
+def enqueue_ingest(run_id: int) -> None:
+    ingest_run_task.apply_async(args=[run_id], **_queue())
+
+
 @shared_task(name="provenance.tasks.ingest_run_task", acks_late=True)
 def ingest_run_task(run_id: int) -> None:
     if not services.ingest_run_start(run_id=run_id):
         return
-    finish = ingest_run_finish_task.si(run_id)
+    finish = ingest_run_finish_task.si(run_id).set(**_queue())
     shards = services.ingest_open_shards(run_id)
     if not shards:
         finish.apply_async()
         return
-    header = [ingest_shard_task.si(run_id, shard_id) for shard_id in shards]
-    chord(header)(finish.on_error(ingest_run_failed_task.s(run_id)))
+    header = [ingest_shard_task.si(run_id, shard_id).set(**_queue()) for shard_id in shards]
+    chord(header)(finish.on_error(ingest_run_failed_task.s(run_id).set(**_queue())))
 
 
 @shared_task(

@@ -6,7 +6,7 @@ from provenance import services
 from provenance.datasets.layouts import LAYOUTS
 from provenance.manifests import IMG2DATASET_DIRECTIVES
 from provenance.models import IngestRun
-from provenance.tasks import ingest_run_task
+from provenance.tasks import enqueue_ingest
 
 
 class Command(BaseCommand):
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         self.stdout.write(f"layout: {run.layout}, {run.shards.count()} shard(s)")
         if options["use_celery"]:
-            transaction.on_commit(lambda: ingest_run_task.delay(run.id))
+            transaction.on_commit(lambda: enqueue_ingest(run.id))
             self.stdout.write(f"queued ingest run {run.id}")
             return
         run = self._run_with_progress(run, options["workers"])

@@ -167,11 +167,7 @@ class IngestRun(TimeStampedModel):
 class IngestShard(TimeStampedModel):
     """One shard of a run (a tar, a Parquet file, a folder): claimed by one worker, resumed at `rows_done`."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+    Status = IngestRun.Status
 
     run = models.ForeignKey(IngestRun, on_delete=models.CASCADE, related_name="shards")
     index = models.PositiveIntegerField()

@@ -297,3 +297,26 @@ def test_the_command_names_the_layout_and_counts_rows_by_status(capsys):
     assert "layout: webdataset, 1 shard(s)" in out
     assert "ingest done (webdataset): 5 seen, 3 new, 0 skipped, 0 failed; not downloaded (not works): " in out
     assert "2 failed_to_download" in out
+
+
+def test_a_tar_shard_is_streamed_member_by_member_never_held_whole(tmp_path):
+    import os
+    import tracemalloc
+
+    from provenance.datasets.readers import iter_records
+
+    shard = tmp_path / "00000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for number in range(48):  # 48 MB of incompressible "images"
+            data = os.urandom(1 << 20)
+            info = tarfile.TarInfo(f"{number:09d}.jpg")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    tracemalloc.start()
+    seen = sum(len(record.data) for record in iter_records("webdataset", str(shard), tmp_path, 0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert seen == 48 << 20
+    assert peak < 6 << 20  # a few members at most, whatever the shard's size

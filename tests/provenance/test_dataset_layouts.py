@@ -320,3 +320,21 @@ def test_a_tar_shard_is_streamed_member_by_member_never_held_whole(tmp_path):
 
     assert seen == 48 << 20
     assert peak < 6 << 20  # a few members at most, whatever the shard's size
+
+
+def test_the_command_fails_a_run_with_a_broken_shard_and_resumes_it_once_repaired(tmp_path, capsys):
+    from django.core.management import CommandError, call_command
+
+    write_webdataset(tmp_path, drawings(4, side=96), per_shard=2)
+    broken = tmp_path / "00001.tar"
+    good = broken.read_bytes()
+    broken.write_bytes(good[:700])
+
+    with pytest.raises(CommandError, match=r"resume it with `manage.py ingest --resume \d+`"):
+        call_command("ingest", str(tmp_path), "--collection", "cli", "--workers", "1")
+    broken.write_bytes(good)
+    run = IngestRun.objects.get()
+    call_command("ingest", "--resume", str(run.id), "--workers", "1")
+
+    run.refresh_from_db()
+    assert (run.status, run.new, Asset.objects.count()) == ("done", 4, 4)

@@ -16,9 +16,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "paths", nargs="+", help="a folder, a file, or a list/glob of shards of one layout"
+            "paths", nargs="*", help="a folder, a file, or a list/glob of shards of one layout"
         )
-        parser.add_argument("--collection", required=True)
+        parser.add_argument("--collection", default="")
+        parser.add_argument(
+            "--resume",
+            type=int,
+            default=None,
+            help="continue a failed or interrupted run at the rows it reached",
+        )
         parser.add_argument(
             "--raster-root",
             default="",
@@ -45,8 +51,29 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if options["resume"] is not None:
+            run = IngestRun.objects.filter(id=options["resume"]).first()
+            if run is None:
+                raise CommandError(f"no ingest run {options['resume']}")
+        elif not options["paths"] or not options["collection"]:
+            raise CommandError("give a PATH and --collection, or --resume RUN_ID")
+        else:
+            run = self._create(options)
+        self.stdout.write(f"layout: {run.layout}, {run.shards.count()} shard(s)")
+        if options["use_celery"]:
+            transaction.on_commit(lambda: enqueue_ingest(run.id))
+            self.stdout.write(f"queued ingest run {run.id}")
+            return
+        run = self._run_with_progress(run, options["workers"])
+        self._summary(run, options["show_errors"])
+        if run.status != IngestRun.Status.DONE:
+            raise CommandError(
+                f"ingest run {run.id} {run.status}: resume it with `manage.py ingest --resume {run.id}`"
+            )
+
+    def _create(self, options) -> IngestRun:
         try:
-            run = services.ingest_run_create(
+            return services.ingest_run_create(
                 paths=options["paths"],
                 collection_name=options["collection"],
                 raster_root=options["raster_root"],
@@ -55,13 +82,6 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"layout: {run.layout}, {run.shards.count()} shard(s)")
-        if options["use_celery"]:
-            transaction.on_commit(lambda: enqueue_ingest(run.id))
-            self.stdout.write(f"queued ingest run {run.id}")
-            return
-        run = self._run_with_progress(run, options["workers"])
-        self._summary(run, options["show_errors"])
 
     def _run_with_progress(self, run: IngestRun, workers: int | None) -> IngestRun:
         from tqdm import tqdm

@@ -2,12 +2,13 @@
 img2dataset-style Parquet (bytes in a `png` column), img2dataset-style files (00000/key.png + .json) and a plain
 folder, each ingested by `manage.py ingest` into a fresh SQLite database with 2 decoding processes.
 
-    nice -n 10 .venv/bin/python benchmarks/ingest_formats.py --count 20000 --shard-size 1000
+    nice -n 10 .venv/bin/python benchmarks/ingest_formats.py --count 20000 --shard-size 1000 --repeat 2
 
 The openclipart PNGs (~6,900) are reused cyclically to reach --count rows (each row is its own work). Data is
-generated once under var/bench/ingest-<count>-<shard>/. Prints images/s and the peak RSS of the whole process
-tree (the command and its decoding processes, summed, sampled every 0.2 s), and the load average before and
-after: the machine may be shared, which slows every layout alike.
+generated once under var/bench/ingest-<count>-<shard>/. The layouts run interleaved, round after round, so that a
+change in the machine's load falls on all of them; prints the median time, images/s and the peak RSS of the whole
+process tree (the command and its decoding processes, summed, sampled every 0.2 s) over the rounds, and the load
+average before and after: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -130,12 +132,7 @@ def run_layout(base: Path, layout: str, workers: int) -> dict:
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
     summary = process.stdout.read().strip().splitlines()
-    return {
-        "layout": layout,
-        "seconds": elapsed,
-        "peak_mb": peak / 1024,
-        "summary": summary[-1] if summary else "",
-    }
+    return {"seconds": elapsed, "peak_mb": peak / 1024, "summary": summary[-1] if summary else ""}
 
 
 def main() -> None:
@@ -143,23 +140,32 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; the layouts are interleaved in each")
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     args = parser.parse_args()
+    layouts = args.layouts.split(",")
     base = ROOT / "var" / "bench" / f"ingest-{args.count}-{args.shard_size}"
     make_data(base, args.count, args.shard_size)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
-    results = [run_layout(base, layout, args.workers) for layout in args.layouts.split(",")]
+    runs: dict[str, list[dict]] = {layout: [] for layout in layouts}
+    for _ in range(args.repeat):
+        for layout in layouts:
+            runs[layout].append(run_layout(base, layout, args.workers))
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    folder = next((r["seconds"] for r in results if r["layout"] == "folder"), None)
-    print(f"\n{args.count} images, shards of {args.shard_size}, {args.workers} decoding processes")
-    print(f"{'layout':<12}{'seconds':>9}{'images/s':>10}{'vs folder':>11}{'peak RSS MB':>13}")
-    for r in results:
-        ratio = f"{r['seconds'] / folder:.2f}x" if folder else "-"
+    median = {layout: statistics.median(r["seconds"] for r in runs[layout]) for layout in layouts}
+    folder = median.get("folder")
+    print(f"\n{args.count} images, shards of {args.shard_size}, {args.workers} decoding processes, "
+          f"median of {args.repeat} interleaved rounds")  # fmt: skip
+    print(f"{'layout':<12}{'seconds':>9}{'images/s':>10}{'vs folder':>11}{'peak RSS MB':>13}  each round (s)")
+    for layout in layouts:
+        ratio = f"{median[layout] / folder:.2f}x" if folder else "-"
+        peak = max(r["peak_mb"] for r in runs[layout])
+        rounds = " ".join(f"{r['seconds']:.0f}" for r in runs[layout])
         print(
-            f"{r['layout']:<12}{r['seconds']:>9.1f}{args.count / r['seconds']:>10.1f}{ratio:>11}{r['peak_mb']:>13.0f}"
+            f"{layout:<12}{median[layout]:>9.1f}{args.count / median[layout]:>10.1f}{ratio:>11}{peak:>13.0f}  {rounds}"
         )
-    for r in results:
-        print(f"  {r['layout']}: {r['summary']}")
+    for layout in layouts:
+        print(f"  {layout}: {runs[layout][-1]['summary']}")
 
 
 if __name__ == "__main__":

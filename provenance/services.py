@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from pyarrow import ArrowException
 
 from core.exceptions import ApplicationError
 from core.urlnorm import host_of
@@ -208,6 +207,8 @@ def ingest_shard_claim(*, shard_id: int, worker: str) -> bool:
 def ingest_shard_execute(
     *, shard_id: int, worker: str, read_many: ReadMany, progress: Progress | None = None
 ) -> IngestShard:
+    from pyarrow import ArrowException  # here, not at the top: the web process starts without pyarrow
+
     if not ingest_shard_claim(shard_id=shard_id, worker=worker):
         return IngestShard.objects.get(id=shard_id)
     shard = IngestShard.objects.select_related("run__collection").get(id=shard_id)

@@ -1,0 +1,85 @@
+"""Reading the evidence: what is in force for a site at an instant, and the decision for a URL.
+
+The one definition of "does this URL's site opt out", used by the check API, search results and manifest builds
+(which freeze it at their cut-off)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from core.urlnorm import normalize_url
+from websignals.evidence import judge
+from websignals.models import SiteEvidence
+from websignals.sources import site_of
+
+SETTLED = (SiteEvidence.Outcome.DOCUMENT, SiteEvidence.Outcome.ABSENT)
+
+
+@dataclass(frozen=True)
+class SiteDecision:
+    allowed: bool
+    rule: str  # robots-txt | ai-txt | tdmrep | x-robots-tag
+    reason: str  # the line that decided: `robots.txt CCBot Disallow: /`
+    evidence_url: str
+    evidence_at: datetime
+
+
+def evidence_in_force(
+    hosts: Iterable[str], *, as_of: datetime | None = None
+) -> dict[str, list[SiteEvidence]]:
+    """{host: the latest settled row per document (and per URL, for headers) fetched at or before `as_of`}.
+    A server error or no answer leaves the earlier evidence in force; a 4xx means no such document."""
+    rows = SiteEvidence.objects.filter(host__in=set(hosts), outcome__in=SETTLED)
+    if as_of is not None:
+        rows = rows.filter(fetched_at__lte=as_of)
+    latest: dict[tuple[str, str, str], SiteEvidence] = {}
+    for row in rows.order_by("host", "document", "url", "-fetched_at", "-id").iterator(chunk_size=2000):
+        key = (row.host, row.document, row.url if row.document == SiteEvidence.Document.HEADERS else "")
+        latest.setdefault(key, row)
+    found: dict[str, list[SiteEvidence]] = {}
+    for (host, _, _), row in latest.items():
+        if row.outcome == SiteEvidence.Outcome.DOCUMENT:
+            found.setdefault(host, []).append(row)
+    return found
+
+
+def url_decisions(urls: list[str], *, as_of: datetime | None = None) -> list[SiteDecision | None]:
+    """Per URL, its site's denial (the first in precedence order, with the rule and evidence time), or None."""
+    sites = [site_of(url) if url else None for url in urls]
+    evidence = evidence_in_force({s[1] for s in sites if s}, as_of=as_of)
+    decisions: list[SiteDecision | None] = []
+    for url, site in zip(urls, sites, strict=True):
+        rows = evidence.get(site[1], []) if site else []
+        decisions.append(_decide(url, rows) if rows else None)
+    return decisions
+
+
+def _decide(url: str, rows: list[SiteEvidence]) -> SiteDecision | None:
+    key = normalize_url(url)
+    applicable = [
+        r for r in rows if r.document != SiteEvidence.Document.HEADERS or normalize_url(r.url) == key
+    ]
+    found = judge(applicable, url)
+    if found is None:
+        return None
+    decision, row = found
+    return SiteDecision(False, decision.rule, decision.reason, row.url, row.fetched_at)
+
+
+def host_evidence(host: str) -> QuerySet[SiteEvidence]:
+    return SiteEvidence.objects.filter(host=host.strip().lower().rstrip(".")).order_by("-fetched_at", "-id")
+
+
+def host_summary(host: str) -> dict:
+    """For a site operator: per document, the latest fetch (whatever came of it) and the evidence in force."""
+    host = host.strip().lower().rstrip(".")
+    in_force = {row.document: row for row in evidence_in_force([host]).get(host, [])}
+    latest: dict[str, SiteEvidence] = {}
+    for row in host_evidence(host).exclude(document=SiteEvidence.Document.HEADERS)[:200]:
+        latest.setdefault(row.document, row)
+    return {"host": host, "latest": latest, "in_force": in_force, "as_of": timezone.now()}

@@ -18,6 +18,7 @@ class Page:
     headers: dict[str, str] = field(default_factory=dict)
     drip_s: float = 0.0  # seconds between bytes: a slow host
     delay_s: float = 0.0  # before answering
+    head_status: int | None = None  # a server that answers HEAD differently (405: HEAD not allowed)
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Sites:
                 if etag and self.headers.get("If-None-Match") == etag:
                     page = Page(b"", 304, {"ETag": etag})
                 time.sleep(page.delay_s)
-                self.send_response(page.status)
+                self.send_response(page.head_status if head_only and page.head_status else page.status)
                 for name, value in page.headers.items():
                     for one in value.split("\n"):
                         self.send_header(name, one)

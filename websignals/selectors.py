@@ -48,6 +48,14 @@ def evidence_in_force(
     return found
 
 
+def hosts_with_evidence(*, as_of: datetime | None = None) -> set[str]:
+    """Hosts with any document fetched at or before `as_of`: the only hosts a URL decision can deny."""
+    rows = SiteEvidence.objects.filter(outcome=SiteEvidence.Outcome.DOCUMENT)
+    if as_of is not None:
+        rows = rows.filter(fetched_at__lte=as_of)
+    return set(rows.values_list("host", flat=True).distinct())
+
+
 def url_decisions(urls: list[str], *, as_of: datetime | None = None) -> list[SiteDecision | None]:
     """Per URL, its site's denial (the first in precedence order, with the rule and evidence time), or None."""
     sites = [site_of(url) if url else None for url in urls]

@@ -42,7 +42,9 @@ class SignalCrawlSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-_ERROR = inline_serializer("SignalsError", fields={"detail": serializers.CharField()})
+_ERROR = inline_serializer(
+    "SignalsError", fields={"message": serializers.CharField(), "extra": serializers.DictField()}
+)
 
 
 class HostSignalsApi(APIView):

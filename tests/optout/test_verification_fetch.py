@@ -73,7 +73,10 @@ def test_errors_carry_no_transport_detail_so_ports_cannot_be_told_apart(artist, 
     tls_failure, _ = _verify(artist, "a.example.test")  # https to the plain-HTTP server
     settings.FETCH_PORT_MAP = {"https": 9}
     closed, _ = _verify(artist, "b.example.test")
-    texts = [_errors(tls_failure).replace("a.example.test", "X"), _errors(closed).replace("b.example.test", "X")]
+    texts = [
+        _errors(tls_failure).replace("a.example.test", "X"),
+        _errors(closed).replace("b.example.test", "X"),
+    ]
     assert texts[0] == texts[1] and "could not be fetched: the server could not be reached" in texts[0]
     for word in ("SSL", "ssl", "Errno", "refused", "WRONG_VERSION", "certificate"):
         assert word not in texts[0]

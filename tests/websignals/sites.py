@@ -45,7 +45,9 @@ class Sites:
             def _serve(self, head_only: bool) -> None:
                 host = (self.headers.get("Host") or "").split(":")[0].lower()
                 with sites.lock:
-                    sites.requests.append(Request(host, self.command, self.path, dict(self.headers), time.monotonic()))
+                    sites.requests.append(
+                        Request(host, self.command, self.path, dict(self.headers), time.monotonic())
+                    )
                 page = sites.pages.get(host, {}).get(self.path) or Page(b"not found", 404)
                 etag = page.headers.get("ETag")
                 if etag and self.headers.get("If-None-Match") == etag:

@@ -56,9 +56,13 @@ def web(sites):
     sites.add("big.example.test", "/robots.txt", "User-agent: CCBot\nDisallow: /\n" + "# filler\n" * 600_000)
     sites.add("broken.example.test", "/robots.txt", Page(b"oops", 500))
     sites.add("slow.example.test", "/robots.txt", Page(b"User-agent: CCBot\nDisallow: /\n", drip_s=0.2))
-    sites.add("moved.example.test", "/robots.txt", Page(b"", 301, {"Location": "http://other.example.test/r"}))
+    sites.add(
+        "moved.example.test", "/robots.txt", Page(b"", 301, {"Location": "http://other.example.test/r"})
+    )
     sites.add("other.example.test", "/r", "User-agent: CCBot\nDisallow: /\n")
-    sites.add("headers.example.test", "/noai.png", Page(b"png", headers={"X-Robots-Tag": "noindex, noimageai"}))
+    sites.add(
+        "headers.example.test", "/noai.png", Page(b"png", headers={"X-Robots-Tag": "noindex, noimageai"})
+    )
     sites.add("headers.example.test", "/tdm.png", Page(b"png", headers={
         "tdm-reservation": "1", "tdm-policy": "https://headers.example.test/policy.json"}))  # fmt: skip
     sites.add("headers.example.test", "/page.html", Page(
@@ -135,8 +139,12 @@ def test_outcomes_are_recorded_as_they_happened(web, settings):
     crawl(URLS)
     robots = {e.host: e for e in SiteEvidence.objects.filter(document="robots_txt")}
     assert robots["gone.example.test"].outcome == "absent" and robots["gone.example.test"].http_status == 404
-    assert robots["broken.example.test"].outcome == "error" and robots["broken.example.test"].http_status == 500
-    assert robots["slow.example.test"].outcome == "unreachable" and robots["slow.example.test"].allowed is None
+    assert (
+        robots["broken.example.test"].outcome == "error" and robots["broken.example.test"].http_status == 500
+    )
+    assert (
+        robots["slow.example.test"].outcome == "unreachable" and robots["slow.example.test"].allowed is None
+    )
     moved = robots["moved.example.test"]
     assert moved.outcome == "refused" and "another host" in moved.reason
     big = robots["big.example.test"]
@@ -181,7 +189,9 @@ def test_unreachable_host_is_retried_and_earlier_evidence_stays_in_force(web, se
 
 @pytest.mark.django_db
 def test_work_headers_and_html_meta_deny_that_work_only(web):
-    urls = [f"http://headers.example.test/{name}" for name in ("noai.png", "tdm.png", "page.html", "plain.png")]
+    urls = [
+        f"http://headers.example.test/{name}" for name in ("noai.png", "tdm.png", "page.html", "plain.png")
+    ]
     crawl(urls, headers=True)
     reasons = [d.reason if d else None for d in selectors.url_decisions(urls)]
     assert reasons == [

@@ -64,7 +64,9 @@ def test_other_ports_user_info_and_schemes_are_refused(sites, connects, url):
 
 def test_redirect_to_another_host_is_refused_and_never_followed(sites):
     serve(sites, "a.example.test", "b.example.test")
-    sites.add("a.example.test", "/robots.txt", Page(b"", 301, {"Location": "http://b.example.test/robots.txt"}))
+    sites.add(
+        "a.example.test", "/robots.txt", Page(b"", 301, {"Location": "http://b.example.test/robots.txt"})
+    )
     sites.add("b.example.test", "/robots.txt", "User-agent: *\nDisallow: /\n")
     result = fetch_one("http://a.example.test/robots.txt")
     assert result.outcome == Outcome.REFUSED and "another host (b.example.test)" in result.reason

@@ -75,7 +75,6 @@ def web(sites):
 def crawl(urls, **kwargs):
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from django.conf import settings
 
     path = settings.MEDIA_ROOT / "signals-input.parquet"

@@ -122,19 +122,38 @@ class Fetcher:
         self.semaphore = asyncio.Semaphore(concurrency or settings.FETCH_CONCURRENCY)
         self.host_interval_s = settings.FETCH_HOST_INTERVAL_S if host_interval_s is None else host_interval_s
         self.resolver = resolver or import_string(settings.FETCH_RESOLVER)
-        self.limiters: dict[str, AsyncLimiter] = {}
+        self.limiters: dict[str, AsyncLimiter | None] = {}
+        self.clients: dict[str, httpx.AsyncClient] = {}
         self.addresses: dict[str, str | Refused] = {}
         self.ssl_context = ssl.create_default_context()
 
-    def limiter(self, host: str) -> AsyncLimiter:
+    def limiter(self, host: str) -> AsyncLimiter | None:
         if host not in self.limiters:
             self.limiters[host] = AsyncLimiter(1, self.host_interval_s) if self.host_interval_s > 0 else None
         return self.limiters[host]
 
-    def forget(self, host: str) -> None:
-        """Drop a finished host's limiter and resolution (a crawl of millions of hosts must not keep them)."""
+    def client(self, host: str) -> httpx.AsyncClient:
+        """One connection pool per host name: a TLS session is never reused for another name, even when two
+        names share an address."""
+        if host not in self.clients:
+            self.clients[host] = httpx.AsyncClient(
+                verify=self.ssl_context, follow_redirects=False, trust_env=False,
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            )  # fmt: skip
+        return self.clients[host]
+
+    async def release(self, host: str) -> None:
+        """Close a finished host's connections and drop its limiter and resolution (a crawl of millions of hosts
+        must not keep them)."""
         self.limiters.pop(host, None)
         self.addresses.pop(host, None)
+        client = self.clients.pop(host, None)
+        if client is not None:
+            await client.aclose()
+
+    async def aclose(self) -> None:
+        for host in list(self.clients):
+            await self.release(host)
 
     async def resolve(self, host: str) -> str:
         """The host's one checked address, resolved once per Fetcher; Refused if any address is not allowed."""
@@ -174,9 +193,14 @@ class Fetcher:
         deadline_s = deadline_s or settings.FETCH_DEADLINE_S
         redirects = settings.FETCH_MAX_REDIRECTS if max_redirects is None else max_redirects
         try:
-            async with asyncio.timeout(deadline_s):
+            host = _target(url)[1]
+            limiter = self.limiter(host)
+            if limiter is not None:
+                await limiter.acquire()
+            # waiting for a slot is our own queue, not the server's time: the deadline starts with the slot
+            async with self.semaphore, asyncio.timeout(deadline_s):
                 return await self._fetch(
-                    url, method, headers or {}, max_bytes or settings.FETCH_MAX_BYTES, redirects
+                    url, host, method, headers or {}, max_bytes or settings.FETCH_MAX_BYTES, redirects
                 )
         except Refused as exc:
             return FetchResult(url=url, outcome=Outcome.REFUSED, reason=str(exc))
@@ -186,25 +210,21 @@ class Fetcher:
             return FetchResult(url=url, outcome=Outcome.UNREACHABLE, reason="the server could not be reached")
 
     async def _fetch(
-        self, url: str, method: str, extra: dict[str, str], max_bytes: int, redirects: int
+        self, url: str, host: str, method: str, extra: dict[str, str], max_bytes: int, redirects: int
     ) -> FetchResult:
-        scheme, host, path = _target(url)
         address = await self.resolve(host)
-        limiter = self.limiter(host)
-        current = url
-        async with httpx.AsyncClient(verify=self.ssl_context, follow_redirects=False, trust_env=False) as client:
-            for hop in range(redirects + 1):
-                if limiter is not None:
-                    await limiter.acquire()
-                async with self.semaphore:
-                    result = await self._one(client, current, address, method, extra, max_bytes)
-                location = result.headers.get("location", "") if result.status in REDIRECTS else ""
-                if not location or hop == redirects == 0:
-                    return result
-                current = urljoin(current, location.split("\n", 1)[0].strip())
-                next_host = _target(current)[1]
-                if next_host != host:
-                    raise Refused(f"redirected to another host ({next_host})")
+        limiter, client, current = self.limiter(host), self.client(host), url
+        for hop in range(redirects + 1):
+            if hop and limiter is not None:
+                await limiter.acquire()  # a redirect is one more request to the host: it waits its turn
+            result = await self._one(client, current, address, method, extra, max_bytes)
+            location = result.headers.get("location", "") if result.status in REDIRECTS else ""
+            if not location or hop == redirects == 0:
+                return result
+            current = urljoin(current, location.split("\n", 1)[0].strip())
+            next_host = _target(current)[1]
+            if next_host != host:
+                raise Refused(f"redirected to another host ({next_host})")
         raise Refused(f"more than {redirects} redirects")
 
     async def _one(
@@ -247,6 +267,10 @@ def fetch_one(url: str, **kwargs) -> FetchResult:
     """A single fetch from synchronous code (a view, a service): its own event loop and Fetcher."""
 
     async def run() -> FetchResult:
-        return await Fetcher().fetch(url, **kwargs)
+        fetcher = Fetcher()
+        try:
+            return await fetcher.fetch(url, **kwargs)
+        finally:
+            await fetcher.aclose()
 
     return asyncio.run(run())

@@ -134,7 +134,7 @@ async def crawl_host(
             out.fetches += 1
             out.unreachable = result.outcome == Outcome.UNREACHABLE
         out.rows.append(evidence_row(host, document, result, now, prev))
-    fetcher.forget(host)
+    await fetcher.release(host)
     return out
 
 

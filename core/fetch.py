@@ -12,8 +12,10 @@ What makes it safe to point at any URL a user or a manifest names:
 - failures are reported as a short outcome, never with transport detail (a TLS or socket error text would tell a
   caller which ports answer on the server's network).
 
-What makes it polite: an identifying User-Agent, a per-host rate limit (aiolimiter's leaky bucket) and a global
-concurrency limit per `Fetcher`. Tests on loopback add networks to `FETCH_EXTRA_ALLOWED_NETWORKS` and inject a
+What makes it polite: an identifying User-Agent, one request at a time per host with at least
+`FETCH_HOST_INTERVAL_S` between the end of one response and the next request (a crawl delay as the server sees it:
+a token bucket spaces the moments requests are *allowed*, and a request delayed by our own load would then reach the
+server too soon after the previous one), and a global concurrency limit per `Fetcher`. Tests on loopback add networks to `FETCH_EXTRA_ALLOWED_NETWORKS` and inject a
 resolver (`FETCH_RESOLVER`); production sets neither.
 """
 
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from aiolimiter import AsyncLimiter
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -109,7 +110,7 @@ def _target(url: str) -> tuple[str, str, str]:
 
 
 class Fetcher:
-    """One per crawl (or per verification): it holds the concurrency limit, the per-host limiters and the TLS
+    """One per crawl (or per verification): it holds the concurrency limit, the per-host turns and the TLS
     context, and opens one connection pool per host so that no TLS session is reused across host names."""
 
     def __init__(
@@ -122,15 +123,19 @@ class Fetcher:
         self.semaphore = asyncio.Semaphore(concurrency or settings.FETCH_CONCURRENCY)
         self.host_interval_s = settings.FETCH_HOST_INTERVAL_S if host_interval_s is None else host_interval_s
         self.resolver = resolver or import_string(settings.FETCH_RESOLVER)
-        self.limiters: dict[str, AsyncLimiter | None] = {}
+        self.host_locks: dict[str, asyncio.Lock] = {}
+        self.not_before: dict[str, float] = {}  # loop time before which a host gets no request
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.addresses: dict[str, str | Refused] = {}
         self.ssl_context = ssl.create_default_context()
 
-    def limiter(self, host: str) -> AsyncLimiter | None:
-        if host not in self.limiters:
-            self.limiters[host] = AsyncLimiter(1, self.host_interval_s) if self.host_interval_s > 0 else None
-        return self.limiters[host]
+    async def _wait_turn(self, host: str) -> None:
+        delay = self.not_before.get(host, 0.0) - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _done(self, host: str) -> None:
+        self.not_before[host] = asyncio.get_running_loop().time() + self.host_interval_s
 
     def client(self, host: str) -> httpx.AsyncClient:
         """One connection pool per host name: a TLS session is never reused for another name, even when two
@@ -143,9 +148,10 @@ class Fetcher:
         return self.clients[host]
 
     async def release(self, host: str) -> None:
-        """Close a finished host's connections and drop its limiter and resolution (a crawl of millions of hosts
+        """Close a finished host's connections and drop its turn and resolution (a crawl of millions of hosts
         must not keep them)."""
-        self.limiters.pop(host, None)
+        self.host_locks.pop(host, None)
+        self.not_before.pop(host, None)
         self.addresses.pop(host, None)
         client = self.clients.pop(host, None)
         if client is not None:
@@ -194,14 +200,16 @@ class Fetcher:
         redirects = settings.FETCH_MAX_REDIRECTS if max_redirects is None else max_redirects
         try:
             host = _target(url)[1]
-            limiter = self.limiter(host)
-            if limiter is not None:
-                await limiter.acquire()
-            # waiting for a slot is our own queue, not the server's time: the deadline starts with the slot
-            async with self.semaphore, asyncio.timeout(deadline_s):
-                return await self._fetch(
-                    url, host, method, headers or {}, max_bytes or settings.FETCH_MAX_BYTES, redirects
-                )
+            async with self.host_locks.setdefault(host, asyncio.Lock()):
+                await self._wait_turn(host)
+                try:
+                    # waiting for a slot is our own queue, not the server's time: the deadline starts with it
+                    async with self.semaphore, asyncio.timeout(deadline_s):
+                        return await self._fetch(
+                            url, host, method, headers or {}, max_bytes or settings.FETCH_MAX_BYTES, redirects
+                        )
+                finally:
+                    self._done(host)
         except Refused as exc:
             return FetchResult(url=url, outcome=Outcome.REFUSED, reason=str(exc))
         except TimeoutError:
@@ -213,10 +221,10 @@ class Fetcher:
         self, url: str, host: str, method: str, extra: dict[str, str], max_bytes: int, redirects: int
     ) -> FetchResult:
         address = await self.resolve(host)
-        limiter, client, current = self.limiter(host), self.client(host), url
+        client, current = self.client(host), url
         for hop in range(redirects + 1):
-            if hop and limiter is not None:
-                await limiter.acquire()  # a redirect is one more request to the host: it waits its turn
+            if hop:
+                await asyncio.sleep(self.host_interval_s)  # a redirect is one more request to the host
             result = await self._one(client, current, address, method, extra, max_bytes)
             location = result.headers.get("location", "") if result.status in REDIRECTS else ""
             if not location or hop == redirects == 0:

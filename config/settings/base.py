@@ -111,6 +111,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Dataset provenance, artist search and opt-out for image-generation training data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"SignalCrawlStatusEnum": "websignals.models.SignalCrawl.Status"},
 }
 
 # Celery: the embedded default broker is kombu's filesystem transport, which needs no server and works

@@ -83,3 +83,14 @@ def test_schema_documents_the_signals_endpoints():
     check = schema["components"]["schemas"]["CheckResult"]["properties"]
     assert {"rule", "evidence_url", "evidence_at"} <= set(check)
     assert "site_signal" in str(schema["components"]["schemas"])
+
+
+def test_search_results_flag_a_work_whose_site_opts_out(fetched):
+    from embeddings.search import Hit
+    from embeddings.selectors import hit_rows
+    from tests.optout.factories import AssetFactory
+
+    refused = AssetFactory(url="http://art.example.test/a.png")
+    elsewhere = AssetFactory(url="http://elsewhere.example.test/b.png")
+    rows = hit_rows([Hit(refused.pk, 1.0, "caption", "title"), Hit(elsewhere.pk, 0.5, "caption", "title")])
+    assert [r["site_opt_out"] for r in rows] == ["robots.txt GPTBot Disallow: /", ""]

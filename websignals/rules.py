@@ -193,12 +193,13 @@ def _path_url(url: str) -> str:
     return url if "://" in url else "http://host" + (url if url.startswith("/") else "/" + url)
 
 
-def ai_txt(signal: SignalLike, url: str = "", agents: Sequence[str] = DEFAULT_AGENTS) -> Decision:
+def ai_txt(signal: SignalLike, url: str = "", agents: Sequence[str] | None = None) -> Decision:
     """Spawning's ai.txt (robots.txt syntax over file patterns): the group naming our agent, else `*`; the
     longest matching pattern wins, Allow on a tie; an empty Disallow allows everything."""
     rule = "ai-txt"
     target = _path_url(url)
-    for agent in (*agents, "*"):
+    own = agents if agents is not None else _configured("WEBSIGNALS_OWN_AGENTS", DEFAULT_AGENTS)
+    for agent in (*own, "*"):
         verdict = _verdict(signal.value, agent, target, explicit_only=False)
         if verdict is None:
             continue
@@ -211,15 +212,15 @@ def ai_txt(signal: SignalLike, url: str = "", agents: Sequence[str] = DEFAULT_AG
     return _allow(rule, "ai.txt has no group for us or for every agent", signal)
 
 
-def configured_ai_agents() -> tuple[str, ...]:
-    """settings.WEBSIGNALS_AI_AGENTS when Django is configured (the one place these rules read a setting, so
-    that every caller, manifest shards included, judges robots.txt by the same list)."""
+def _configured(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list from Django settings when configured (the one place these rules read settings, so that every
+    caller, manifest shards included, judges by the same agent lists); the default for a pure caller."""
     try:
         from django.conf import settings
 
-        return tuple(settings.WEBSIGNALS_AI_AGENTS)
-    except Exception:  # no Django settings: a pure caller
-        return DEFAULT_AI_AGENTS
+        return tuple(getattr(settings, name))
+    except Exception:  # no Django settings
+        return default
 
 
 def robots_txt(signal: SignalLike, url: str = "", agents: Sequence[str] | None = None) -> Decision:
@@ -229,7 +230,7 @@ def robots_txt(signal: SignalLike, url: str = "", agents: Sequence[str] | None =
     rule = "robots-txt"
     target = _path_url(url)
     named = []
-    for agent in agents if agents is not None else configured_ai_agents():
+    for agent in agents if agents is not None else _configured("WEBSIGNALS_AI_AGENTS", DEFAULT_AI_AGENTS):
         verdict = _verdict(signal.value, agent, target, explicit_only=True)
         if verdict is None:
             continue

@@ -63,17 +63,15 @@ def signal_crawl_create(
 
 
 def signal_crawl_batch_claim(*, crawl_id: int, index: int, worker: str) -> bool:
-    """Pending, or already ours (a redelivered task): two workers never crawl the same hosts at once, so the
-    per-host rate limit of one process is the host's rate limit."""
-    claimable = Q(status=SignalCrawlBatch.Status.PENDING) | Q(
-        status=SignalCrawlBatch.Status.RUNNING, claimed_by=worker
+    """Pending, already ours (a redelivered task), or held past the lease by a worker that died: two live
+    workers never crawl the same hosts at once, so one process's per-host spacing is the host's."""
+    stale = timezone.now() - timedelta(seconds=settings.WEBSIGNALS_BATCH_LEASE_S)
+    running = Q(status=SignalCrawlBatch.Status.RUNNING) & (Q(claimed_by=worker) | Q(claimed_at__lt=stale))
+    claimable = Q(status=SignalCrawlBatch.Status.PENDING) | running
+    claimed = SignalCrawlBatch.objects.filter(Q(crawl_id=crawl_id, index=index) & claimable).update(
+        status=SignalCrawlBatch.Status.RUNNING, claimed_by=worker, claimed_at=timezone.now()
     )
-    return (
-        SignalCrawlBatch.objects.filter(Q(crawl_id=crawl_id, index=index) & claimable).update(
-            status=SignalCrawlBatch.Status.RUNNING, claimed_by=worker, claimed_at=timezone.now()
-        )
-        == 1
-    )
+    return claimed == 1
 
 
 def signal_crawl_batch_run(
@@ -100,17 +98,17 @@ def signal_crawl_batch_run(
             on_host=on_host,
         )
     )
-    _store(crawl, batch, results)
+    _store(crawl, batch, worker, results)
     return "done"
 
 
-def _store(crawl: SignalCrawl, batch: SignalCrawlBatch, results: list[HostResult]) -> None:
+def _store(crawl: SignalCrawl, batch: SignalCrawlBatch, batch_worker: str, results: list[HostResult]) -> None:
     with transaction.atomic():
-        done = SignalCrawlBatch.objects.filter(pk=batch.pk, status=SignalCrawlBatch.Status.RUNNING).update(
-            status=SignalCrawlBatch.Status.DONE
-        )
+        done = SignalCrawlBatch.objects.filter(
+            pk=batch.pk, status=SignalCrawlBatch.Status.RUNNING, claimed_by=batch_worker
+        ).update(status=SignalCrawlBatch.Status.DONE)
         if not done:
-            return  # another delivery stored this batch already
+            return  # taken over after the lease, or stored already: the other worker's evidence stands
         SiteEvidence.objects.bulk_create(
             [SiteEvidence(crawl=crawl, **row) for result in results for row in result.rows], batch_size=500
         )

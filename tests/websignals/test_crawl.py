@@ -72,7 +72,7 @@ def web(sites):
     return sites
 
 
-def crawl(urls, **kwargs):
+def _manifest(urls) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from django.conf import settings
@@ -80,7 +80,11 @@ def crawl(urls, **kwargs):
     path = settings.MEDIA_ROOT / "signals-input.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"url": urls}), path)
-    crawl = services.signal_crawl_create(input_path=str(path), enqueue=False, **kwargs)
+    return str(path)
+
+
+def crawl(urls, **kwargs):
+    crawl = services.signal_crawl_create(input_path=_manifest(urls), enqueue=False, **kwargs)
     for batch in crawl.batches.order_by("index"):
         services.signal_crawl_batch_run(crawl_id=crawl.pk, index=batch.index, worker="test")
     crawl.refresh_from_db()
@@ -230,3 +234,18 @@ def test_a_crawl_batch_run_twice_stores_its_evidence_once(web):
     crawl_ = SignalCrawl.objects.get()
     assert services.signal_crawl_batch_run(crawl_id=crawl_.pk, index=0, worker="other") == "already-done"
     assert SiteEvidence.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_batch_held_by_a_dead_worker_is_taken_over_after_the_lease(web, settings):
+    from websignals.models import SignalCrawlBatch
+
+    crawl_ = services.signal_crawl_create(collection="", input_path=_manifest(URLS[:1]), enqueue=False)
+    assert services.signal_crawl_batch_claim(crawl_id=crawl_.pk, index=0, worker="dead")
+    assert services.signal_crawl_batch_run(crawl_id=crawl_.pk, index=0, worker="alive") == "busy"
+    SignalCrawlBatch.objects.update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.WEBSIGNALS_BATCH_LEASE_S + 1)
+    )
+    assert services.signal_crawl_batch_run(crawl_id=crawl_.pk, index=0, worker="alive") == "done"
+    crawl_.refresh_from_db()
+    assert crawl_.status == "done" and SiteEvidence.objects.count() == 3

@@ -37,14 +37,18 @@ def evidence_in_force(
     rows = SiteEvidence.objects.filter(host__in=set(hosts), outcome__in=SETTLED)
     if as_of is not None:
         rows = rows.filter(fetched_at__lte=as_of)
-    latest: dict[tuple[str, str, str], SiteEvidence] = {}
-    for row in rows.order_by("host", "document", "url", "-fetched_at", "-id").iterator(chunk_size=2000):
-        key = (row.host, row.document, row.url if row.document == SiteEvidence.Document.HEADERS else "")
-        latest.setdefault(key, row)
+    # the latest row per (host, document, url) first, without bodies: older versions of a file are never loaded
+    latest: dict[tuple[str, str, str], tuple[int, str]] = {}
+    fields = ("id", "host", "document", "url", "outcome")
+    ordered = rows.order_by("host", "document", "url", "-fetched_at", "-id").values_list(*fields)
+    for row_id, host, document, url, outcome in ordered.iterator(chunk_size=5000):
+        key = (host, document, url if document == SiteEvidence.Document.HEADERS else "")
+        latest.setdefault(key, (row_id, outcome))
+    wanted = [row_id for row_id, outcome in latest.values() if outcome == SiteEvidence.Outcome.DOCUMENT]
     found: dict[str, list[SiteEvidence]] = {}
-    for (host, _, _), row in latest.items():
-        if row.outcome == SiteEvidence.Outcome.DOCUMENT:
-            found.setdefault(host, []).append(row)
+    for start in range(0, len(wanted), 500):
+        for row in SiteEvidence.objects.filter(id__in=wanted[start : start + 500]).order_by("id"):
+            found.setdefault(row.host, []).append(row)
     return found
 
 

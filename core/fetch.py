@@ -78,9 +78,25 @@ def user_agent() -> str:
     return settings.FETCH_USER_AGENT
 
 
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if ip.version == 6:
+        # an IPv6 address that carries an IPv4 one (mapped, 6to4, NAT64) reaches that IPv4 address: judge it too
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and any(ip in net for net in NAT64):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _public(embedded)
+    return True
+
+
 def address_allowed(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.is_global and not ip.is_multicast:
+    if _public(ip):
         return True
     return any(ip in ipaddress.ip_network(net) for net in settings.FETCH_EXTRA_ALLOWED_NETWORKS)
 

@@ -24,7 +24,7 @@ def test_fetch_connects_to_the_checked_address_with_host_header_and_user_agent(s
 @pytest.mark.parametrize(
     "address",
     ["100.64.0.1", "10.0.0.5", "172.16.0.1", "192.168.1.1", "169.254.169.254", "127.0.0.2", "::1", "fd00::1",
-     "0.0.0.0", "198.18.0.1", "224.0.0.1"],
+     "0.0.0.0", "198.18.0.1", "224.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::"],
 )  # fmt: skip
 def test_non_global_addresses_are_refused_before_any_connection(sites, connects, address):
     sites_module.ANSWERS["internal.example.test"] = [[address]]

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+import certifi
 import httpx
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -143,7 +144,8 @@ class Fetcher:
         self.not_before: dict[str, float] = {}  # loop time before which a host gets no request
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.addresses: dict[str, str | Refused] = {}
-        self.ssl_context = ssl.create_default_context()
+        # the CA bundle httpx itself uses: no dependency on the host's certificate store
+        self.ssl_context = ssl.create_default_context(cafile=certifi.where())
 
     async def _wait_turn(self, host: str) -> None:
         delay = self.not_before.get(host, 0.0) - asyncio.get_running_loop().time()

@@ -189,8 +189,8 @@ def _verdict(text: str, agent: str, url: str, *, explicit_only: bool) -> tuple[b
 
 
 def _path_url(url: str) -> str:
-    """protego matches the path and query; give it a URL it can split even when only a path is known."""
-    return url if "://" in url else "http://host" + (url if url.startswith("/") else "/" + url)
+    """protego matches the path and query of a URL (a bare path would have its `?` quoted as part of the path)."""
+    return "http://h" + _path_of(url)
 
 
 def ai_txt(signal: SignalLike, url: str = "", agents: Sequence[str] | None = None) -> Decision:
@@ -230,7 +230,8 @@ def robots_txt(signal: SignalLike, url: str = "", agents: Sequence[str] | None =
     rule = "robots-txt"
     target = _path_url(url)
     named = []
-    for agent in agents if agents is not None else _configured("WEBSIGNALS_AI_AGENTS", DEFAULT_AI_AGENTS):
+    wanted = tuple(agents) if agents is not None else _configured("WEBSIGNALS_AI_AGENTS", DEFAULT_AI_AGENTS)
+    for agent in _with_groups(signal.value, wanted):
         verdict = _verdict(signal.value, agent, target, explicit_only=True)
         if verdict is None:
             continue
@@ -241,6 +242,16 @@ def robots_txt(signal: SignalLike, url: str = "", agents: Sequence[str] | None =
     if not named:
         return _allow(rule, "robots.txt has no group for an AI crawler", signal)
     return _allow(rule, f"robots.txt allows {_path_of(url)} to {', '.join(named)}", signal)
+
+
+@lru_cache(maxsize=256)
+def _with_groups(text: str, agents: tuple[str, ...]) -> tuple[str, ...]:
+    """The agents a robots.txt has a group of their own for: the only ones worth judging each URL against (a
+    file names a few of the twenty AI crawlers, and a check of 10,000 URLs must not ask protego 200,000 times)."""
+    parser = _parsed(text)
+    return tuple(
+        a for a in agents if (found := parser._get_matching_rule_set(a.lower())) and found.user_agent != "*"
+    )
 
 
 WEB_RULES = {"tdmrep": tdmrep, "x_robots_tag": x_robots_tag, "ai_txt": ai_txt, "robots_txt": robots_txt}

@@ -5,11 +5,12 @@ The one definition of "does this URL's site opt out", used by the check API, sea
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from core.urlnorm import normalize_url
@@ -60,9 +61,36 @@ def hosts_with_evidence(*, as_of: datetime | None = None) -> set[str]:
     return set(rows.values_list("host", flat=True).distinct())
 
 
+_known_lock = threading.Lock()
+_known: dict[str, object] = {"version": None, "hosts": frozenset()}
+
+
+def _hosts_known_now() -> frozenset[str]:
+    """Hosts with evidence, held in memory until a row is added or removed (the version, read on every call, is
+    the newest id and fetch time: an id alone can come back after a delete or a rolled-back transaction): most
+    URLs a check or a search sees have no evidence and cost a set lookup."""
+    version = tuple(SiteEvidence.objects.aggregate(Max("id"), Max("fetched_at"), Count("id")).values())
+    with _known_lock:
+        if _known["version"] != version:
+            _known.update(version=version, hosts=frozenset(hosts_with_evidence()))
+        return _known["hosts"]  # type: ignore[return-value]
+
+
+def _maybe_known(url: str, hosts: frozenset[str]) -> bool:
+    """A cheap look at the URL's host; anything unusual (IDNA, odd syntax) is passed on to the exact parser."""
+    host = url.partition("//")[2].partition("/")[0].rpartition("@")[2].partition(":")[0].lower().rstrip(".")
+    return not host.isascii() or "?" in host or "#" in host or host in hosts
+
+
 def url_decisions(urls: list[str], *, as_of: datetime | None = None) -> list[SiteDecision | None]:
     """Per URL, its site's denial (the first in precedence order, with the rule and evidence time), or None."""
-    sites = [site_of(url) if url else None for url in urls]
+    if as_of is None:
+        known = _hosts_known_now()
+        if not known:
+            return [None] * len(urls)
+        sites = [site_of(url) if url and _maybe_known(url, known) else None for url in urls]
+    else:
+        sites = [site_of(url) if url else None for url in urls]
     evidence = evidence_in_force({s[1] for s in sites if s}, as_of=as_of)
     decisions: list[SiteDecision | None] = []
     for url, site in zip(urls, sites, strict=True):
@@ -72,10 +100,12 @@ def url_decisions(urls: list[str], *, as_of: datetime | None = None) -> list[Sit
 
 
 def _decide(url: str, rows: list[SiteEvidence]) -> SiteDecision | None:
-    key = normalize_url(url)
-    applicable = [
-        r for r in rows if r.document != SiteEvidence.Document.HEADERS or normalize_url(r.url) == key
-    ]
+    applicable = [r for r in rows if r.document != SiteEvidence.Document.HEADERS]
+    if len(applicable) < len(rows):  # header rows apply to the URL they were fetched for only
+        key = normalize_url(url)
+        applicable += [
+            r for r in rows if r.document == SiteEvidence.Document.HEADERS and normalize_url(r.url) == key
+        ]
     found = judge(applicable, url)
     if found is None:
         return None

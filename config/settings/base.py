@@ -240,7 +240,7 @@ OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)  # t
 
 # --- fetching from other people's servers (core/fetch.py) and the web's own opt-out signals (websignals) -------
 # Identifies us to site operators: a page that says who crawls, why, and how to see what we read about a site.
-PROVENANT_OPERATOR_URL = env.str("PROVENANT_OPERATOR_URL", default="https://provenant.example/signals/about")
+PROVENANT_OPERATOR_URL = env.str("PROVENANT_OPERATOR_URL", default="https://provenant.example/signals/")
 FETCH_USER_AGENT = env.str("FETCH_USER_AGENT", default=f"Provenant/0.1.0 (+{PROVENANT_OPERATOR_URL})")
 FETCH_DEADLINE_S = env.float("FETCH_DEADLINE_S", default=10.0)  # total: resolve, connect, redirects, body
 FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=512 * 1024)  # RFC 9309 asks parsers to read >= 500 KiB

@@ -298,7 +298,6 @@ def _store_refusals(run: IngestRun, rows: list[NotDownloaded]) -> None:
             Signal(
                 kind=Signal.Kind.X_ROBOTS_TAG,
                 url=r.url[:2000],
-                domain=host_of(r.url),
                 value=run.options.get("refused_directives", IMG2DATASET_DIRECTIVES),
                 location=f"img2dataset error_message: {r.reason}"[:500],
             )

@@ -130,7 +130,8 @@ def test_a_url_that_refused_img2dataset_takes_that_url_out_of_other_manifests(
     ingest.ingest_run_execute(run_id=run.id, workers=1)
     refused = next(r for r in pq.read_table(IMG2DATASET / "webdataset" / "00000.parquet").to_pylist()
                    if "X-Robots-Tag" in (r["error_message"] or ""))  # fmt: skip
-    pq.write_table(pa.table({"key": ["again", "other"], "url": [refused["url"], "https://a.example/x.jpg"]}),
+    pq.write_table(pa.table({"key": ["again", "other", "same-site"],
+                            "url": [refused["url"], "https://a.example/x.jpg", refused["url"] + "?v=2"]}),
                    tmp_path / "laion.parquet")  # fmt: skip
 
     done = build(tmp_path / "laion.parquet", django_capture_on_commit_callbacks)

@@ -53,7 +53,7 @@ ALIASES = {
     "height": ("height", "HEIGHT"),
 }
 # the order in which matches are attributed: the most specific evidence first
-MATCH_ORDER = ("url", "signal_url", "sha256", "asset", "signal", "phash", "domain", "signal_domain")
+MATCH_ORDER = ("url", "sha256", "asset", "signal", "signal_url", "phash", "domain", "signal_domain")
 REASON_OF = {"signal_domain": "signal", "signal_url": "signal"}
 # an external manifest's rows have no asset id: their per-row signals are keyed by the row's key
 ROW_SIGNAL_PREFIX = "row:"

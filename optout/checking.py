@@ -301,12 +301,14 @@ def _normalise_urls(parsed: list[_Parsed], has_url: list[bool], *, strict: bool 
 
 
 def check(items: list) -> list[dict]:
-    """One answer per item, in order: {key, allowed, optout_id, match, reason}."""
-    parsed = parse_items(items)
-    answers = match(parsed)
-    return [
-        _answer(item.get("key", i), found) for i, (item, found) in enumerate(zip(items, answers, strict=True))
+    """One answer per item, in order: {key, allowed, optout_id, match, reason}; a URL no opt-out covers is then
+    judged by its site's own signals."""
+    found = match(parse_items(items))
+    answers = [
+        _answer(item.get("key", i), hit) for i, (item, hit) in enumerate(zip(items, found, strict=True))
     ]
+    _apply_site_signals(items, answers)
+    return answers
 
 
 Match = tuple[int, str, str]  # (opt-out id, what matched, why)
@@ -331,6 +333,22 @@ def match(parsed: list[_Parsed]) -> list[Match | None]:
     return [_match_one(p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, p in enumerate(parsed)]
 
 
+def _apply_site_signals(items: list, answers: list[dict]) -> None:
+    """A URL no opt-out covers may still be refused by its own site (robots.txt AI groups, ai.txt, TDMRep,
+    X-Robots-Tag), as fetched by websignals: the same decision manifest builds make."""
+    from websignals.selectors import url_decisions
+
+    positions = [i for i, a in enumerate(answers) if a["allowed"] and isinstance(items[i].get("url"), str)]
+    for i, decision in zip(positions, url_decisions([items[i]["url"] for i in positions]), strict=True):
+        if decision is not None:
+            answers[i] = {
+                **_denied(answers[i]["key"], None, "site_signal", decision.reason),
+                "rule": decision.rule,
+                "evidence_url": decision.evidence_url,
+                "evidence_at": decision.evidence_at.isoformat(),
+            }
+
+
 def _match_one(p: _Parsed, i: int, sha_hits, url_hits, domain_hits, phash_hits) -> Match | None:
     if p.sha256 and p.sha256 in sha_hits:
         return sha_hits[p.sha256], "sha256", "the file's sha256 is opted out"
@@ -348,5 +366,8 @@ def _match_one(p: _Parsed, i: int, sha_hits, url_hits, domain_hits, phash_hits) 
 def _answer(key, found: Match | None) -> dict:
     if found is None:
         return {"key": key, "allowed": True, "optout_id": None, "match": None, "reason": "not opted out"}
-    optout_id, kind, reason = found
-    return {"key": key, "allowed": False, "optout_id": optout_id, "match": kind, "reason": reason}
+    return _denied(key, *found)
+
+
+def _denied(key, optout_id: int | None, match: str, reason: str) -> dict:
+    return {"key": key, "allowed": False, "optout_id": optout_id, "match": match, "reason": reason}

@@ -7,17 +7,18 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import islice
 
 import pyarrow as pa
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from core.exceptions import ApplicationError
-from core.urlnorm import normalize_host
+from core.urlnorm import normalize_host, normalize_url
 from provenance.models import Asset, Collection, Signal
 from training_filter.models import ManifestBuild
 from training_filter.pipeline import parquet_input
-from training_filter.pipeline.shard import OUTPUT_SCHEMA
+from training_filter.pipeline.shard import OUTPUT_SCHEMA, ROW_SIGNAL_PREFIX
 
 _ASSET_FIELDS = ("id", "key", "url", "caption", "title", "keywords", "width", "height", "sha256", "phash")
 _ASSET_FIELDS += ("contributor__display_name", "creator_raw", "licence", "local_path")
@@ -113,6 +114,7 @@ def registry_snapshot_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str
     for row in registry_rows(as_of=build.as_of):
         yield (row.kind, row.key, row.reason or "", row.rule or "", str(row.optout_id or ""))
     yield from _signal_rows(build)
+    yield from _site_signal_rows(build)
 
 
 def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
@@ -120,12 +122,15 @@ def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str
     and every domain-level signal as `signal_domain` rows that shards judge against each row's URL."""
     signals = Signal.objects.filter(created_at__lte=build.as_of).order_by("id")
     domain_rules: dict[str, list[Signal]] = {}
-    for signal in signals.filter(asset__isnull=True):
+    # a URL's own signal (url set) speaks for that URL only, never for its whole domain
+    for signal in signals.filter(asset__isnull=True, url=""):
         domain = normalize_host(signal.domain)
         domain_rules.setdefault(domain, []).append(signal)
         payload = json.dumps({"kind": signal.kind, "value": signal.value, "location": signal.location})
         yield ("signal_domain", domain, payload, signal.kind, "")
+    yield from _url_signal_rows(signals)
     if build.input_kind != ManifestBuild.InputKind.COLLECTION:
+        yield from _input_row_signal_rows(build)
         return
     per_asset: dict[int, list[Signal]] = {}
     for signal in signals.filter(asset__collection__name=build.input_ref):
@@ -135,6 +140,64 @@ def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str
         denial = signal_denial(own, url=urls.get(asset_id, ""), domain_rules=[])
         if denial is not None:
             yield ("signal", str(asset_id), denial[1], denial[0], "")
+
+
+def _url_signal_rows(signals) -> Iterator[tuple[str, str, str, str, str]]:
+    """URLs that refused a downloader (img2dataset's X-Robots-Tag refusals): no work of ours, but any row with
+    that URL is out."""
+    for signal in signals.filter(asset__isnull=True).exclude(url=""):
+        key = normalize_url(signal.url)
+        denial = signal_denial([signal], url=signal.url, domain_rules=[])
+        if key and denial is not None:
+            yield ("signal_url", key, denial[1], denial[0], "")
+
+
+def _input_row_signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
+    """An external manifest's per-row signal columns, judged by the same rules as ingested works' signals."""
+    from types import SimpleNamespace
+
+    from provenance.datasets.columns import row_signals
+
+    for key, url, columns in parquet_input.row_signals(build.input_ref):
+        found = [SimpleNamespace(**signal) for signal in row_signals(columns)]
+        denial = signal_denial(found, url=url, domain_rules=[])
+        if denial is not None:
+            yield ("signal", f"{ROW_SIGNAL_PREFIX}{key}", denial[1], denial[0], "")
+
+
+def _site_signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
+    """Rows refused by their own site (websignals' evidence fetched at or before the cut-off), judged here once
+    per URL by the same function as the check API, so that every shard applies the same decision by exact key
+    and the removal list carries the line that decided (`robots.txt CCBot Disallow: /`)."""
+    from core.urlkeys import url_keys
+    from websignals.selectors import hosts_with_evidence, url_decisions
+    from websignals.sources import site_of
+
+    hosts = hosts_with_evidence(as_of=build.as_of)
+    if not hosts:
+        return
+    for urls in _input_urls(build):
+        candidates = [u for u in urls if u and (site := site_of(u)) is not None and site[1] in hosts]
+        if not candidates:
+            continue
+        keys, _ = url_keys(pa.array(candidates, pa.string()))
+        decisions = url_decisions(candidates, as_of=build.as_of)
+        for key, decision in zip(keys.to_pylist(), decisions, strict=True):
+            if decision is not None and key:
+                yield ("signal_url", key, decision.reason, decision.rule, "")
+
+
+def _input_urls(build: ManifestBuild) -> Iterator[list[str]]:
+    batch_rows = settings.MANIFEST_BATCH_ROWS
+    if build.input_kind == ManifestBuild.InputKind.PARQUET:
+        for spec in parquet_input.plan_shards(build.input_ref, target_rows=settings.MANIFEST_SHARD_ROWS):
+            for table in parquet_input.read_shard(build.input_ref, spec, batch_rows=batch_rows):
+                yield table.column("url").to_pylist()
+        return
+    assets = Asset.objects.filter(collection__name=build.input_ref).exclude(url="").order_by("id")
+    urls = assets.values_list("url", flat=True).iterator(chunk_size=batch_rows)
+    while batch := list(islice(urls, batch_rows)):
+        yield batch
 
 
 def signal_denial(signals, *, url: str, domain_rules) -> tuple[str, str] | None:

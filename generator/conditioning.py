@@ -1,11 +1,20 @@
-"""Prompt -> conditioning vector. Keywords (a hashed bag, learned by the UNet's first layer) or the default model's
-text embedding. The kind is recorded in the model's config so generation encodes prompts the way training did."""
+"""Prompt -> conditioning vector. The default model's text embedding (what `auto` picks when that model is built:
+prompts that mean the same land near each other, so a prompt never seen in training still steers the picture) or a
+hashed bag of keywords (learned by the UNet's first layer; the fallback, since a word it never saw does nothing).
+The kind is recorded in the model's config so generation encodes prompts the way training did."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
+from core.exceptions import ApplicationError
+
+log = logging.getLogger(__name__)
+
 KEYWORD_DIM = 256
+KINDS = ("auto", "text", "keywords", "none")
 
 
 def conditioning_spec(kind: str) -> dict:
@@ -18,7 +27,13 @@ def conditioning_spec(kind: str) -> dict:
 
         space = get_encoder().space
         return {"kind": "text", "dim": int(space.dim), "space": space.id}
-    raise ValueError(f"unknown conditioning {kind!r}: use keywords, text or none")
+    if kind == "auto":
+        try:
+            return conditioning_spec("text")
+        except ApplicationError as exc:  # the encoder says what is missing (e.g. the default model not built)
+            log.warning("conditioning on hashed keywords: the text embedding is unavailable (%s)", exc)
+            return conditioning_spec("keywords")
+    raise ValueError(f"unknown conditioning {kind!r}: use {', '.join(KINDS)}")
 
 
 def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:

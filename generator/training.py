@@ -34,6 +34,8 @@ class RunConfig:
     seed: int = 0
     save_every: int = 200
     channels: tuple[int, ...] = (32, 48, 64)
+    cond_layers: int = 2  # generator.ml.unet.UNetConfig says why these two
+    scale_shift: bool = True
     proj_dim: int = 2048
     feature_timesteps: int = 10
     feature_noise_draws: int = 1
@@ -41,6 +43,12 @@ class RunConfig:
     feature_output: str = "main-effect"
     lambda_rel: float = 10.0
     threads: int = 2
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        """A recorded run config; runs recorded before the conditioning options existed keep their architecture."""
+        data = {"cond_layers": 1, "scale_shift": False, **data}
+        return cls(**{**data, "channels": tuple(data["channels"])})
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -116,7 +124,11 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
     images = to_tensor(data["pixels"])
     conds = torch.from_numpy(data["conds"]) if spec["dim"] else None
     unet_config = UNetConfig(
-        resolution=config.resolution, channels=tuple(config.channels), cond_dim=spec["dim"]
+        resolution=config.resolution,
+        channels=tuple(config.channels),
+        cond_dim=spec["dim"],
+        cond_layers=config.cond_layers,
+        scale_shift=config.scale_shift,
     )
     tconf = TrainConfig(
         steps=config.steps,

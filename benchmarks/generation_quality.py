@@ -1,0 +1,453 @@
+"""How well the bundled generator does its own job, on prompts made from held-out works (one command, a table).
+
+    nice -n 10 .venv/bin/python benchmarks/generation_quality.py [--recipes current,new --guidance-sweep 1,2,3,4,6]
+
+Held-out works are the default embedding model's held-out split (`embeddings.default_model.is_held_out`): neither its
+text/image heads nor any generator trained here saw them. Their captions (title + keywords) are the prompts; their
+pixels at the generator's resolution are the reference. Each recipe is trained once on every other work of the
+collection with the product's own code (`generator.training`), cached under --work, and timed.
+
+1. Prompt following: each generated image through the default model's image tower, each prompt through its text
+   tower; text-to-image recall@1 / @10 among the --prompts test prompts (chance 1/n, 10/n) and the mean cosine to
+   the own prompt minus the mean to the other prompts. The same on the real held-out works at the same resolution
+   is the ceiling.
+2. Sample quality: KID (torchmetrics, polynomial kernel) between generated and held-out works on the image tower's
+   embeddings, beside the current recipe and samples of the training set's per-pixel mean and variance.
+3. Prompt sensitivity of the influence shares: Spearman between the share vectors (all contributors) of unrelated
+   test prompts (no keyword in common) drawn with the same seed, lower is better; and for prompts naming a subject,
+   the share mass on contributors who drew that subject against their share of the training works.
+
+The guidance of a recipe without a fixed one is chosen on --validation prompts (disjoint from the test prompts):
+the best recall@10 there. Needs the ingested collection and the built default model (PROVENANT_MODELS_DIR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+
+# The shipped recipe before issue 27 (hashed keywords, conditioning as a bias, no guidance) and the product's now.
+RECIPES = {
+    "current": {"conditioning": "keywords", "run": {"cond_layers": 1, "scale_shift": False}, "guidance": 1.0},
+    "new": {"conditioning": "auto", "run": {}, "guidance": None},
+}
+SUBJECTS = ("cat", "dog", "bird", "fish", "flower", "tree", "car", "house", "star", "flag", "apple", "heart")
+GRID_PROMPTS = (
+    "a red apple",
+    "a cat",
+    "a house with a tree",
+    "a blue car",
+    "a star",
+    "a green tree",
+    "a yellow sun",
+    "a flag",
+)
+
+
+def load_avg() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def collection_examples(collection: str):
+    """(training examples, held-out works as (asset id, caption, example)) of the collection, by asset id."""
+    from embeddings.default_model import is_held_out
+    from generator.manifest import TrainingExample
+    from provenance.models import Asset
+
+    train, held = [], []
+    assets = (
+        Asset.objects.filter(collection__name=collection).exclude(local_path="").select_related("contributor")
+    )
+    for a in assets.order_by("pk"):
+        who = a.contributor.display_name if a.contributor else (a.creator_raw or "unknown")
+        ex = TrainingExample(
+            path=a.local_path,
+            caption=a.caption_text,
+            contributor=who,
+            asset_id=a.pk,
+            contributor_id=a.contributor_id,
+        )
+        (held if is_held_out(a.pk) else train).append(ex)
+    return train, held
+
+
+def decoded(run_dir: Path, examples, resolution: int, spec: dict, base: dict | None = None) -> dict:
+    """The run's decoded data; with `base` (same examples, already decoded) only the conditioning is computed."""
+    from generator.conditioning import encode_prompts
+    from generator.training import DATA, prepare_data
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if base is not None and not (run_dir / DATA).exists():
+        conds = encode_prompts([examples[i].caption for i in base["kept"]], spec)
+        data = {**base, "conds": conds if conds is not None else base["conds"][:, :0]}
+        np.savez(run_dir / DATA, **data)
+    return prepare_data(run_dir, examples, resolution, spec, progress=True)
+
+
+def train_recipe(work: Path, name: str, examples, args, base: dict | None) -> tuple[dict, dict, dict]:
+    """Train (cached) one recipe with the product's code and settings; returns (data, spec, timings)."""
+    import dataclasses
+
+    from generator.conditioning import conditioning_spec
+    from generator.services import run_config_from_settings
+    from generator.training import MODEL, RunConfig, build_attribution, train
+
+    recipe = RECIPES[name]
+    run_dir = work / name
+    spec_file = run_dir / "spec.json"
+    spec = (
+        json.loads(spec_file.read_text()) if spec_file.exists() else conditioning_spec(recipe["conditioning"])
+    )
+    run = {**run_config_from_settings(steps=args.steps, resolution=args.resolution, seed=0), **recipe["run"]}
+    config = RunConfig.from_dict(run)
+    data = decoded(run_dir, examples, config.resolution, spec, base)
+    spec_file.write_text(json.dumps(spec))
+    timing_file = run_dir / "timing.json"
+    if (run_dir / MODEL).exists() and timing_file.exists():
+        return data, spec, json.loads(timing_file.read_text())
+    before = load_avg()
+    figures = train(run_dir, data, config, spec, progress=True)
+    figures |= build_attribution(run_dir, data, config, spec, progress=True)
+    timing = {
+        "train_s": round(figures["train_seconds"], 1),
+        "features_s": round(figures["feature_seconds"], 1),
+        "threads": config.threads,
+        "load_before": before,
+        "load_after": load_avg(),
+        "works": int(len(data["kept"])),
+        "config": dataclasses.asdict(config),
+    }
+    timing_file.write_text(json.dumps(timing, indent=1))
+    return data, spec, timing
+
+
+def pick_prompts(held_data: dict, held, args) -> tuple[list[int], list[int]]:
+    """Indices into held_data['kept'] for validation and for the test pool (first --prompts of it: recall)."""
+    rng = np.random.default_rng(args.draw)
+    seen, order = set(), []
+    for j in rng.permutation(len(held_data["kept"])):
+        caption = held[held_data["kept"][j]].caption.strip().lower()
+        if caption and caption not in seen:  # identical captions would make recall ambiguous
+            seen.add(caption)
+            order.append(int(j))
+    need = args.validation + args.kid
+    if len(order) < need:
+        raise SystemExit(f"only {len(order)} distinct held-out captions, {need} needed")
+    return order[: args.validation], order[args.validation : need]
+
+
+def sample_batch(
+    unet, conds: np.ndarray | None, n: int, resolution: int, guidance: float, seed: int
+) -> np.ndarray:
+    """Generated uint8 images (n, R, R, 3), in batches of 50 (seed + batch index)."""
+    import torch
+
+    from generator.ml.diffusion import ddim_sample, to_uint8
+
+    out = []
+    for b, start in enumerate(range(0, n, 50)):
+        m = min(50, n - start)
+        c = None if conds is None else torch.from_numpy(conds[start : start + m])
+        x = ddim_sample(unet, n=m, resolution=resolution, seed=seed + b, cond=c, guidance=guidance)
+        out.append(to_uint8(x).numpy())
+    return np.concatenate(out)
+
+
+def embed_images(pixels: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    from embeddings.encoder import get_encoder
+
+    return get_encoder().encode_images([Image.fromarray(p) for p in pixels])
+
+
+def following(image_emb: np.ndarray, text_emb: np.ndarray) -> dict:
+    """Text-to-image recall@1 / @10 (each prompt's own image among all) and own-minus-other cosine."""
+    sims = text_emb @ image_emb.T
+    n = len(sims)
+    rank = (sims > sims.diagonal()[:, None]).sum(1)  # images scored above the prompt's own
+    off = (sims.sum() - sims.trace()) / (n * (n - 1))
+    return {
+        "r1": float((rank < 1).mean()),
+        "r10": float((rank < 10).mean()),
+        "gap": float(sims.trace() / n - off),
+    }
+
+
+def kid(fake: np.ndarray, real: np.ndarray, subset: int) -> tuple[float, float]:
+    import torch
+    from torch import nn
+
+    from embeddings.torchvision_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()  # torchmetrics imports torchvision
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    torch.manual_seed(0)  # the subsets are drawn with torch's generator
+    warnings.filterwarnings("ignore", message=".*will save all extracted features")  # a few hundred rows here
+    metric = KernelInceptionDistance(
+        feature=nn.Identity(), subsets=100, subset_size=min(subset, len(fake), len(real))
+    )
+    metric.update(torch.from_numpy(real).double(), real=True)
+    metric.update(torch.from_numpy(fake).double(), real=False)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def pixel_baseline(pixels: np.ndarray, n: int) -> np.ndarray:
+    """Samples of independent per-pixel Gaussians fitted to the training images."""
+    x = pixels.astype(np.float32)
+    rng = np.random.default_rng(0)
+    s = rng.normal(x.mean(0), x.std(0), size=(n, *x.shape[1:]))
+    return np.clip(np.round(s), 0, 255).astype(np.uint8)
+
+
+def share_vectors(gen, jobs: list[tuple[str, int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Positive-part influence shares over all contributors, and the image, of each (prompt, seed) as the product
+    makes them (one image, its gradient scores)."""
+    shares, images = [], []
+    for prompt, seed in jobs:
+        s = gen.sample(prompt, seed)
+        pos = np.maximum(s.gradient_scores, 0.0)
+        shares.append(pos / pos.sum() if pos.sum() > 0 else np.full(len(pos), 1 / len(pos)))
+        images.append(s.pixels)
+    return np.stack(shares), images
+
+
+def unrelated_pairs(prompts: list[str], count: int) -> list[tuple[int, int]]:
+    """Random pairs of prompts with no keyword in common."""
+    from generator.ml.attribution import keyword_tokens
+
+    tokens = [set(keyword_tokens(p)) for p in prompts]
+    pairs = [
+        (i, j) for i in range(len(prompts)) for j in range(i + 1, len(prompts)) if not tokens[i] & tokens[j]
+    ]
+    rng = np.random.default_rng(1)
+    return [pairs[k] for k in rng.permutation(len(pairs))[:count]]
+
+
+def share_correlation(shares: np.ndarray, pairs: list[tuple[int, int]]) -> tuple[float, float]:
+    from scipy.stats import spearmanr
+
+    rho = np.array([spearmanr(shares[i], shares[j]).statistic for i, j in pairs])
+    return float(rho.mean()), float(rho.std(ddof=1) / np.sqrt(len(rho)))
+
+
+def subject_mass(gen, data: dict, examples, seeds: int) -> dict:
+    """Per subject: influence share mass on contributors with a training work tagged with it, and their share of
+    the training works (what a prompt-blind attribution would give them)."""
+    from generator.ml.attribution import keyword_tokens
+
+    labels = data["labels"]
+    tags = [set(keyword_tokens(examples[i].caption)) for i in data["kept"]]
+    rows = {}
+    for subject in SUBJECTS:
+        drew = np.unique(labels[[w for w, t in enumerate(tags) if subject in t]])
+        if len(drew) == 0:
+            continue
+        shares, _ = share_vectors(gen, [(f"a {subject}", seed) for seed in range(seeds)])
+        rows[subject] = {
+            "contributors": int(len(drew)),
+            "training_share": float(np.isin(labels, drew).mean()),
+            "influence_mass": float(shares[:, drew].sum(1).mean()),
+        }
+    return rows
+
+
+def validation_sweep(
+    gen, spec: dict, val: dict, sweep: list[float], resolution: int
+) -> tuple[float, list[dict]]:
+    """Recall@10 (and KID) of each guidance on the validation prompts; the best recall@10 wins (ties: the lower)."""
+    from generator.conditioning import encode_prompts
+
+    conds = encode_prompts(val["prompts"], gen.spec)
+    rows = []
+    for g in sweep:
+        emb = embed_images(sample_batch(gen.unet, conds, len(val["prompts"]), resolution, g, seed=500))
+        rows.append({"guidance": g, **following(emb, val["text"]), "kid": kid(emb, val["real"], 100)[0]})
+        print(f"  validation guidance {g}: R@10 {rows[-1]['r10']:.3f} KID {rows[-1]['kid']:.4f}", flush=True)
+    best = max(rows, key=lambda r: (r["r10"], -r["guidance"]))
+    return best["guidance"], rows
+
+
+def evaluate(gen, data: dict, examples, test: dict, args) -> dict:
+    from generator.conditioning import encode_prompts
+
+    conds = encode_prompts(test["prompts"], gen.spec)
+    t0 = time.perf_counter()
+    pixels = sample_batch(gen.unet, conds, len(test["prompts"]), args.resolution, gen.guidance, seed=1000)
+    sample_s = (time.perf_counter() - t0) / len(pixels)
+    emb = embed_images(pixels)
+    n = args.prompts
+    shares, _ = share_vectors(gen, [(p, args.share_seed) for p in test["prompts"][:n]])
+    return {
+        "guidance": gen.guidance,
+        **following(emb[:n], test["text"][:n]),
+        "kid": kid(emb, test["real"], args.kid_subset),
+        "share_rho": share_correlation(shares, test["pairs"]),
+        "subjects": subject_mass(gen, data, examples, args.subject_seeds),
+        "sample_s_per_image": round(sample_s, 3),
+    }
+
+
+def save_grid(panels: dict[str, list[list[np.ndarray]]], path: Path, scale: int = 3) -> None:
+    """Side-by-side panels (one per recipe) of prompts (rows) x seeds (columns), pixels scaled up without smoothing."""
+    from PIL import Image, ImageDraw
+
+    label_w, pad, title_h = 150, 4, 22
+    first = next(iter(panels.values()))
+    cell = first[0][0].shape[0] * scale
+    rows, cols = len(first), len(first[0])
+    panel_w = label_w + cols * (cell + pad)
+    canvas = Image.new("RGB", (panel_w * len(panels) + pad, title_h + rows * (cell + pad)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for p, (title, grid) in enumerate(panels.items()):
+        x0 = p * panel_w + pad
+        draw.text((x0, 4), title, fill="black")
+        for r, row in enumerate(grid):
+            y = title_h + r * (cell + pad)
+            draw.text((x0, y + cell // 2 - 6), GRID_PROMPTS[r], fill="black")
+            for c, px in enumerate(row):
+                img = Image.fromarray(px).resize((cell, cell), Image.Resampling.NEAREST)
+                canvas.paste(img, (x0 + label_w + c * (cell + pad), y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def reference_sets(held, held_data: dict, args) -> tuple[dict, dict]:
+    from embeddings.encoder import get_encoder
+
+    val_idx, test_idx = pick_prompts(held_data, held, args)
+    sets = []
+    for idx in (val_idx, test_idx):
+        prompts = [held[held_data["kept"][j]].caption for j in idx]
+        real = embed_images(held_data["pixels"][idx])
+        sets.append({"prompts": prompts, "text": get_encoder().encode_texts(prompts), "real": real})
+    sets[1]["pairs"] = unrelated_pairs(sets[1]["prompts"][: args.prompts], args.pairs)
+    return sets[0], sets[1]
+
+
+def print_table(report: dict) -> None:
+    n = report["prompts"]
+    print(
+        f"\nTest: {n} held-out prompts (chance R@1 {1 / n:.2f}, R@10 {10 / n:.2f}); KID x 1000 on {report['kid_n']} works"
+    )
+    head = f"{'':34s} {'guid.':>5s} {'R@1':>6s} {'R@10':>6s} {'own-oth':>8s} {'KID':>14s} {'share rho':>14s} {'subj. lift':>10s}"
+    print(head)
+    ceil = report["ceiling"]
+    kr = report["kid_real_halves"]
+    print(
+        f"{'real held-out works (ceiling)':34s} {'':>5s} {ceil['r1']:6.3f} {ceil['r10']:6.3f} {ceil['gap']:8.4f} "
+        f"{kr[0] * 1000:7.2f} +-{kr[1] * 1000:5.2f}"
+    )
+    kp = report["kid_pixel_baseline"]
+    print(
+        f"{'per-pixel mean/variance samples':34s} {'':>5s} {'':>6s} {'':>6s} {'':>8s} {kp[0] * 1000:7.2f} +-{kp[1] * 1000:5.2f}"
+    )
+    for name, r in report["recipes"].items():
+        lift = np.mean([s["influence_mass"] / s["training_share"] for s in r["subjects"].values()])
+        print(
+            f"{name + ' recipe':34s} {r['guidance']:5.1f} {r['r1']:6.3f} {r['r10']:6.3f} {r['gap']:8.4f} "
+            f"{r['kid'][0] * 1000:7.2f} +-{r['kid'][1] * 1000:5.2f} {r['share_rho'][0]:7.3f} +-{r['share_rho'][1]:5.3f} "
+            f"{lift:10.2f}"
+        )
+    for name, r in report["recipes"].items():
+        t = report["timings"][name]
+        print(
+            f"{name}: train {t['train_s']:.0f} s + attribution features {t['features_s']:.0f} s on {t['works']} works, "
+            f"{t['threads']} threads, load {t['load_before']} -> {t['load_after']}; sampling {r['sample_s_per_image']} s/image"
+        )
+    print(f"load average {report['load_before']} -> {report['load_after']}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--collection", default="openclipart")
+    p.add_argument("--recipes", default="current,new")
+    p.add_argument("--guidance-sweep", default="1,2,3,4,6")
+    p.add_argument("--prompts", type=int, default=100, help="test prompts for recall and share correlation")
+    p.add_argument("--validation", type=int, default=100)
+    p.add_argument("--kid", type=int, default=500, help="held-out works (test prompts first) for KID")
+    p.add_argument("--kid-subset", type=int, default=100)
+    p.add_argument("--pairs", type=int, default=200)
+    p.add_argument("--share-seed", type=int, default=3)
+    p.add_argument("--subject-seeds", type=int, default=4)
+    p.add_argument("--draw", type=int, default=0, help="seed of the prompt draw (a fresh draw confirms)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the product's)")
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2, help="torch threads while evaluating")
+    p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "generation"))
+    p.add_argument("--grid", default=str(ROOT / "docs" / "generator-grid.png"))
+    p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "generation_quality.json"))
+    args = p.parse_args()
+
+    import django
+
+    django.setup()
+    import torch
+
+    from generator import conf
+    from generator.runtime import LoadedGenerator
+
+    report = {
+        "load_before": load_avg(),
+        "prompts": args.prompts,
+        "kid_n": args.kid,
+        "recipes": {},
+        "timings": {},
+    }
+    work = Path(args.work)
+    train_ex, held = collection_examples(args.collection)
+    print(f"{len(train_ex)} training works, {len(held)} held out; load {report['load_before']}", flush=True)
+    held_data = decoded(work / "held-out", held, args.resolution, {"kind": "none", "dim": 0})
+    torch.set_num_threads(args.threads)
+    val, test = reference_sets(held, held_data, args)
+    report["ceiling"] = following(test["real"][: args.prompts], test["text"][: args.prompts])
+    half = len(test["real"]) // 2
+    report["kid_real_halves"] = kid(test["real"][:half], test["real"][half:], args.kid_subset)
+    base, panels = None, {}
+    for name in args.recipes.split(","):
+        data, spec, report["timings"][name] = train_recipe(work, name, train_ex, args, base)
+        base = base or data
+        torch.set_num_threads(args.threads)
+        guidance = RECIPES[name]["guidance"]
+        steps = conf.get("GENERATOR_SAMPLING_STEPS")
+        gen = LoadedGenerator(work / name, spec, args.resolution, steps, guidance or 1.0, 5)
+        if guidance is None:
+            sweep = [float(g) for g in args.guidance_sweep.split(",")]
+            report[f"validation_{name}"] = validation_sweep(gen, spec, val, sweep, args.resolution)
+            gen.guidance = conf.get("GENERATOR_GUIDANCE")  # the product's default is what is reported
+            print(
+                f"  validation chose guidance {report[f'validation_{name}'][0]}; product default {gen.guidance}"
+            )
+        report["recipes"][name] = evaluate(gen, data, train_ex, test, args)
+        _, images = share_vectors(gen, [(prompt, seed) for prompt in GRID_PROMPTS for seed in range(4)])
+        panels[f"{name} recipe (guidance {gen.guidance:g})"] = [
+            images[r * 4 : r * 4 + 4] for r in range(len(GRID_PROMPTS))
+        ]
+        print(
+            f"  {name}: {json.dumps({k: v for k, v in report['recipes'][name].items() if k != 'subjects'})}",
+            flush=True,
+        )
+    pixels = pixel_baseline(base["pixels"], args.kid)
+    report["kid_pixel_baseline"] = kid(embed_images(pixels), test["real"], args.kid_subset)
+    save_grid(panels, Path(args.grid))
+    report["load_after"] = load_avg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print_table(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,10 +2,11 @@
 
     nice -n 10 .venv/bin/python benchmarks/generation_quality.py [--recipes current,new --guidance-sweep 1,2,3,4,6]
 
-Held-out works are the default embedding model's held-out split (`embeddings.default_model.is_held_out`): neither its
-text/image heads nor any generator trained here saw them. Their captions (title + keywords) are the prompts; their
-pixels at the generator's resolution are the reference. Each recipe is trained once on every other work of the
-collection with the product's own code (`generator.training`), cached under --work, and timed.
+Works are read from the openclipart folder itself (no ingest needed to train) and split by a hash of their path: the
+held-out fifth never trains a generator here. Prompts (title + keywords) come from held-out works that the default
+embedding model's heads never saw either (its own split, by asset id, where the collection is ingested); their pixels
+at the generator's resolution are the reference. Each recipe is trained once on the other works with the product's
+own code and settings (`generator.training`, PROVENANT_GENERATOR_THREADS), cached under --work and timed.
 
 1. Prompt following: each generated image through the default model's image tower, each prompt through its text
    tower; text-to-image recall@1 / @10 among the --prompts test prompts (chance 1/n, 10/n) and the mean cosine to
@@ -18,7 +19,8 @@ collection with the product's own code (`generator.training`), cached under --wo
    the share mass on contributors who drew that subject against their share of the training works.
 
 The guidance of a recipe without a fixed one is chosen on --validation prompts (disjoint from the test prompts):
-the best recall@10 there. Needs the ingested collection and the built default model (PROVENANT_MODELS_DIR).
+the best recall@10 there; the table reports the product's default (GENERATOR_GUIDANCE). Needs the built default
+model (PROVENANT_MODELS_DIR); --train-only trains and times the recipes and stops.
 """
 
 from __future__ import annotations
@@ -59,43 +61,63 @@ def load_avg() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def collection_examples(collection: str):
-    """(training examples, held-out works as (asset id, caption, example)) of the collection, by asset id."""
+def collection_examples(root: Path):
+    """(training examples, held-out examples) of the openclipart folder, read from the files themselves (credit,
+    title, keywords from each SVG's RDF block; pixels from the PNG rendering beside it), so training needs no
+    ingest. Split by a hash of the work's path (`is_held_out`): the same works are held out on every machine."""
     from embeddings.default_model import is_held_out
     from generator.manifest import TrainingExample
-    from provenance.models import Asset
+    from provenance.metadata import svg_metadata
+    from provenance.names import clean_creator
 
-    train, held = [], []
-    assets = (
-        Asset.objects.filter(collection__name=collection).exclude(local_path="").select_related("contributor")
-    )
-    for a in assets.order_by("pk"):
-        who = a.contributor.display_name if a.contributor else (a.creator_raw or "unknown")
-        ex = TrainingExample(
-            path=a.local_path,
-            caption=a.caption_text,
-            contributor=who,
-            asset_id=a.pk,
-            contributor_id=a.contributor_id,
-        )
-        (held if is_held_out(a.pk) else train).append(ex)
+    train, held, display = [], [], {}
+    for svg in sorted((root / "svg").rglob("*.svg")):
+        png = root / "png" / svg.relative_to(root / "svg").with_suffix(".png")
+        if svg.is_symlink():
+            continue  # duplicate entries (ingest skips them too)
+        meta = svg_metadata(svg.read_bytes())
+        who = clean_creator(meta.creator)
+        # one person under several spellings is one contributor (the registry's rule)
+        label = display.setdefault(who.key, who.display) if who else "unknown"
+        source = str(svg.relative_to(root / "svg"))
+        caption = ". ".join(p for p in (meta.description or meta.title, ", ".join(meta.keywords[:8])) if p)
+        path = png if png.is_file() and not png.is_symlink() else svg
+        ex = TrainingExample(path=str(path), caption=caption, contributor=label, asset_id=None)
+        (held if is_held_out(f"generator:{source}") else train).append((source, ex))
     return train, held
 
 
-def decoded(run_dir: Path, examples, resolution: int, spec: dict, base: dict | None = None) -> dict:
-    """The run's decoded data; with `base` (same examples, already decoded) only the conditioning is computed."""
+def tower_held_out(sources: list[str]) -> set[str] | None:
+    """The works the default model's heads never saw (its split is by asset id), where the collection is ingested."""
+    from embeddings.default_model import is_held_out
+    from provenance.models import Asset
+
+    rows = Asset.objects.filter(source__in=sources).values_list("pk", "source")
+    found = {source: pk for pk, source in rows}
+    if len(found) < len(sources):
+        print(f"  {len(sources) - len(found)} held-out works are not ingested: prompts from all of them")
+        return None
+    return {source for source, pk in found.items() if is_held_out(pk)}
+
+
+def decoded(run_dir: Path, examples, resolution: int, spec: dict) -> dict:
+    """The run's decoded data; when another recipe's folder beside it has decoded the same examples, only the
+    conditioning is computed (decoding the collection takes minutes)."""
     from generator.conditioning import encode_prompts
     from generator.training import DATA, prepare_data
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    if base is not None and not (run_dir / DATA).exists():
+    done = [run_dir.parent / name / DATA for name in RECIPES if (run_dir.parent / name / DATA).exists()]
+    if done and not (run_dir / DATA).exists():
+        with np.load(done[0], allow_pickle=False) as cached:
+            base = {k: cached[k] for k in cached.files}
         conds = encode_prompts([examples[i].caption for i in base["kept"]], spec)
         data = {**base, "conds": conds if conds is not None else base["conds"][:, :0]}
         np.savez(run_dir / DATA, **data)
     return prepare_data(run_dir, examples, resolution, spec, progress=True)
 
 
-def train_recipe(work: Path, name: str, examples, args, base: dict | None) -> tuple[dict, dict, dict]:
+def train_recipe(work: Path, name: str, examples, args) -> tuple[dict, dict, dict]:
     """Train (cached) one recipe with the product's code and settings; returns (data, spec, timings)."""
     import dataclasses
 
@@ -111,17 +133,22 @@ def train_recipe(work: Path, name: str, examples, args, base: dict | None) -> tu
     )
     run = {**run_config_from_settings(steps=args.steps, resolution=args.resolution, seed=0), **recipe["run"]}
     config = RunConfig.from_dict(run)
-    data = decoded(run_dir, examples, config.resolution, spec, base)
+    data = decoded(run_dir, examples, config.resolution, spec)
     spec_file.write_text(json.dumps(spec))
     timing_file = run_dir / "timing.json"
     if (run_dir / MODEL).exists() and timing_file.exists():
         return data, spec, json.loads(timing_file.read_text())
     before = load_avg()
     figures = train(run_dir, data, config, spec, progress=True)
-    figures |= build_attribution(run_dir, data, config, spec, progress=True)
+    fitted = attribution_rows(data, args.attribution_works)
+    # worker processes change how fast the features come, not what they are (generator/ml/attribution.py)
+    workers = dataclasses.replace(config, threads=args.feature_workers or config.threads)
+    figures |= build_attribution(run_dir, fitted, workers, spec, progress=True)
     timing = {
         "train_s": round(figures["train_seconds"], 1),
         "features_s": round(figures["feature_seconds"], 1),
+        "attribution_works": int(len(fitted["kept"])),
+        "feature_workers": workers.threads,
         "threads": config.threads,
         "load_before": before,
         "load_after": load_avg(),
@@ -132,19 +159,32 @@ def train_recipe(work: Path, name: str, examples, args, base: dict | None) -> tu
     return data, spec, timing
 
 
-def pick_prompts(held_data: dict, held, args) -> tuple[list[int], list[int]]:
-    """Indices into held_data['kept'] for validation and for the test pool (first --prompts of it: recall)."""
+def attribution_rows(data: dict, limit: int | None) -> dict:
+    """The training works the attribution is fitted on: all (the product), or a random `limit` of them when the
+    machine cannot afford the feature pass (every contributor keeps its index; one without a work there scores 0)."""
+    if not limit or limit >= len(data["kept"]):
+        return data
+    rows = np.sort(np.random.default_rng(2).choice(len(data["kept"]), limit, replace=False))
+    return {**data, **{k: data[k][rows] for k in ("pixels", "labels", "kept", "conds")}}
+
+
+def pick_prompts(held_data: dict, held, tower: set[str] | None, args) -> tuple[list[int], list[int]]:
+    """Indices into held_data for the validation prompts and for the test pool: the first --prompts of it are the
+    test prompts, the rest fill the KID set. Prompts come from works the default model's heads never saw either."""
     rng = np.random.default_rng(args.draw)
-    seen, order = set(), []
+    seen, prompts, others = set(), [], []
     for j in rng.permutation(len(held_data["kept"])):
-        caption = held[held_data["kept"][j]].caption.strip().lower()
-        if caption and caption not in seen:  # identical captions would make recall ambiguous
-            seen.add(caption)
-            order.append(int(j))
-    need = args.validation + args.kid
-    if len(order) < need:
-        raise SystemExit(f"only {len(order)} distinct held-out captions, {need} needed")
-    return order[: args.validation], order[args.validation : need]
+        source, ex = held[held_data["kept"][j]]
+        caption = ex.caption.strip().lower()
+        if not caption or caption in seen:  # identical captions would make recall ambiguous
+            continue
+        seen.add(caption)
+        (prompts if tower is None or source in tower else others).append(int(j))
+    need = args.validation + args.prompts
+    if len(prompts) < need:
+        raise SystemExit(f"only {len(prompts)} distinct held-out captions for prompts, {need} needed")
+    val, test = prompts[: args.validation], prompts[args.validation : need]
+    return val, (test + prompts[need:] + others)[: args.kid]
 
 
 def sample_batch(
@@ -328,10 +368,11 @@ def save_grid(panels: dict[str, list[list[np.ndarray]]], path: Path, scale: int 
 def reference_sets(held, held_data: dict, args) -> tuple[dict, dict]:
     from embeddings.encoder import get_encoder
 
-    val_idx, test_idx = pick_prompts(held_data, held, args)
+    tower = tower_held_out([source for source, _ in held])
+    val_idx, test_idx = pick_prompts(held_data, held, tower, args)
     sets = []
     for idx in (val_idx, test_idx):
-        prompts = [held[held_data["kept"][j]].caption for j in idx]
+        prompts = [held[held_data["kept"][j]][1].caption for j in idx]
         real = embed_images(held_data["pixels"][idx])
         sets.append({"prompts": prompts, "text": get_encoder().encode_texts(prompts), "real": real})
     sets[1]["pairs"] = unrelated_pairs(sets[1]["prompts"][: args.prompts], args.pairs)
@@ -373,7 +414,7 @@ def print_table(report: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--collection", default="openclipart")
+    p.add_argument("--openclipart", default="/usr/share/openclipart")
     p.add_argument("--recipes", default="current,new")
     p.add_argument("--guidance-sweep", default="1,2,3,4,6")
     p.add_argument("--prompts", type=int, default=100, help="test prompts for recall and share correlation")
@@ -390,6 +431,14 @@ def main() -> None:
     p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "generation"))
     p.add_argument("--grid", default=str(ROOT / "docs" / "generator-grid.png"))
     p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "generation_quality.json"))
+    p.add_argument("--train-only", action="store_true", help="train (and time) the recipes, then stop")
+    p.add_argument(
+        "--attribution-works",
+        type=int,
+        default=None,
+        help="fit the attribution on this many random training works (default: all, as the product does)",
+    )
+    p.add_argument("--feature-workers", type=int, default=None, help="default: PROVENANT_GENERATOR_THREADS")
     args = p.parse_args()
 
     import django
@@ -408,18 +457,25 @@ def main() -> None:
         "timings": {},
     }
     work = Path(args.work)
-    train_ex, held = collection_examples(args.collection)
+    train, held = collection_examples(Path(args.openclipart))
+    train_ex = [ex for _, ex in train]
     print(f"{len(train_ex)} training works, {len(held)} held out; load {report['load_before']}", flush=True)
-    held_data = decoded(work / "held-out", held, args.resolution, {"kind": "none", "dim": 0})
+    if args.train_only:
+        for name in args.recipes.split(","):
+            _, _, timing = train_recipe(work, name, train_ex, args)
+            print(f"{name}: {json.dumps({k: v for k, v in timing.items() if k != 'config'})}", flush=True)
+        return
+    held_data = decoded(
+        work / "held-out", [ex for _, ex in held], args.resolution, {"kind": "none", "dim": 0}
+    )
     torch.set_num_threads(args.threads)
     val, test = reference_sets(held, held_data, args)
     report["ceiling"] = following(test["real"][: args.prompts], test["text"][: args.prompts])
     half = len(test["real"]) // 2
     report["kid_real_halves"] = kid(test["real"][:half], test["real"][half:], args.kid_subset)
-    base, panels = None, {}
+    panels = {}
     for name in args.recipes.split(","):
-        data, spec, report["timings"][name] = train_recipe(work, name, train_ex, args, base)
-        base = base or data
+        data, spec, report["timings"][name] = train_recipe(work, name, train_ex, args)
         torch.set_num_threads(args.threads)
         guidance = RECIPES[name]["guidance"]
         steps = conf.get("GENERATOR_SAMPLING_STEPS")
@@ -440,7 +496,7 @@ def main() -> None:
             f"  {name}: {json.dumps({k: v for k, v in report['recipes'][name].items() if k != 'subjects'})}",
             flush=True,
         )
-    pixels = pixel_baseline(base["pixels"], args.kid)
+    pixels = pixel_baseline(data["pixels"], args.kid)
     report["kid_pixel_baseline"] = kid(embed_images(pixels), test["real"], args.kid_subset)
     save_grid(panels, Path(args.grid))
     report["load_after"] = load_avg()

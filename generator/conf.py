@@ -8,6 +8,13 @@ DEFAULTS = {
     "GENERATOR_CONDITIONING": "auto",  # auto | text (default model's text embedding) | keywords | none
     "GENERATOR_RESOLUTION": 32,
     "GENERATOR_STEPS": 2000,
+    "GENERATOR_BATCH_SIZE": 32,
+    "GENERATOR_CHANNELS": (
+        32,
+        48,
+        64,
+    ),  # UNet widths per level (docs/generator.md: a larger recipe for a GPU)
+    "GENERATOR_DEVICE": "cpu",
     "GENERATOR_SAVE_EVERY": 200,
     "GENERATOR_SAMPLING_STEPS": 50,
     "GENERATOR_GUIDANCE": 3.0,  # chosen on validation prompts (benchmarks/generation_quality.py)

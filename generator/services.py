@@ -88,6 +88,9 @@ def run_config_from_settings(*, steps: int | None, resolution: int | None, seed:
             feature_output=conf.get("GENERATOR_FEATURE_OUTPUT"),
             lambda_rel=conf.get("GENERATOR_LAMBDA_REL"),
             threads=conf.get("GENERATOR_THREADS"),
+            batch_size=conf.get("GENERATOR_BATCH_SIZE"),
+            channels=tuple(conf.get("GENERATOR_CHANNELS")),
+            device=conf.get("GENERATOR_DEVICE"),
         )
     )
 

@@ -43,6 +43,9 @@ class RunConfig:
     feature_output: str = "main-effect"
     lambda_rel: float = 10.0
     threads: int = 2
+    device: str = (
+        "cpu"  # where training runs ("cuda" on a lent GPU); attribution features are computed on the CPU
+    )
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
@@ -137,10 +140,11 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
         ema_decay=config.ema_decay,
         seed=config.seed,
     )
-    state = train_state_new(UNet(unet_config), tconf)
+    # initialised on the CPU, so a GPU run starts from the same weights
+    state = train_state_new(UNet(unet_config).to(config.device), tconf)
     ckpt = run_dir / CHECKPOINT
     if ckpt.exists():
-        state.load_state_dict(torch.load(ckpt, weights_only=False))
+        state.load_state_dict(torch.load(ckpt, weights_only=False, map_location=config.device))
         log.info("resumed from step %d", state.step)
     start_step, t0 = state.step, time.perf_counter()
     bar = tqdm(total=config.steps, initial=state.step, desc="train", disable=not progress)
@@ -154,8 +158,9 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
     for _ in train_steps(state, images, conds, tconf, on_step=on_step):
         pass
     bar.close()
+    ema = {k: v.cpu() for k, v in state.ema.model.state_dict().items()}  # loadable on a machine without a GPU
     _atomic_save(
-        {"unet": unet_config.to_dict(), "ema": state.ema.model.state_dict(), "steps": state.step},
+        {"unet": unet_config.to_dict(), "ema": ema, "steps": state.step},
         run_dir / MODEL,
     )
     seconds = time.perf_counter() - t0

@@ -138,8 +138,14 @@ def train_recipe(work: Path, name: str, examples, args) -> tuple[dict, dict, dic
     timing_file = run_dir / "timing.json"
     if (run_dir / MODEL).exists() and timing_file.exists():
         return data, spec, json.loads(timing_file.read_text())
-    before = load_avg()
-    figures = train(run_dir, data, config, spec, progress=True)
+    trained = (
+        run_dir / "train.json"
+    )  # kept apart: a run stopped during the feature pass keeps its training time
+    if not trained.exists():
+        before = load_avg()
+        figures = train(run_dir, data, config, spec, progress=True)
+        trained.write_text(json.dumps({**figures, "load_before": before, "load_after": load_avg()}))
+    figures = json.loads(trained.read_text())
     fitted = attribution_rows(data, args.attribution_works)
     # worker processes change how fast the features come, not what they are (generator/ml/attribution.py)
     workers = dataclasses.replace(config, threads=args.feature_workers or config.threads)
@@ -150,8 +156,8 @@ def train_recipe(work: Path, name: str, examples, args) -> tuple[dict, dict, dic
         "attribution_works": int(len(fitted["kept"])),
         "feature_workers": workers.threads,
         "threads": config.threads,
-        "load_before": before,
-        "load_after": load_avg(),
+        "load_train": [figures["load_before"], figures["load_after"]],
+        "load_features_after": load_avg(),
         "works": int(len(data["kept"])),
         "config": dataclasses.asdict(config),
     }
@@ -406,8 +412,10 @@ def print_table(report: dict) -> None:
     for name, r in report["recipes"].items():
         t = report["timings"][name]
         print(
-            f"{name}: train {t['train_s']:.0f} s + attribution features {t['features_s']:.0f} s on {t['works']} works, "
-            f"{t['threads']} threads, load {t['load_before']} -> {t['load_after']}; sampling {r['sample_s_per_image']} s/image"
+            f"{name}: {t['config']['steps']} steps on {t['works']} works in {t['train_s']:.0f} s ({t['threads']} "
+            f"threads, load {' -> '.join(t['load_train'])}); attribution features of {t['attribution_works']} works "
+            f"{t['features_s']:.0f} s ({t['feature_workers']} workers, load after {t['load_features_after']}); "
+            f"sampling {r['sample_s_per_image']} s/image"
         )
     print(f"load average {report['load_before']} -> {report['load_after']}")
 

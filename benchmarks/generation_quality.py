@@ -290,7 +290,7 @@ def share_correlation(shares: np.ndarray, pairs: list[tuple[int, int]]) -> tuple
     return float(rho.mean()), float(rho.std(ddof=1) / np.sqrt(len(rho)))
 
 
-def subject_mass(gen, data: dict, examples, seeds: int) -> dict:
+def subject_mass(gen, data: dict, examples, subjects: int, seeds: int) -> dict:
     """Per subject: influence share mass on contributors with a training work tagged with it, and their share of
     the training works (what a prompt-blind attribution would give them)."""
     from generator.ml.attribution import keyword_tokens
@@ -298,7 +298,7 @@ def subject_mass(gen, data: dict, examples, seeds: int) -> dict:
     labels = data["labels"]
     tags = [set(keyword_tokens(examples[i].caption)) for i in data["kept"]]
     rows = {}
-    for subject in SUBJECTS:
+    for subject in SUBJECTS[:subjects]:
         drew = np.unique(labels[[w for w, t in enumerate(tags) if subject in t]])
         if len(drew) == 0:
             continue
@@ -336,13 +336,13 @@ def evaluate(gen, data: dict, examples, test: dict, args) -> dict:
     sample_s = (time.perf_counter() - t0) / len(pixels)
     emb = embed_images(pixels)
     n = args.prompts
-    shares, _ = share_vectors(gen, [(p, args.share_seed) for p in test["prompts"][:n]])
+    shares, _ = share_vectors(gen, [(p, args.share_seed) for p in test["prompts"][: args.share_prompts]])
     return {
         "guidance": gen.guidance,
         **following(emb[:n], test["text"][:n]),
         "kid": kid(emb, test["real"], args.kid_subset),
         "share_rho": share_correlation(shares, test["pairs"]),
-        "subjects": subject_mass(gen, data, examples, args.subject_seeds),
+        "subjects": subject_mass(gen, data, examples, args.subjects, args.subject_seeds),
         "sample_s_per_image": round(sample_s, 3),
     }
 
@@ -381,7 +381,7 @@ def reference_sets(held, held_data: dict, args) -> tuple[dict, dict]:
         prompts = [held[held_data["kept"][j]][1].caption for j in idx]
         real = embed_images(held_data["pixels"][idx])
         sets.append({"prompts": prompts, "text": get_encoder().encode_texts(prompts), "real": real})
-    sets[1]["pairs"] = unrelated_pairs(sets[1]["prompts"][: args.prompts], args.pairs)
+    sets[1]["pairs"] = unrelated_pairs(sets[1]["prompts"][: args.share_prompts], args.pairs)
     return sets[0], sets[1]
 
 
@@ -431,7 +431,11 @@ def main() -> None:
     p.add_argument("--kid-subset", type=int, default=100)
     p.add_argument("--pairs", type=int, default=200)
     p.add_argument("--share-seed", type=int, default=3)
+    p.add_argument("--subjects", type=int, default=len(SUBJECTS))
     p.add_argument("--subject-seeds", type=int, default=4)
+    p.add_argument(
+        "--share-prompts", type=int, default=100, help="test prompts drawn with one seed for the pairs"
+    )
     p.add_argument("--draw", type=int, default=0, help="seed of the prompt draw (a fresh draw confirms)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the product's)")
     p.add_argument("--resolution", type=int, default=32)
@@ -496,7 +500,7 @@ def main() -> None:
                 f"  validation chose guidance {report[f'validation_{name}'][0]}; product default {gen.guidance}"
             )
         report["recipes"][name] = evaluate(gen, data, train_ex, test, args)
-        _, images = share_vectors(gen, [(prompt, seed) for prompt in GRID_PROMPTS for seed in range(4)])
+        images = [gen.draw(prompt, seed)[0] for prompt in GRID_PROMPTS for seed in range(4)]
         panels[f"{name} recipe (guidance {gen.guidance:g})"] = [
             images[r * 4 : r * 4 + 4] for r in range(len(GRID_PROMPTS))
         ]

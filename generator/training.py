@@ -191,7 +191,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
     )
 
     t0 = time.perf_counter()
-    model = load_unet(run_dir)
+    model = load_unet(run_dir).to(config.device)
     fconf = FeatureConfig(
         proj_dim=config.proj_dim,
         timesteps=config.feature_timesteps,
@@ -208,7 +208,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
     # the pass is bound by convolution arithmetic, so it goes as fast as the cores it gets: config.threads
     # one-thread worker processes (generator/ml/attribution.py says why processes and not threads)
     features = tqdm(
-        featurizer.many(images, conds, workers=config.threads),
+        featurizer.many(images, conds, workers=config.threads if config.device == "cpu" else 1),
         total=len(images),
         desc="attribution features",
         disable=not progress,

@@ -291,61 +291,70 @@ def share_correlation(shares: np.ndarray, pairs: list[tuple[int, int]]) -> tuple
     return float(rho.mean()), float(rho.std(ddof=1) / np.sqrt(len(rho)))
 
 
-def subject_mass(gen, data: dict, examples, subjects: int, seeds: int) -> dict:
-    """Per subject: influence share mass on contributors with a training work tagged with it, and their share of
-    the training works (what a prompt-blind attribution would give them)."""
+def subject_mass(gen, data: dict, examples, subjects: int, seeds: int) -> np.ndarray:
+    """Per subject (rows): the share of the training works by contributors with a training work tagged with it
+    (what a prompt-blind attribution would give them), and the influence share mass they get for "a <subject>"."""
     from generator.ml.attribution import keyword_tokens
 
     labels = data["labels"]
     tags = [set(keyword_tokens(examples[i].caption)) for i in data["kept"]]
-    rows = {}
+    rows = []
     for subject in SUBJECTS[:subjects]:
         drew = np.unique(labels[[w for w, t in enumerate(tags) if subject in t]])
-        if len(drew) == 0:
-            continue
         shares, _ = share_vectors(gen, [(f"a {subject}", seed) for seed in range(seeds)])
-        rows[subject] = {
-            "contributors": int(len(drew)),
-            "training_share": float(np.isin(labels, drew).mean()),
-            "influence_mass": float(shares[:, drew].sum(1).mean()),
-        }
-    return rows
+        rows.append((np.isin(labels, drew).mean(), shares[:, drew].sum(1).mean()))
+    return np.array(rows)
 
 
-def validation_sweep(
-    gen, spec: dict, val: dict, sweep: list[float], resolution: int
-) -> tuple[float, list[dict]]:
-    """Recall@10 (and KID) of each guidance on the validation prompts; the best recall@10 wins (ties: the lower)."""
+def draws(gen, name: str, data: dict, examples, prompts: dict, args, *, shown: bool) -> dict:
+    """Everything a recipe makes at one guidance, without the default model's towers (cached under --work, so the
+    measures can come later): validation and test images (batched); at the guidance the table shows, also the
+    same-seed images' influence shares, the subject prompts' shares and the grid (each drawn as the product draws
+    one image)."""
     from generator.conditioning import encode_prompts
 
-    conds = encode_prompts(val["prompts"], gen.spec)
-    rows = []
-    for g in sweep:
-        emb = embed_images(sample_batch(gen.unet, conds, len(val["prompts"]), resolution, g, seed=500))
-        rows.append({"guidance": g, **following(emb, val["text"]), "kid": kid(emb, val["real"], 100)[0]})
-        print(f"  validation guidance {g}: R@10 {rows[-1]['r10']:.3f} KID {rows[-1]['kid']:.4f}", flush=True)
-    best = max(rows, key=lambda r: (r["r10"], -r["guidance"]))
-    return best["guidance"], rows
+    cache = (
+        Path(args.work)
+        / name
+        / f"draws-g{gen.guidance:g}-draw{args.draw}-{len(prompts['test'])}-{shown:d}.npz"
+    )
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            return {k: saved[k] for k in saved.files}
+    out = {}
+    for split in ("val", "test"):
+        t0 = time.perf_counter()
+        conds = encode_prompts(prompts[split], gen.spec)
+        out[split] = sample_batch(
+            gen.unet, conds, len(prompts[split]), args.resolution, gen.guidance, seed=1000
+        )
+        out["sample_s"] = np.array((time.perf_counter() - t0) / len(prompts[split]))
+    if not shown:
+        np.savez(cache, **out)
+        return out
+    out["shares"], _ = share_vectors(
+        gen, [(p, args.share_seed) for p in prompts["test"][: args.share_prompts]]
+    )
+    out["subjects"] = subject_mass(gen, data, examples, args.subjects, args.subject_seeds)
+    out["grid"] = np.stack([gen.draw(prompt, seed)[0] for prompt in GRID_PROMPTS for seed in range(4)])
+    np.savez(cache, **out)
+    return out
 
 
-def evaluate(gen, data: dict, examples, test: dict, args) -> dict:
-    from generator.conditioning import encode_prompts
-
-    conds = encode_prompts(test["prompts"], gen.spec)
-    t0 = time.perf_counter()
-    pixels = sample_batch(gen.unet, conds, len(test["prompts"]), args.resolution, gen.guidance, seed=1000)
-    sample_s = (time.perf_counter() - t0) / len(pixels)
-    emb = embed_images(pixels)
+def measures(made: dict, ref: dict, args) -> dict:
+    emb = embed_images(made["test"])
     n = args.prompts
-    shares, _ = share_vectors(gen, [(p, args.share_seed) for p in test["prompts"][: args.share_prompts]])
-    return {
-        "guidance": gen.guidance,
-        **following(emb[:n], test["text"][:n]),
-        "kid": kid(emb, test["real"], args.kid_subset),
-        "share_rho": share_correlation(shares, test["pairs"]),
-        "subjects": subject_mass(gen, data, examples, args.subjects, args.subject_seeds),
-        "sample_s_per_image": round(sample_s, 3),
+    out = {
+        **following(emb[:n], ref["test_text"][:n]),
+        "validation": following(embed_images(made["val"]), ref["val_text"]),
+        "kid": kid(emb, ref["test_real"], args.kid_subset),
+        "sample_s_per_image": round(float(made["sample_s"]), 3),
     }
+    if "shares" in made:
+        out["share_rho"] = share_correlation(made["shares"], ref["pairs"])
+        out["subjects"] = made["subjects"].tolist()  # rows: training share, influence mass
+        out["subject_lift"] = float(np.mean(made["subjects"][:, 1] / made["subjects"][:, 0]))
+    return out
 
 
 def save_grid(panels: dict[str, list[list[np.ndarray]]], path: Path, scale: int = 3) -> None:
@@ -372,18 +381,29 @@ def save_grid(panels: dict[str, list[list[np.ndarray]]], path: Path, scale: int 
     canvas.save(path)
 
 
-def reference_sets(held, held_data: dict, args) -> tuple[dict, dict]:
-    from embeddings.encoder import get_encoder
-
+def prompt_sets(held, held_data: dict, args) -> tuple[dict, dict]:
+    """The validation and test prompts with the held-out pixels behind them (no towers needed)."""
     tower = tower_held_out([source for source, _ in held])
     val_idx, test_idx = pick_prompts(held_data, held, tower, args)
-    sets = []
-    for idx in (val_idx, test_idx):
-        prompts = [held[held_data["kept"][j]][1].caption for j in idx]
-        real = embed_images(held_data["pixels"][idx])
-        sets.append({"prompts": prompts, "text": get_encoder().encode_texts(prompts), "real": real})
-    sets[1]["pairs"] = unrelated_pairs(sets[1]["prompts"][: args.share_prompts], args.pairs)
-    return sets[0], sets[1]
+    prompts = {
+        split: [held[held_data["kept"][j]][1].caption for j in idx]
+        for split, idx in (("val", val_idx), ("test", test_idx))
+    }
+    return prompts, {"val": held_data["pixels"][val_idx], "test": held_data["pixels"][test_idx]}
+
+
+def references(prompts: dict, real: dict, args) -> dict:
+    """The default model's embeddings of the prompts and of the real held-out works."""
+    from embeddings.encoder import get_encoder
+
+    encoder = get_encoder()
+    return {
+        "val_text": encoder.encode_texts(prompts["val"]),
+        "test_text": encoder.encode_texts(prompts["test"]),
+        "val_real": embed_images(real["val"]),
+        "test_real": embed_images(real["test"]),
+        "pairs": unrelated_pairs(prompts["test"][: args.share_prompts], args.pairs),
+    }
 
 
 def print_table(report: dict) -> None:
@@ -391,32 +411,39 @@ def print_table(report: dict) -> None:
     print(
         f"\nTest: {n} held-out prompts (chance R@1 {1 / n:.2f}, R@10 {10 / n:.2f}); KID x 1000 on {report['kid_n']} works"
     )
-    head = f"{'':34s} {'guid.':>5s} {'R@1':>6s} {'R@10':>6s} {'own-oth':>8s} {'KID':>14s} {'share rho':>14s} {'subj. lift':>10s}"
-    print(head)
-    ceil = report["ceiling"]
-    kr = report["kid_real_halves"]
     print(
-        f"{'real held-out works (ceiling)':34s} {'':>5s} {ceil['r1']:6.3f} {ceil['r10']:6.3f} {ceil['gap']:8.4f} "
-        f"{kr[0] * 1000:7.2f} +-{kr[1] * 1000:5.2f}"
+        f"{'':36s} {'R@1':>6s} {'R@10':>6s} {'own-oth':>8s} {'KID x1000':>15s} {'share rho':>15s} {'subj.':>6s} {'val R@10':>8s}"
     )
-    kp = report["kid_pixel_baseline"]
+    ceil, kr, kp = report["ceiling"], report["kid_real_halves"], report["kid_pixel_baseline"]
     print(
-        f"{'per-pixel mean/variance samples':34s} {'':>5s} {'':>6s} {'':>6s} {'':>8s} {kp[0] * 1000:7.2f} +-{kp[1] * 1000:5.2f}"
+        f"{'real held-out works (ceiling)':36s} {ceil['r1']:6.3f} {ceil['r10']:6.3f} {ceil['gap']:8.4f} "
+        f"{kr[0] * 1000:7.2f} +-{kr[1] * 1000:5.2f}  (one half of them against the other)"
+    )
+    print(
+        f"{'per-pixel mean/variance samples':36s} {'':6s} {'':6s} {'':8s} {kp[0] * 1000:7.2f} +-{kp[1] * 1000:5.2f}"
     )
     for name, r in report["recipes"].items():
-        lift = np.mean([s["influence_mass"] / s["training_share"] for s in r["subjects"].values()])
-        print(
-            f"{name + ' recipe':34s} {r['guidance']:5.1f} {r['r1']:6.3f} {r['r10']:6.3f} {r['gap']:8.4f} "
-            f"{r['kid'][0] * 1000:7.2f} +-{r['kid'][1] * 1000:5.2f} {r['share_rho'][0]:7.3f} +-{r['share_rho'][1]:5.3f} "
-            f"{lift:10.2f}"
-        )
-    for name, r in report["recipes"].items():
-        t = report["timings"][name]
+        for g, m in r["by_guidance"].items():
+            mark = " *" if float(g) == r["default"] else ""
+            shares = (
+                f"{m['share_rho'][0]:7.3f} +-{m['share_rho'][1]:5.3f} {m['subject_lift']:6.2f}"
+                if "share_rho" in m
+                else f"{'':15s} {'':6s}"
+            )
+            print(
+                f"{f'{name} recipe, guidance {g}{mark}':36s} {m['r1']:6.3f} {m['r10']:6.3f} {m['gap']:8.4f} "
+                f"{m['kid'][0] * 1000:7.2f} +-{m['kid'][1] * 1000:5.2f} {shares} {m['validation']['r10']:8.3f}"
+            )
+    print(
+        "* the product's default (new: GENERATOR_GUIDANCE; the validation prompts chose "
+        + ", ".join(f"{k} {v['chosen_on_validation']}" for k, v in report["recipes"].items())
+        + ")"
+    )
+    for name, t in report["timings"].items():
         print(
             f"{name}: {t['config']['steps']} steps on {t['works']} works in {t['train_s']:.0f} s ({t['threads']} "
             f"threads, load {' -> '.join(t['load_train'])}); attribution features of {t['attribution_works']} works "
-            f"{t['features_s']:.0f} s ({t['feature_workers']} workers, load after {t['load_features_after']}); "
-            f"sampling {r['sample_s_per_image']} s/image"
+            f"{t['features_s']:.0f} s ({t['feature_workers']} workers, load after {t['load_features_after']})"
         )
     print(f"load average {report['load_before']} -> {report['load_after']}")
 
@@ -445,6 +472,7 @@ def main() -> None:
     p.add_argument("--grid", default=str(ROOT / "docs" / "generator-grid.png"))
     p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "generation_quality.json"))
     p.add_argument("--train-only", action="store_true", help="train (and time) the recipes, then stop")
+    p.add_argument("--draw-only", action="store_true", help="train and draw (no towers needed), then stop")
     p.add_argument(
         "--attribution-works",
         type=int,
@@ -462,6 +490,7 @@ def main() -> None:
     from generator import conf
     from generator.runtime import LoadedGenerator
 
+    default = float(conf.get("GENERATOR_GUIDANCE"))
     report = {
         "load_before": load_avg(),
         "prompts": args.prompts,
@@ -481,40 +510,47 @@ def main() -> None:
     held_data = decoded(
         work / "held-out", [ex for _, ex in held], args.resolution, {"kind": "none", "dim": 0}
     )
-    torch.set_num_threads(args.threads)
-    val, test = reference_sets(held, held_data, args)
-    report["ceiling"] = following(test["real"][: args.prompts], test["text"][: args.prompts])
-    half = len(test["real"]) // 2
-    report["kid_real_halves"] = kid(test["real"][:half], test["real"][half:], args.kid_subset)
-    panels = {}
+    prompts, real = prompt_sets(held, held_data, args)
+    made: dict[str, dict] = {}
     for name in args.recipes.split(","):
         data, spec, report["timings"][name] = train_recipe(work, name, train_ex, args)
         torch.set_num_threads(args.threads)
-        guidance = RECIPES[name]["guidance"]
-        steps = conf.get("GENERATOR_SAMPLING_STEPS")
-        gen = LoadedGenerator(work / name, spec, args.resolution, steps, guidance or 1.0, 5)
-        if guidance is None:
-            sweep = [float(g) for g in args.guidance_sweep.split(",")]
-            report[f"validation_{name}"] = validation_sweep(gen, spec, val, sweep, args.resolution)
-            gen.guidance = conf.get("GENERATOR_GUIDANCE")  # the product's default is what is reported
-            print(
-                f"  validation chose guidance {report[f'validation_{name}'][0]}; product default {gen.guidance}"
-            )
-        report["recipes"][name] = evaluate(gen, data, train_ex, test, args)
-        images = [gen.draw(prompt, seed)[0] for prompt in GRID_PROMPTS for seed in range(4)]
-        panels[f"{name} recipe (guidance {gen.guidance:g})"] = [
-            images[r * 4 : r * 4 + 4] for r in range(len(GRID_PROMPTS))
-        ]
-        print(
-            f"  {name}: {json.dumps({k: v for k, v in report['recipes'][name].items() if k != 'subjects'})}",
-            flush=True,
+        fixed = RECIPES[name]["guidance"]
+        sweep = [fixed] if fixed else sorted({*map(float, args.guidance_sweep.split(",")), default})
+        gen = LoadedGenerator(
+            work / name, spec, args.resolution, conf.get("GENERATOR_SAMPLING_STEPS"), 1.0, 5
         )
-    pixels = pixel_baseline(data["pixels"], args.kid)
-    report["kid_pixel_baseline"] = kid(embed_images(pixels), test["real"], args.kid_subset)
+        made[name] = {}
+        for g in sweep:
+            gen.guidance = g
+            made[name][g] = draws(gen, name, data, train_ex, prompts, args, shown=g == (fixed or default))
+            print(f"  {name} guidance {g}: drawn", flush=True)
+    if args.draw_only:
+        return
+    ref = references(prompts, real, args)
+    report["ceiling"] = following(ref["test_real"][: args.prompts], ref["test_text"][: args.prompts])
+    half = len(ref["test_real"]) // 2
+    report["kid_real_halves"] = kid(ref["test_real"][:half], ref["test_real"][half:], args.kid_subset)
+    report["kid_pixel_baseline"] = kid(
+        embed_images(pixel_baseline(data["pixels"], args.kid)), ref["test_real"], args.kid_subset
+    )
+    panels = {}
+    for name, by_g in made.items():
+        by_guidance = {g: measures(m, ref, args) for g, m in by_g.items()}
+        chosen = max(by_guidance, key=lambda g: (by_guidance[g]["validation"]["r10"], -g))
+        shown = RECIPES[name]["guidance"] or default
+        report["recipes"][name] = {
+            "by_guidance": by_guidance,
+            "chosen_on_validation": chosen,
+            "default": shown,
+        }
+        panels[f"{name} recipe (guidance {shown:g})"] = [
+            list(by_g[shown]["grid"][r * 4 : r * 4 + 4]) for r in range(len(GRID_PROMPTS))
+        ]
     save_grid(panels, Path(args.grid))
     report["load_after"] = load_avg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
+    Path(args.out).write_text(json.dumps(report, indent=1, default=float))
     print_table(report)
 
 

@@ -224,9 +224,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--conditioning",
-        choices=["none", "keywords", "text"],
+        choices=["none", "keywords", "sentence", "text"],
         default="none",
-        help="train on each work's caption (text: the default model's embedding, the product's recipe); the "
+        help="train on each work's caption (sentence: the product's recipe, generator/conditioning.py); the "
         "generated images are drawn for captions of training works",
     )
     p.add_argument(

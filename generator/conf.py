@@ -17,7 +17,7 @@ DEFAULTS = {
     "GENERATOR_DEVICE": "cpu",
     "GENERATOR_SAVE_EVERY": 200,
     "GENERATOR_SAMPLING_STEPS": 50,
-    "GENERATOR_GUIDANCE": 3.0,  # chosen on validation prompts (benchmarks/generation_quality.py)
+    "GENERATOR_GUIDANCE": 3.0,  # provisional: docs/generator.md says why, and how the benchmark will choose it
     "GENERATOR_PROJ_DIM": 2048,
     "GENERATOR_FEATURE_TIMESTEPS": 10,  # the LDS benchmark's recipe (generator.ml.attribution.FeatureConfig)
     "GENERATOR_FEATURE_NOISE_DRAWS": 1,

@@ -260,7 +260,7 @@ PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images
 GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "generator")))
 # auto: the default model's text embedding when it is built, else hashed keywords | text | keywords | none
 GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="auto")
-# classifier-free guidance at generation, chosen on validation prompts (benchmarks/generation_quality.py)
+# classifier-free guidance at generation; provisional until benchmarks/generation_quality.py chooses it (docs/generator.md)
 GENERATOR_GUIDANCE = env.float("PROVENANT_GENERATOR_GUIDANCE", default=3.0)
 GENERATOR_RESOLUTION = env.int("PROVENANT_GENERATOR_RESOLUTION", default=32)
 GENERATOR_STEPS = env.int("PROVENANT_GENERATOR_STEPS", default=2000)

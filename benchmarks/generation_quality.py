@@ -259,16 +259,14 @@ def pixel_baseline(pixels: np.ndarray, n: int) -> np.ndarray:
     return np.clip(np.round(s), 0, 255).astype(np.uint8)
 
 
-def share_vectors(gen, jobs: list[tuple[str, int]]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Positive-part influence shares over all contributors, and the image, of each (prompt, seed) as the product
-    makes them (one image, its gradient scores)."""
-    shares, images = [], []
+def share_vectors(gen, jobs: list[tuple[str, int]]) -> np.ndarray:
+    """Positive-part influence shares over all contributors of each (prompt, seed), as the product makes them (one
+    image, its gradient scores)."""
+    shares = []
     for prompt, seed in jobs:
-        s = gen.sample(prompt, seed)
-        pos = np.maximum(s.gradient_scores, 0.0)
+        pos = np.maximum(gen.sample(prompt, seed).gradient_scores, 0.0)
         shares.append(pos / pos.sum() if pos.sum() > 0 else np.full(len(pos), 1 / len(pos)))
-        images.append(s.pixels)
-    return np.stack(shares), images
+    return np.stack(shares)
 
 
 def unrelated_pairs(prompts: list[str], count: int) -> list[tuple[int, int]]:
@@ -300,7 +298,9 @@ def subject_mass(gen, data: dict, examples, subjects: int, seeds: int) -> np.nda
     rows = []
     for subject in SUBJECTS[:subjects]:
         drew = np.unique(labels[[w for w, t in enumerate(tags) if subject in t]])
-        shares, _ = share_vectors(gen, [(f"a {subject}", seed) for seed in range(seeds)])
+        if len(drew) == 0:
+            continue  # nobody drew it: no share mass to compare
+        shares = share_vectors(gen, [(f"a {subject}", seed) for seed in range(seeds)])
         rows.append((np.isin(labels, drew).mean(), shares[:, drew].sum(1).mean()))
     return np.array(rows)
 
@@ -331,9 +331,7 @@ def draws(gen, name: str, data: dict, examples, prompts: dict, args, *, shown: b
     if not shown:
         np.savez(cache, **out)
         return out
-    out["shares"], _ = share_vectors(
-        gen, [(p, args.share_seed) for p in prompts["test"][: args.share_prompts]]
-    )
+    out["shares"] = share_vectors(gen, [(p, args.share_seed) for p in prompts["test"][: args.share_prompts]])
     out["subjects"] = subject_mass(gen, data, examples, args.subjects, args.subject_seeds)
     out["grid"] = np.stack([gen.draw(prompt, seed)[0] for prompt in GRID_PROMPTS for seed in range(4)])
     np.savez(cache, **out)

@@ -64,16 +64,38 @@ def scan_creators(cache: Path) -> dict[str, list[str]]:
 
 
 def load_dataset(args, work: Path):
-    """(images, labels, contributor names); cached in the work folder, so a run elsewhere needs no openclipart."""
+    """(images, labels, contributor names, captions); cached in the work folder, so a run elsewhere needs no
+    openclipart (caches written before captions were kept have none: unconditional runs only)."""
     import torch
 
     cache = work / "dataset.pt"
     if cache.exists():
         d = torch.load(cache)
-        return d["images"], np.array(d["labels"]), d["names"]
-    images, labels, chosen = _read_openclipart(args, work)
-    torch.save({"images": images, "labels": labels.tolist(), "names": chosen}, cache)
-    return images, labels, chosen
+        return d["images"], np.array(d["labels"]), d["names"], d.get("captions")
+    images, labels, chosen, captions = _read_openclipart(args, work)
+    torch.save({"images": images, "labels": labels.tolist(), "names": chosen, "captions": captions}, cache)
+    return images, labels, chosen, captions
+
+
+def conditioning(args, captions: list[str] | None, n_generated: int):
+    """(training conditions, generated images' conditions), both None when unconditional. The generated images'
+    prompts are captions of training works drawn at random (rng seed + 3), as a user would ask for what is there."""
+    import torch
+
+    if args.conditioning == "none":
+        return None, None
+    if captions is None:
+        raise SystemExit(
+            "this work folder's dataset.pt has no captions: use a fresh --work for a conditioned run"
+        )
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")  # the encoder reads its settings
+    from generator.conditioning import conditioning_spec, encode_prompts
+
+    conds = torch.from_numpy(encode_prompts(captions, conditioning_spec(args.conditioning)))
+    pick = np.random.default_rng(args.seed + 3).choice(len(captions), n_generated, replace=False)
+    return conds, conds[torch.as_tensor(pick)]
 
 
 def _read_openclipart(args, work: Path):
@@ -86,7 +108,9 @@ def _read_openclipart(args, work: Path):
     rng = random.Random(args.seed)
     eligible = sorted(c for c, works in by_creator.items() if len(works) >= args.works + 5)
     chosen = sorted(rng.sample(eligible, args.contributors))
-    images, labels = [], []
+    from provenance.metadata import svg_metadata
+
+    images, labels, captions = [], [], []
     for ci, name in enumerate(chosen):
         works = sorted(by_creator[name])
         rng.shuffle(works)
@@ -101,45 +125,58 @@ def _read_openclipart(args, work: Path):
             img = img.resize((args.resolution, args.resolution), Image.Resampling.BICUBIC)
             images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1)
             labels.append(ci)
+            meta = svg_metadata((OPENCLIPART / "svg" / f"{rel}.svg").read_bytes())
+            # the caption a manifest carries: title, then the first keywords (provenance's Asset.caption_text)
+            captions.append(". ".join(p for p in (meta.title, ", ".join(meta.keywords[:8])) if p))
             taken += 1
     print(f"data: {len(chosen)} contributors of {len(eligible)} eligible, {len(images)} works", flush=True)
-    return torch.stack(images), np.array(labels), chosen
+    return torch.stack(images), np.array(labels), chosen, captions
 
 
-def train_model(images, args, seed: int):
+def unet_config(args, cond_dim: int = 0):
+    from generator.ml.unet import UNetConfig
+
+    legacy = getattr(args, "unet", "scale-shift") == "bias"  # the architecture measured before issue 27
+    return UNetConfig(
+        resolution=args.resolution, cond_dim=cond_dim, cond_layers=1 if legacy else 2, scale_shift=not legacy
+    )
+
+
+def train_model(images, args, seed: int, conds=None):
     import torch
 
     from generator.ml.diffusion import TrainConfig, train_state_new, train_steps
-    from generator.ml.unet import UNet, UNetConfig
+    from generator.ml.unet import UNet
 
     torch.manual_seed(seed)
     # initialised on the CPU, so a GPU run starts from the same weights
-    model = UNet(UNetConfig(resolution=args.resolution)).to(args.device)
+    model = UNet(unet_config(args, 0 if conds is None else conds.shape[1])).to(args.device)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=seed)
     state = train_state_new(model, config)
-    for _ in train_steps(state, images, None, config):
+    for _ in train_steps(state, images, conds, config):
         pass
     return state.ema.model
 
 
-def _cached_model(path: Path, images, args, seed: int):
+def _cached_model(path: Path, images, args, seed: int, conds=None):
     """The full model is kept, so a resumed run does not train it again (its time is then the load time)."""
     import torch
 
-    from generator.ml.unet import UNet, UNetConfig
+    from generator.ml.unet import UNet
 
     if path.exists():
-        model = UNet(UNetConfig(resolution=args.resolution))
+        model = UNet(unet_config(args, 0 if conds is None else conds.shape[1]))
         model.load_state_dict(torch.load(path))
         return model.eval()
-    model = train_model(images, args, seed=seed)
+    model = train_model(images, args, seed=seed, conds=conds)
     torch.save(model.state_dict(), path)
     print(f"full model trained ({args.steps} steps)", flush=True)
     return model
 
 
-def probe_losses(model, images, n_t: int = 50, draws: int = 2, seed: int = 99) -> np.ndarray:
-    """Each image's v-loss averaged over fixed timesteps and noise: the same probe for every subset model."""
+def probe_losses(model, images, n_t: int = 50, draws: int = 2, seed: int = 99, conds=None) -> np.ndarray:
+    """Each image's v-loss (under its own prompt, if any) averaged over fixed timesteps and noise: the same probe
+    for every subset model."""
     import torch
 
     from generator.ml.diffusion import T_STEPS, v_loss
@@ -151,8 +188,9 @@ def probe_losses(model, images, n_t: int = 50, draws: int = 2, seed: int = 99) -
     ts, eps = ts.to(device), eps.to(device)
     out = []
     with torch.no_grad():
-        for x in images.to(device):
-            out.append(v_loss(model, x[None].expand(ts.shape[0], -1, -1, -1), ts, eps, None).mean().item())
+        for i, x in enumerate(images.to(device)):
+            c = None if conds is None else conds[i].to(device)[None].expand(ts.shape[0], -1)
+            out.append(v_loss(model, x[None].expand(ts.shape[0], -1, -1, -1), ts, eps, c).mean().item())
     return np.array(out)
 
 
@@ -184,6 +222,22 @@ def main() -> None:
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--conditioning",
+        choices=["none", "keywords", "sentence", "text"],
+        default="none",
+        help="train on each work's caption (sentence: the product's recipe, generator/conditioning.py); the "
+        "generated images are drawn for captions of training works",
+    )
+    p.add_argument(
+        "--guidance", type=float, default=1.0, help="classifier-free guidance of the generated images"
+    )
+    p.add_argument(
+        "--unet",
+        choices=["scale-shift", "bias"],
+        default="scale-shift",
+        help="the product's UNet, or the one before issue 27 (conditioning as a bias; what earlier caches hold)",
+    )
     p.add_argument(
         "--subset-seeds",
         choices=["same", "vary"],
@@ -233,17 +287,22 @@ def main() -> None:
     if args.device.startswith("cuda"):  # full fp32, repeatable kernels: common random numbers stay common
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    # earlier caches (bias UNet, unconditional) keep their folder names
+    recipe = ("" if args.unet == "bias" else "-ss") + (
+        "" if args.conditioning == "none" else f"-{args.conditioning}-g{args.guidance:g}"
+    )
     work = (
         Path(args.work)
-        / f"c{args.contributors}w{args.works}s{args.steps}b{args.batch_size}r{args.resolution}seed{args.seed}"
+        / f"c{args.contributors}w{args.works}s{args.steps}b{args.batch_size}r{args.resolution}seed{args.seed}{recipe}"
     )
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    images, labels, names = load_dataset(args, work)
+    images, labels, names, captions = load_dataset(args, work)
     n_c = len(names)
+    conds, gen_conds = conditioning(args, captions, args.generated)
 
     t0 = time.perf_counter()
-    full = _cached_model(work / "full-model.pt", images, args, seed=args.seed)
+    full = _cached_model(work / "full-model.pt", images, args, seed=args.seed, conds=conds)
     timings["train_full_model_s"] = time.perf_counter() - t0
     # sampled on the CPU once, so subset models trained elsewhere see the same images
     gen_cache = work / "generated.pt"
@@ -251,17 +310,24 @@ def main() -> None:
         gen = torch.load(gen_cache)
     else:
         t0 = time.perf_counter()
-        gen = ddim_sample(full, n=args.generated, resolution=args.resolution, seed=args.seed + 10_000)
+        gen = ddim_sample(
+            full,
+            n=args.generated,
+            resolution=args.resolution,
+            seed=args.seed + 10_000,
+            cond=gen_conds,
+            guidance=args.guidance,
+        )
         timings["sample_per_image_s"] = (time.perf_counter() - t0) / args.generated
         torch.save(gen, gen_cache)
         save_grid(gen, work / "generated.png")
     # one rng: the subset masks first, then the random baseline and the bootstrap
     rng = np.random.default_rng(args.seed + 1)
     if args.subsets_only:
-        masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
+        masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng, (conds, gen_conds))
         print(f"{len(masks)} subsets measured: {timings['subset_models_total_s']:.0f} s", flush=True)
         if args.extra_subsets:
-            extra_subset_losses(args, work, images, labels, gen, n_c, train=True)
+            extra_subset_losses(args, work, images, labels, gen, n_c, train=True, conds=(conds, gen_conds))
         return
 
     # raw features are cached; the unit-normalised rows normalise them here exactly as the featurizer would
@@ -274,11 +340,13 @@ def main() -> None:
             normalise=False,
             output=output,
         )
-        features[output] = _gradient_features(full, fconf, images, gen, args, work, timings)
+        features[output] = _gradient_features(
+            full, fconf, images, gen, args, work, timings, (conds, gen_conds)
+        )
     gram = GramFeaturizer()
     sim_train, sim_gen = gram(images).numpy(), gram(gen).numpy()
 
-    masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng)
+    masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng, (conds, gen_conds))
     masks_a, actual = np.array(masks, dtype=float), -np.array(losses)  # lower loss = more help
 
     val, test = slice(0, args.validation), slice(args.validation, None)
@@ -319,7 +387,9 @@ def main() -> None:
 
     chosen = {m: max(c)[1] for m, c in best.items()}
     extra = (
-        extra_subset_losses(args, work, images, labels, gen, n_c, train=False) if args.extra_subsets else None
+        extra_subset_losses(args, work, images, labels, gen, n_c, train=False, conds=(conds, gen_conds))
+        if args.extra_subsets
+        else None
     )
     if extra is not None:
         extra_masks, extra_actual = np.array(extra[0], dtype=float), -np.array(extra[1])
@@ -378,7 +448,7 @@ def main() -> None:
 
 
 def _gradient_features(
-    full, fconf, images, gen, args, work: Path, timings: dict
+    full, fconf, images, gen, args, work: Path, timings: dict, conds=(None, None)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw features of the training and generated images under one output function, cached per recipe (the
     v-norm cache keeps the name it had before the output option existed)."""
@@ -393,16 +463,16 @@ def _gradient_features(
             return cached["train"], cached["gen"]
     feat = GradientFeaturizer(full, fconf, args.resolution)
     t0 = time.perf_counter()
-    phi_train = torch.stack(list(feat.many(images))).numpy()
+    phi_train = torch.stack(list(feat.many(images, conds[0]))).numpy()
     timings[f"features_{fconf.output}_per_train_image_s"] = (time.perf_counter() - t0) / len(images)
     t0 = time.perf_counter()
-    phi_gen = torch.stack(list(feat.many(gen))).numpy()
+    phi_gen = torch.stack(list(feat.many(gen, conds[1]))).numpy()
     timings[f"features_{fconf.output}_per_generated_image_s"] = (time.perf_counter() - t0) / len(gen)
     np.savez(cache, train=phi_train, gen=phi_gen)
     return phi_train, phi_gen
 
 
-def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict, rng):
+def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict, rng, conds=(None, None)):
     """Each subset's mask and the generated images' probe losses, averaged over the subset's seed sets."""
     import torch
 
@@ -425,8 +495,8 @@ def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict
             ts = time.perf_counter()
             sub = torch.as_tensor(mask[labels])
             base = args.seed if args.subset_seeds == "same" else args.seed + 100 + k
-            model = train_model(images[sub], args, seed=base + 1000 * j)
-            loss = probe_losses(model, gen)
+            model = train_model(images[sub], args, seed=base + 1000 * j, conds=_rows(conds[0], sub))
+            loss = probe_losses(model, gen, conds=conds[1])
             cache.write_text(
                 json.dumps({"mask": mask.tolist(), "loss": loss.tolist(), "device": args.device})
             )
@@ -440,7 +510,11 @@ def subset_losses(args, work: Path, images, labels, gen, n_c: int, timings: dict
     return masks, losses
 
 
-def extra_subset_losses(args, work: Path, images, labels, gen, n_c: int, *, train: bool):
+def _rows(conds, rows):
+    return None if conds is None else conds[rows]
+
+
+def extra_subset_losses(args, work: Path, images, labels, gen, n_c: int, *, train: bool, conds=(None, None)):
     """The extra half-subsets (masks from rng(seed + 2), cache index K, K + 1, ...; common random numbers, as
     --subset-seeds same), each averaged over --extra-seed-sets: more subsets than the benchmark's K, for a datamodel
     fit and a large-K LDS. Trains them (with --subsets-only, sharded like the benchmark's subsets) or reads what is
@@ -455,10 +529,13 @@ def extra_subset_losses(args, work: Path, images, labels, gen, n_c: int, *, trai
         for j in seed_sets:
             cache = work / subset_cache_name("same", k, j)
             if not cache.exists() and train and k % shards == shard:
-                model = train_model(images[torch.as_tensor(mask[labels])], args, seed=args.seed + 1000 * j)
+                rows = torch.as_tensor(mask[labels])
+                model = train_model(
+                    images[rows], args, seed=args.seed + 1000 * j, conds=_rows(conds[0], rows)
+                )
                 record = {
                     "mask": mask.tolist(),
-                    "loss": probe_losses(model, gen).tolist(),
+                    "loss": probe_losses(model, gen, conds=conds[1]).tolist(),
                     "device": args.device,
                 }
                 cache.write_text(json.dumps(record))

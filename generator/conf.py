@@ -5,12 +5,19 @@ from pathlib import Path
 from django.conf import settings
 
 DEFAULTS = {
-    "GENERATOR_CONDITIONING": "keywords",  # keywords | text (default model's text embedding) | none
+    "GENERATOR_CONDITIONING": "auto",  # auto | text (default model's text embedding) | keywords | none
     "GENERATOR_RESOLUTION": 32,
     "GENERATOR_STEPS": 2000,
+    "GENERATOR_BATCH_SIZE": 32,
+    "GENERATOR_CHANNELS": (
+        32,
+        48,
+        64,
+    ),  # UNet widths per level (docs/generator.md: a larger recipe for a GPU)
+    "GENERATOR_DEVICE": "cpu",
     "GENERATOR_SAVE_EVERY": 200,
     "GENERATOR_SAMPLING_STEPS": 50,
-    "GENERATOR_GUIDANCE": 1.0,
+    "GENERATOR_GUIDANCE": 3.0,  # provisional: docs/generator.md says why, and how the benchmark will choose it
     "GENERATOR_PROJ_DIM": 2048,
     "GENERATOR_FEATURE_TIMESTEPS": 10,  # the LDS benchmark's recipe (generator.ml.attribution.FeatureConfig)
     "GENERATOR_FEATURE_NOISE_DRAWS": 1,

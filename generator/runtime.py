@@ -51,10 +51,10 @@ class LoadedGenerator:
         self.gradient_method_version = fconf.method_version()
         self.gram = GramFeaturizer()
 
-    def sample(self, prompt: str, seed: int) -> Sample:
+    def draw(self, prompt: str, seed: int):
+        """The image for (prompt, seed) as stored (quantised to 8 bits, (R, R, 3) uint8) and its conditioning."""
         import torch
 
-        from generator.ml.attribution import similarity_scores
         from generator.ml.diffusion import ddim_sample, to_uint8
 
         cond_np = encode_prompts([prompt], self.spec)
@@ -68,8 +68,15 @@ class LoadedGenerator:
             steps=self.sampling_steps,
             guidance=self.guidance,
         )
-        # the image as stored (quantised to 8 bits) is the one attributed
-        pixels = to_uint8(x)[0].numpy()
+        return to_uint8(x)[0].numpy(), cond
+
+    def sample(self, prompt: str, seed: int) -> Sample:
+        import torch
+
+        from generator.ml.attribution import similarity_scores
+
+        pixels, cond = self.draw(prompt, seed)
+        # the image as stored is the one attributed
         x_q = torch.from_numpy(pixels).permute(2, 0, 1).float()[None] / 127.5 - 1
         phi = self.featurizer(x_q[0], None if cond is None else cond[0]).numpy()
         sim = similarity_scores(

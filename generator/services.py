@@ -72,7 +72,7 @@ def _with_contributor_ids(examples: list[TrainingExample]) -> list[TrainingExamp
 # --- training -------------------------------------------------------------------------------------------------
 
 
-def _run_config(*, steps: int | None, resolution: int | None, seed: int) -> dict:
+def run_config_from_settings(*, steps: int | None, resolution: int | None, seed: int) -> dict:
     from generator.training import RunConfig
 
     return dataclasses.asdict(
@@ -88,6 +88,9 @@ def _run_config(*, steps: int | None, resolution: int | None, seed: int) -> dict
             feature_output=conf.get("GENERATOR_FEATURE_OUTPUT"),
             lambda_rel=conf.get("GENERATOR_LAMBDA_REL"),
             threads=conf.get("GENERATOR_THREADS"),
+            batch_size=conf.get("GENERATOR_BATCH_SIZE"),
+            channels=tuple(conf.get("GENERATOR_CHANNELS")),
+            device=conf.get("GENERATOR_DEVICE"),
         )
     )
 
@@ -109,7 +112,7 @@ def generator_model_start(
         spec = conditioning_spec(conditioning or conf.get("GENERATOR_CONDITIONING"))
     except ValueError as exc:
         raise ApplicationError(str(exc)) from exc
-    run = _run_config(steps=steps, resolution=resolution, seed=seed)
+    run = run_config_from_settings(steps=steps, resolution=resolution, seed=seed)
     try:
         # refused before training starts, not when the attribution pass reaches it after the whole run
         FeatureConfig(output=run["feature_output"])
@@ -148,7 +151,7 @@ def generator_model_train(*, model: GeneratorModel, progress: bool = False) -> G
     run_dir = Path(model.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = model.config["conditioning"]
-    run_conf = RunConfig(**{**model.config["run"], "channels": tuple(model.config["run"]["channels"])})
+    run_conf = RunConfig.from_dict(model.config["run"])
     examples = _with_contributor_ids(manifest_read(Path(model.manifest_path)))
     if not examples:
         raise ApplicationError("the manifest has no training images with local pixels")

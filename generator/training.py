@@ -34,6 +34,8 @@ class RunConfig:
     seed: int = 0
     save_every: int = 200
     channels: tuple[int, ...] = (32, 48, 64)
+    cond_layers: int = 2  # generator.ml.unet.UNetConfig says why these two
+    scale_shift: bool = True
     proj_dim: int = 2048
     feature_timesteps: int = 10
     feature_noise_draws: int = 1
@@ -41,6 +43,14 @@ class RunConfig:
     feature_output: str = "main-effect"
     lambda_rel: float = 10.0
     threads: int = 2
+    # where training and the attribution feature pass run ("cuda" on a lent GPU); generation stays on the CPU
+    device: str = "cpu"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        """A recorded run config; runs recorded before the conditioning options existed keep their architecture."""
+        data = {"cond_layers": 1, "scale_shift": False, **data}
+        return cls(**{**data, "channels": tuple(data["channels"])})
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -116,7 +126,11 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
     images = to_tensor(data["pixels"])
     conds = torch.from_numpy(data["conds"]) if spec["dim"] else None
     unet_config = UNetConfig(
-        resolution=config.resolution, channels=tuple(config.channels), cond_dim=spec["dim"]
+        resolution=config.resolution,
+        channels=tuple(config.channels),
+        cond_dim=spec["dim"],
+        cond_layers=config.cond_layers,
+        scale_shift=config.scale_shift,
     )
     tconf = TrainConfig(
         steps=config.steps,
@@ -125,10 +139,11 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
         ema_decay=config.ema_decay,
         seed=config.seed,
     )
-    state = train_state_new(UNet(unet_config), tconf)
+    # initialised on the CPU, so a GPU run starts from the same weights
+    state = train_state_new(UNet(unet_config).to(config.device), tconf)
     ckpt = run_dir / CHECKPOINT
     if ckpt.exists():
-        state.load_state_dict(torch.load(ckpt, weights_only=False))
+        state.load_state_dict(torch.load(ckpt, weights_only=False, map_location=config.device))
         log.info("resumed from step %d", state.step)
     start_step, t0 = state.step, time.perf_counter()
     bar = tqdm(total=config.steps, initial=state.step, desc="train", disable=not progress)
@@ -142,8 +157,9 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
     for _ in train_steps(state, images, conds, tconf, on_step=on_step):
         pass
     bar.close()
+    ema = {k: v.cpu() for k, v in state.ema.model.state_dict().items()}  # loadable on a machine without a GPU
     _atomic_save(
-        {"unet": unet_config.to_dict(), "ema": state.ema.model.state_dict(), "steps": state.step},
+        {"unet": unet_config.to_dict(), "ema": ema, "steps": state.step},
         run_dir / MODEL,
     )
     seconds = time.perf_counter() - t0
@@ -174,7 +190,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
     )
 
     t0 = time.perf_counter()
-    model = load_unet(run_dir)
+    model = load_unet(run_dir).to(config.device)
     fconf = FeatureConfig(
         proj_dim=config.proj_dim,
         timesteps=config.feature_timesteps,
@@ -191,7 +207,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
     # the pass is bound by convolution arithmetic, so it goes as fast as the cores it gets: config.threads
     # one-thread worker processes (generator/ml/attribution.py says why processes and not threads)
     features = tqdm(
-        featurizer.many(images, conds, workers=config.threads),
+        featurizer.many(images, conds, workers=config.threads if config.device == "cpu" else 1),
         total=len(images),
         desc="attribution features",
         disable=not progress,

@@ -311,9 +311,17 @@ PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images
 
 # --- generator (generator engineer; defaults and meanings in generator/conf.py) ----------------------------
 GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "generator")))
-GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="keywords")  # keywords|text|none
+# auto: the default model's text embedding when it is built, else hashed keywords | text | keywords | none
+GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="auto")
+# classifier-free guidance at generation; provisional until benchmarks/generation_quality.py chooses it (docs/generator.md)
+GENERATOR_GUIDANCE = env.float("PROVENANT_GENERATOR_GUIDANCE", default=3.0)
 GENERATOR_RESOLUTION = env.int("PROVENANT_GENERATOR_RESOLUTION", default=32)
 GENERATOR_STEPS = env.int("PROVENANT_GENERATOR_STEPS", default=2000)
+GENERATOR_BATCH_SIZE = env.int("PROVENANT_GENERATOR_BATCH_SIZE", default=32)
+GENERATOR_CHANNELS = tuple(env.list("PROVENANT_GENERATOR_CHANNELS", cast=int, default=[32, 48, 64]))
+GENERATOR_DEVICE = env.str(
+    "PROVENANT_GENERATOR_DEVICE", default="cpu"
+)  # cuda: train on a GPU (docs/generator.md)
 GENERATOR_LAMBDA_REL = env.float(
     "PROVENANT_GENERATOR_LAMBDA_REL", default=10.0
 )  # chosen on validation images

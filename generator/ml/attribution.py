@@ -80,14 +80,14 @@ OUTPUTS = {"main-effect": _main_effect, "vnorm": _v_norm}
 class CountSketch:
     """Random projection of a flat gradient: each coordinate goes to one bucket with a random sign."""
 
-    def __init__(self, n_params: int, dim: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
+    def __init__(self, n_params: int, dim: int, seed: int, device: torch.device | str = "cpu"):
+        g = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same sketch on every device
         self.dim = dim
-        self.bucket = torch.randint(0, dim, (n_params,), generator=g)
-        self.sign = torch.randint(0, 2, (n_params,), generator=g).float() * 2 - 1
+        self.bucket = torch.randint(0, dim, (n_params,), generator=g).to(device)
+        self.sign = (torch.randint(0, 2, (n_params,), generator=g).float() * 2 - 1).to(device)
 
     def __call__(self, flat: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(self.dim).index_add_(0, self.bucket, flat * self.sign)
+        return torch.zeros(self.dim, device=flat.device).index_add_(0, self.bucket, flat * self.sign)
 
 
 def _probe(config: FeatureConfig, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,15 +107,20 @@ class GradientFeaturizer:
         self.model = model.eval()
         self.config = config
         self.params = [p.requires_grad_(True) for p in model.parameters()]  # an EMA copy has them off
-        self.sketch = CountSketch(sum(p.numel() for p in self.params), config.proj_dim, config.seed)
         self.resolution = resolution
-        self.ts, self.eps = _probe(config, resolution)
+        # on the model's device (a GPU when training ran there); features come back on the CPU
+        self.device = self.params[0].device
+        self.sketch = CountSketch(
+            sum(p.numel() for p in self.params), config.proj_dim, config.seed, self.device
+        )
+        self.ts, self.eps = (t.to(self.device) for t in _probe(config, resolution))
 
     def __call__(self, x0: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """x0: (3, H, W) in [-1, 1]; cond: (d,) or None. One backward pass over all noised copies."""
         k = self.ts.shape[0]
+        x0 = x0.to(self.device)
         xt, target = noise_pair(x0[None].expand(k, -1, -1, -1), self.ts, self.eps)
-        c = None if cond is None else cond[None].expand(k, -1)
+        c = None if cond is None else cond.to(self.device)[None].expand(k, -1)
         with torch.enable_grad():
             out = self.output(self.model(xt, self.ts, c), target).mean()
             grads = torch.autograd.grad(out, self.params, allow_unused=True)
@@ -125,7 +130,7 @@ class GradientFeaturizer:
                 for g, p in zip(grads, self.params, strict=True)
             ]
         )
-        phi = self.sketch(flat)
+        phi = self.sketch(flat).cpu()
         return unit_normalise(phi) if self.config.normalise else phi
 
     def many(

@@ -91,7 +91,7 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # a checkpoint loaded onto a GPU moved it there
 
 
 def lr_multiplier(config: TrainConfig) -> Callable[[int], float]:

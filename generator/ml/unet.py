@@ -20,13 +20,18 @@ class UNetConfig:
     channels: tuple[int, ...] = (32, 48, 64)
     cond_dim: int = 0  # 0: unconditional
     groups: int = 8
+    # How the conditioning enters (docs/generator.md, "Prompt following"): a two-layer MLP on the prompt vector, and
+    # every block's embedding as a GroupNorm scale and shift (ADM's AdaGN) rather than a bias only. Models saved
+    # before these options existed had neither (from_dict reads them so).
+    cond_layers: int = 2
+    scale_shift: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> UNetConfig:
-        data = dict(data)
+        data = {"cond_layers": 1, "scale_shift": False, **data}
         data["channels"] = tuple(data.get("channels", cls.channels))
         return cls(**data)
 
@@ -39,19 +44,25 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int):
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int, scale_shift: bool = False):
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(min(groups, cin), cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, cout)
+        self.emb = nn.Linear(emb_dim, cout * 2 if scale_shift else cout)
         self.norm2 = nn.GroupNorm(min(groups, cout), cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        e = self.emb(emb)[:, :, None, None]
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(F.silu(h))
         return h + self.skip(x)
 
 
@@ -64,20 +75,20 @@ class UNet(nn.Module):
         ch = config.channels
         emb_dim = ch[0] * 4
         self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.cond_proj = nn.Linear(config.cond_dim, emb_dim) if config.cond_dim else None
+        self.cond_proj = _cond_mlp(config.cond_dim, emb_dim, config.cond_layers) if config.cond_dim else None
         self.inp = nn.Conv2d(3, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         cin = ch[0]
         for i, c in enumerate(ch):
-            self.down.append(ResBlock(cin, c, emb_dim, config.groups))
+            self.down.append(ResBlock(cin, c, emb_dim, config.groups, config.scale_shift))
             cin = c
             last = i == len(ch) - 1
             self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
-        self.mid = ResBlock(cin, cin, emb_dim, config.groups)
+        self.mid = ResBlock(cin, cin, emb_dim, config.groups, config.scale_shift)
         self.up = nn.ModuleList()
         for c in reversed(ch):
-            self.up.append(ResBlock(cin + c, c, emb_dim, config.groups))
+            self.up.append(ResBlock(cin + c, c, emb_dim, config.groups, config.scale_shift))
             cin = c
         self.out_norm = nn.GroupNorm(min(config.groups, cin), cin)
         self.out = nn.Conv2d(cin, 3, 3, padding=1)
@@ -99,6 +110,12 @@ class UNet(nn.Module):
                 h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             h = block(torch.cat([h, skip], dim=1), emb)
         return self.out(F.silu(self.out_norm(h)))
+
+
+def _cond_mlp(cond_dim: int, emb_dim: int, layers: int) -> nn.Module:
+    if layers == 1:
+        return nn.Linear(cond_dim, emb_dim)  # the layout of models saved before cond_layers existed
+    return nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -56,3 +56,20 @@ def test_stacked_probe_losses_equal_the_benchmarks_probe():
     for row, m in enumerate([1, 2]):
         expected = attribution_lds.probe_losses(stacked.ema_model(m), gen, n_t=5, draws=2)
         np.testing.assert_allclose(losses[row], expected, rtol=1e-5)
+
+
+def test_the_lds_benchmark_trains_and_probes_conditioned_models_on_each_works_caption():
+    images, _ = _data()
+    captions = [f"{word} drawing" for word in ["cat", "dog", "car", "tree"] * 3]
+    args = SimpleNamespace(
+        resolution=16, device="cpu", steps=3, batch_size=4, seed=0, conditioning="keywords"
+    )
+    conds, gen_conds = attribution_lds.conditioning(args, captions, 4)
+    assert conds.shape[0] == 12 and gen_conds.shape[0] == 4
+    # each generated image's prompt is the caption of one training work
+    assert all(any(torch.equal(g, c) for c in conds) for g in gen_conds)
+    model = attribution_lds.train_model(images, args, seed=0, conds=conds)
+    assert model.config.cond_dim == conds.shape[1] and model.config.scale_shift
+    own = attribution_lds.probe_losses(model, images[:4], n_t=3, draws=1, conds=gen_conds)
+    other = attribution_lds.probe_losses(model, images[:4], n_t=3, draws=1, conds=gen_conds.flip(0))
+    assert not np.allclose(own, other)

@@ -1,4 +1,4 @@
-"""manage.py train_generator --manifest BUILD|latest|FOLDER [--steps N] [--resolution 32] [--conditioning keywords]
+"""manage.py train_generator --manifest BUILD|latest|FOLDER [--steps N] [--resolution 32] [--conditioning auto]
 
 Resumable: rerunning the same command continues the unfinished run from its latest checkpoint."""
 
@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import ApplicationError
+from generator.conditioning import KINDS
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--steps", type=int, default=None)
         parser.add_argument("--resolution", type=int, default=None, choices=[16, 32, 64])
-        parser.add_argument("--conditioning", default=None, choices=["keywords", "text", "none"])
+        parser.add_argument("--conditioning", default=None, choices=list(KINDS))
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, **opts):

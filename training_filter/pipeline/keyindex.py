@@ -9,25 +9,36 @@
 
 from __future__ import annotations
 
-import threading
+import os
 from itertools import combinations
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_PAIR_LOW = 6  # 32-bit pair keys are looked up by their top 26 bits
+_PAIR_TOP = (
+    6  # the (band 0, band 1) pair table buckets by band 0 and band 1's top 6 bits: 4M int32 offsets, 16 MB
+)
 _BITMAP_BITS = 26  # 8 MB bitmap: at 1M keys ~1.5 % of the bits are set, so few lookups reach searchsorted
-_local = threading.local()
+_connections: dict[tuple[int, int], object] = {}
+
+
+def _duckdb():
+    """One DuckDB connection per process and thread: a shard process forked from the CLI must never use its
+    parent's connection, whose worker threads did not survive the fork."""
+    import threading
+
+    import duckdb
+
+    owner = (os.getpid(), threading.get_ident())
+    if owner not in _connections:
+        _connections[owner] = duckdb.connect(config={"threads": 1})
+    return _connections[owner]
 
 
 def string_hashes(values: pa.Array) -> np.ndarray:
     """uint64 hash of every string (null hashed as '')."""
-    import duckdb
-
-    con = getattr(_local, "duckdb", None)
-    if con is None:
-        con = _local.duckdb = duckdb.connect(config={"threads": 2})
+    con = _duckdb()
     table = pa.table({"k": pc.fill_null(pc.cast(values, pa.string()), "")})
     con.register("_keys", table)
     try:
@@ -78,7 +89,9 @@ class PhashIndex:
     Band distances add up to the total distance. With 4 bands and radius <= 3, some band matches exactly
     (pigeonhole). At radius 4, either some band matches exactly or all four are at distance exactly 1; that
     second case is met in the middle on the 32-bit pair (band 0, band 1): the registry stores its 16 one-bit
-    variants of band 0, the query tries its 16 of band 1, so a lookup hits only when both differ by one bit.
+    variants of band 0 in a CSR table over (variant, top 6 bits of band 1); a query probes its own band 0 with
+    band 1's top bits as they are and with each of them flipped (a flip in the low 10 bits stays in the same
+    bucket), and every candidate is verified on the whole hash.
     Beyond 4, some band lies within radius // 4 bits: slower, but still exact.
     """
 
@@ -105,12 +118,14 @@ class PhashIndex:
 
     def _build_pairs(self) -> None:
         b0, b1 = self._band(self.hashes, 0), self._band(self.hashes, 1)
-        keys = np.concatenate([((b0 ^ (1 << bit)) << 16) | b1 for bit in range(self.BAND_BITS)])
+        low = self.BAND_BITS - _PAIR_TOP
+        buckets = np.concatenate(
+            [((b0 ^ (1 << bit)) << _PAIR_TOP) | (b1 >> low) for bit in range(self.BAND_BITS)]
+        )
         owners = np.tile(np.arange(len(self.hashes), dtype=np.int32), self.BAND_BITS)
-        order = np.argsort(keys, kind="stable")
-        self._pair_keys, self._pair_owner = keys[order], owners[order]
-        # the bitmap is keyed by the top 26 of the 32 bits: a query's flips in band 1's low 6 bits share a slot
-        self._pair_bitmap = _bitmap(self._pair_keys >> _PAIR_LOW)
+        self._pair_owner = owners[np.argsort(buckets, kind="stable")]
+        counts = np.bincount(buckets, minlength=1 << (self.BAND_BITS + _PAIR_TOP))
+        self._pair_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
 
     def _probes(self) -> list[tuple[int, int]]:
         exact = [(band, 0) for band in range(self.BANDS)]
@@ -139,15 +154,11 @@ class PhashIndex:
         return np.where(best == np.iinfo(np.int64).max, -1, best)
 
     def _lookup_pairs(self, rows, qv, best) -> None:
-        base = (self._band(qv, 0) << (16 - _PAIR_LOW)) | (self._band(qv, 1) >> _PAIR_LOW)
-        for flip in [0] + [1 << (bit - _PAIR_LOW) for bit in range(_PAIR_LOW, self.BAND_BITS)]:
-            slots = base ^ flip
-            maybe = np.flatnonzero(self._pair_bitmap[slots >> 3] & (1 << (slots & 7)).astype(np.uint8))
-            if len(maybe) == 0:
-                continue
-            left = np.searchsorted(self._pair_keys, slots[maybe] << _PAIR_LOW, side="left")
-            right = np.searchsorted(self._pair_keys, (slots[maybe] + 1) << _PAIR_LOW, side="left")
-            self._verify(rows[maybe], qv[maybe], left, right - left, self._pair_owner, best)
+        base = (self._band(qv, 0) << _PAIR_TOP) | (self._band(qv, 1) >> (self.BAND_BITS - _PAIR_TOP))
+        for flip in [0] + [1 << bit for bit in range(_PAIR_TOP)]:
+            bucket = base ^ flip
+            start = self._pair_offsets[bucket]
+            self._verify(rows, qv, start, self._pair_offsets[bucket + 1] - start, self._pair_owner, best)
 
     def _verify(self, rows, qv, start, count, perm, best) -> None:
         has = np.flatnonzero(count)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from training_filter.pipeline.shard import REMOVAL_SCHEMA, WRITER_OPTIONS, fsync_path
+from training_filter.pipeline.shard import REMOVAL_SCHEMA, fsync_path, writer_options
 
 
 def file_sha256(path: Path) -> str:
@@ -61,7 +61,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _concat_removals(work_dir: Path, shard_count: int, target: Path) -> None:
-    with pq.ParquetWriter(target, REMOVAL_SCHEMA, **WRITER_OPTIONS) as writer:
+    with pq.ParquetWriter(target, REMOVAL_SCHEMA, **writer_options(REMOVAL_SCHEMA)) as writer:
         for index in range(shard_count):
             table = pq.read_table(work_dir / f"removed-{index:05d}.parquet")
             if table.num_rows:

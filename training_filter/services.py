@@ -10,6 +10,7 @@ import logging
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -139,10 +140,26 @@ def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> bool:
     return claimed == 1
 
 
+def _shard_registry(build: ManifestBuild):
+    from training_filter import sources
+    from training_filter.pipeline.registry import load_index
+
+    registry = load_index(str(work_dir(build) / "registry.arrow"), build.rules.get("phash_radius", 4))
+    registry.signal_evaluator = sources.domain_signal_evaluator
+    return registry
+
+
+def _shard_paths(build: ManifestBuild, index: int) -> dict[str, Path]:
+    folder = work_dir(build)
+    return {
+        "out_path": folder / f"part-{index:05d}.parquet",
+        "removed_path": folder / f"removed-{index:05d}.parquet",
+    }
+
+
 def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
     """Filter one shard. Returns 'done', 'already-done' or 'busy' (another live worker holds it)."""
     from training_filter import sources
-    from training_filter.pipeline.registry import load_index
     from training_filter.pipeline.shard import filter_shard
 
     shard = ManifestShard.objects.select_related("build").get(build_id=build_id, index=index)
@@ -152,17 +169,16 @@ def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
         return "not-running"
     if not manifest_shard_claim(build_id=build_id, index=index, worker=worker):
         return "busy"
-    build, folder = shard.build, work_dir(shard.build)
-    registry = load_index(str(folder / "registry.arrow"), build.rules.get("phash_radius", 4))
-    registry.signal_evaluator = sources.domain_signal_evaluator
+    build = shard.build
+    registry = _shard_registry(build)
     if settings.MANIFEST_SHARD_SLEEP_S:
         time.sleep(settings.MANIFEST_SHARD_SLEEP_S)  # test hook: a window in which to kill the worker
-    result = filter_shard(
-        sources.read_shard(build, shard.spec),
-        registry,
-        out_path=folder / f"part-{index:05d}.parquet",
-        removed_path=folder / f"removed-{index:05d}.parquet",
-    )
+    result = filter_shard(sources.read_shard(build, shard.spec), registry, **_shard_paths(build, index))
+    _shard_done(shard=shard, worker=worker, result=result)
+    return "done"
+
+
+def _shard_done(*, shard: ManifestShard, worker: str, result) -> None:
     with transaction.atomic():
         ManifestShard.objects.filter(pk=shard.pk, claimed_by=worker).update(
             status=ManifestShard.Status.DONE,
@@ -170,9 +186,50 @@ def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
             rows_out=result.rows_out,
             removed=dict(sorted(result.removed.items())),
         )
-        done = ManifestShard.objects.filter(build_id=build_id, status=ManifestShard.Status.DONE).count()
-        ManifestBuild.objects.filter(pk=build_id).update(shards_done=done)
-    return "done"
+        done = ManifestShard.objects.filter(build_id=shard.build_id, status=ManifestShard.Status.DONE).count()
+        ManifestBuild.objects.filter(pk=shard.build_id).update(shards_done=done)
+
+
+def manifest_shards_run_local(
+    *, build_id: int, indexes: list[int], processes: int, on_done: Callable[[], None] = lambda: None
+) -> None:
+    """The CLI's build: a Parquet input's shards in `processes` forked processes on this machine (pyarrow and
+    numpy hold the GIL for much of a shard, so threads do not scale), all of them sharing the registry index
+    that this process builds before the fork (copy-on-write pages: one index in memory, not one per process).
+    This process claims every shard and records it done; the children run only the pure pipeline."""
+    build = ManifestBuild.objects.get(pk=build_id)
+    worker = f"cli-{build_id}"
+    if processes <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
+        for index in indexes:
+            manifest_shard_run(build_id=build_id, index=index, worker=worker)
+            on_done()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from training_filter.pipeline.shard import filter_parquet_shard
+
+    registry_path = str(work_dir(build) / "registry.arrow")
+    _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
+    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
+    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = {
+            pool.submit(
+                filter_parquet_shard,
+                ref=build.input_ref,
+                spec=shard.spec,
+                batch_rows=settings.MANIFEST_BATCH_ROWS,
+                registry_path=registry_path,
+                phash_radius=build.rules.get("phash_radius", 4),
+                **_shard_paths(build, shard.index),
+            ): shard
+            for shard in claimed
+        }
+        for future in as_completed(futures):
+            _shard_done(shard=futures[future], worker=worker, result=future.result())
+            on_done()
 
 
 def manifest_build_finalise(*, build_id: int) -> ManifestBuild:

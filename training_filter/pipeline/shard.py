@@ -221,6 +221,25 @@ def filter_shard(
     return result
 
 
+def filter_parquet_shard(
+    *,
+    ref: str,
+    spec: dict,
+    batch_rows: int,
+    registry_path: str,
+    phash_radius: int,
+    out_path: Path,
+    removed_path: Path,
+) -> ShardResult:
+    """One shard of a Parquet input, from plain arguments: what a forked shard process runs."""
+    from training_filter.pipeline.parquet_input import read_shard
+    from training_filter.pipeline.registry import load_index
+
+    registry = load_index(registry_path, phash_radius)
+    batches = read_shard(ref, spec, batch_rows=batch_rows)
+    return filter_shard(batches, registry, out_path=out_path, removed_path=removed_path)
+
+
 def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 

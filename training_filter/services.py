@@ -104,7 +104,7 @@ def manifest_build_prepare(*, build_id: int) -> list[int] | None:
         folder.mkdir(parents=True, exist_ok=True)
         digest = sources.input_hash(build)
         specs = sources.plan_shards(build)
-        write_snapshot(sources.registry_snapshot_rows(build), folder / "registry.arrow")
+        write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
         _start(build, digest, specs)
     pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
     return list(pending.order_by("index").values_list("index", flat=True))

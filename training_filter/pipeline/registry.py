@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,14 +32,22 @@ SNAPSHOT_SCHEMA = pa.schema(
 EXACT_KINDS = ("url", "sha256", "asset", "signal", "domain", "signal_domain")
 
 
-def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, path: Path) -> int:
+def snapshot_batch(columns: Sequence[Sequence]) -> pa.RecordBatch:
+    """A batch of snapshot rows from its five columns in SNAPSHOT_SCHEMA order (None -> '', ids as text)."""
+    arrays = [pc.fill_null(pc.cast(pa.array(column), pa.string()), "") for column in columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=SNAPSHOT_SCHEMA)
+
+
+def write_snapshot(batches: Iterable[pa.RecordBatch] | pa.Table, path: Path) -> int:
     """Write (kind, key, reason, rule, optout_id) rows, sorted, atomically; returns the row count."""
-    table = rows if isinstance(rows, pa.Table) else _table_from_rows(rows)
+    if isinstance(batches, pa.Table):
+        table = batches
+    else:
+        table = pa.Table.from_batches(list(batches), schema=SNAPSHOT_SCHEMA)
     table = table.select(SNAPSHOT_SCHEMA.names).cast(SNAPSHOT_SCHEMA)
     table = table.filter(
         pc.not_equal(pc.fill_null(table.column("key"), ""), "")
     )  # '' would match every non-URL
-    # a fixed order makes "first match wins" (and so the removal list) independent of the source's order
     # a fixed order makes "first match wins" (and so the removal list) independent of the source's order;
     # rows are taken in slices so that the sorted copy never exists whole
     order = pc.sort_indices(
@@ -54,14 +62,6 @@ def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, pa
     os.replace(tmp, path)
     pa.default_memory_pool().release_unused()  # the sort's buffers: hand them back before the shards start
     return table.num_rows
-
-
-def _table_from_rows(rows: Iterable[tuple[str, str, str, str, str]]) -> pa.Table:
-    columns: list[list[str]] = [[] for _ in SNAPSHOT_SCHEMA.names]
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append("" if value is None else str(value))
-    return pa.table(dict(zip(SNAPSHOT_SCHEMA.names, columns, strict=True)), schema=SNAPSHOT_SCHEMA)
 
 
 def _kind_slice(snapshot: pa.Table, kind_col: pa.ChunkedArray, kind: str) -> pa.Table:

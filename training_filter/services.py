@@ -10,7 +10,9 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -102,12 +104,27 @@ def manifest_build_prepare(*, build_id: int) -> list[int] | None:
     if build.status == ManifestBuild.Status.PENDING:
         folder = work_dir(build)
         folder.mkdir(parents=True, exist_ok=True)
-        digest = sources.input_hash(build)
-        specs = sources.plan_shards(build)
-        write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
-        _start(build, digest, specs)
+        with _input_hash_in_background(build) as digest:
+            specs = sources.plan_shards(build)
+            write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
+        _start(build, digest.result(), specs)
     pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
     return list(pending.order_by("index").values_list("index", flat=True))
+
+
+@contextmanager
+def _input_hash_in_background(build: ManifestBuild) -> Iterator[Future]:
+    """A Parquet input's SHA-256 (a second over a gigabyte; hashlib lets go of the GIL) computed while the
+    registry is snapshotted. A collection's hash reads the database, so it stays on this thread."""
+    from training_filter import sources
+
+    if build.input_kind != ManifestBuild.InputKind.PARQUET:
+        done: Future = Future()
+        done.set_result(sources.input_hash(build))
+        yield done
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(sources.input_hash, build)
 
 
 def _start(build: ManifestBuild, digest: str, specs: list[dict]) -> None:

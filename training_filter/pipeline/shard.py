@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.urlkeys import domain_suffixes, url_keys
+from training_filter.pipeline.checksums import record_sha256
 from training_filter.pipeline.registry import RegistryIndex
 
 # img2dataset's columns plus what a training run needs to credit and trace a work
@@ -215,6 +216,7 @@ def filter_shard(
             result.rows_in += table.num_rows
             result.rows_out += kept.num_rows
             result.removed.update(removals.column("reason").to_pylist())
+    record_sha256(out_tmp, for_path=out_path)
     for tmp, final in ((out_tmp, out_path), (removed_tmp, removed_path)):
         fsync_path(tmp)
         os.replace(tmp, final)

@@ -168,17 +168,17 @@ class PhashIndex:
             self._verify(rows, qv, start, self._pair_offsets[bucket + 1] - start, self._pair_owner, best)
 
     def _verify(self, rows, qv, start, count, perm, best) -> None:
-        has = np.flatnonzero(count)
-        if len(has) == 0:
-            return
-        # expand each query's bucket into (query, candidate) pairs without a Python loop
-        counts = count[has]
-        owner = np.repeat(has, counts)
-        first = np.repeat(np.cumsum(counts) - counts, counts)
-        cand = perm[np.repeat(start[has], counts) + (np.arange(len(owner)) - first)].astype(np.int64)
-        close = np.bitwise_count(qv[owner] ^ self.hashes[cand]) <= self.radius
-        if close.any():
-            np.minimum.at(best, rows[owner[close]], cand[close])
+        # the k-th candidate of every bucket that has one, k = 0, 1, ...: buckets hold a few entries each, so a
+        # few short passes (no (query, candidate) expansion with repeat/cumsum)
+        live = np.flatnonzero(count)
+        offset = 0
+        while len(live):
+            cand = perm[start[live] + offset].astype(np.int64)
+            close = np.bitwise_count(qv[live] ^ self.hashes[cand]) <= self.radius
+            if close.any():
+                np.minimum.at(best, rows[live[close]], cand[close])
+            offset += 1
+            live = live[count[live] > offset]
 
 
 def _first_of_runs(keys: pa.Array) -> np.ndarray:

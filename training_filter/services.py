@@ -6,6 +6,7 @@ and publishing is one os.rename of a fully written, fsynced folder. Every step i
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import time
@@ -231,22 +232,30 @@ def manifest_shards_run_local(
     shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
     claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        futures = {
-            pool.submit(
-                filter_parquet_shard,
-                ref=build.input_ref,
-                spec=shard.spec,
-                batch_rows=settings.MANIFEST_BATCH_ROWS,
-                registry_path=registry_path,
-                phash_radius=build.rules.get("phash_radius", 4),
-                **_shard_paths(build, shard.index),
-            ): shard
-            for shard in claimed
-        }
-        for future in as_completed(futures):
-            _shard_done(shard=futures[future], worker=worker, result=future.result())
-            on_done()
+    gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
+    try:
+        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+            futures = {
+                pool.submit(
+                    filter_parquet_shard,
+                    ref=build.input_ref,
+                    spec=shard.spec,
+                    batch_rows=settings.MANIFEST_BATCH_ROWS,
+                    registry_path=registry_path,
+                    phash_radius=build.rules.get("phash_radius", 4),
+                    **_shard_paths(build, shard.index),
+                ): shard
+                for shard in claimed
+            }
+            try:
+                for future in as_completed(futures):
+                    _shard_done(shard=futures[future], worker=worker, result=future.result())
+                    on_done()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
+                raise
+    finally:
+        gc.unfreeze()
 
 
 def manifest_build_finalise(*, build_id: int) -> ManifestBuild:

@@ -222,40 +222,43 @@ def manifest_shards_run_local(
             manifest_shard_run(build_id=build_id, index=index, worker=worker)
             on_done()
         return
+    _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
+    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
+    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
+    gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
+    try:
+        _run_forked(build, claimed, processes, worker, on_done)
+    finally:
+        gc.unfreeze()
+
+
+def _run_forked(
+    build: ManifestBuild, shards: list[ManifestShard], processes: int, worker: str, on_done
+) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from training_filter.pipeline.shard import filter_parquet_shard
 
-    registry_path = str(work_dir(build) / "registry.arrow")
-    _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
-    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
-    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
+    arguments = {
+        "ref": build.input_ref,
+        "batch_rows": settings.MANIFEST_BATCH_ROWS,
+        "registry_path": str(work_dir(build) / "registry.arrow"),
+        "phash_radius": build.rules.get("phash_radius", 4),
+    }
     context = multiprocessing.get_context("fork")
-    gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
-    try:
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-            futures = {
-                pool.submit(
-                    filter_parquet_shard,
-                    ref=build.input_ref,
-                    spec=shard.spec,
-                    batch_rows=settings.MANIFEST_BATCH_ROWS,
-                    registry_path=registry_path,
-                    phash_radius=build.rules.get("phash_radius", 4),
-                    **_shard_paths(build, shard.index),
-                ): shard
-                for shard in claimed
-            }
-            try:
-                for future in as_completed(futures):
-                    _shard_done(shard=futures[future], worker=worker, result=future.result())
-                    on_done()
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
-                raise
-    finally:
-        gc.unfreeze()
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = {
+            pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): s
+            for s in shards
+        }
+        try:
+            for future in as_completed(futures):
+                _shard_done(shard=futures[future], worker=worker, result=future.result())
+                on_done()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
+            raise
 
 
 def manifest_build_finalise(*, build_id: int) -> ManifestBuild:

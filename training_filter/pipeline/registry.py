@@ -49,19 +49,30 @@ def write_snapshot(batches: Iterable[pa.RecordBatch] | pa.Table, path: Path) -> 
         pc.not_equal(pc.fill_null(table.column("key"), ""), "")
     )  # '' would match every non-URL
     # a fixed order makes "first match wins" (and so the removal list) independent of the source's order;
-    # rows are taken in slices so that the sorted copy never exists whole
+    # one record batch per kind: a shard's lookups in a kind's rows then never concatenate chunks
     order = pc.sort_indices(
         table, [(name, "ascending") for name in ("kind", "key", "optout_id", "rule", "reason")]
     )
+    kinds = table.column("kind").take(order)
     tmp = path.with_name(path.name + ".part")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SNAPSHOT_SCHEMA) as writer:
-        for start in range(0, len(order), 1 << 18):
-            writer.write_table(table.take(order.slice(start, 1 << 18)))
+        for start, stop in _runs(kinds):
+            writer.write_table(table.take(order.slice(start, stop - start)).combine_chunks())
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     pa.default_memory_pool().release_unused()  # the sort's buffers: hand them back before the shards start
     return table.num_rows
+
+
+def _runs(values: pa.ChunkedArray) -> list[tuple[int, int]]:
+    """(start, stop) of every run of equal values."""
+    if len(values) == 0:
+        return []
+    values = values.combine_chunks()
+    changes = pc.not_equal(values.slice(1), values.slice(0, len(values) - 1)).to_numpy(zero_copy_only=False)
+    bounds = [0, *(np.flatnonzero(changes) + 1).tolist(), len(values)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _kind_slice(snapshot: pa.Table, kind_col: pa.ChunkedArray, kind: str) -> pa.Table:

@@ -5,7 +5,8 @@
 Data (generated once, cached under var/bench/manifest-<rows>-<registry>/, see benchmarks/manifest_data.py): an
 img2dataset-style manifest in 1M-row Parquet files and an opt-out list of `--registry` keys, the list also loaded
 through the product's models into SQLite (a file beside the data) and PostgreSQL (database
-provenant_bench_<rows>_<registry> on --pg-url's server). Then, interleaved, `--repeat` rounds of:
+provenant_bench_<rows>_<registry> on --pg-url's server); `--replicate N` makes a larger input from a smaller one's
+files N times over (hard links), with its opt-out list and databases. Then, interleaved, `--repeat` rounds of:
   cli-sqlite, cli-postgres  `manage.py build_manifest --input <manifest> --as-of <cut-off> --processes N`
           end to end: Django start-up, input SHA-256, registry streamed from the database and indexed, every shard
           (URL normalisation, URL/sha256/asset/pHash-within-radius/domain matching, removal list, Parquet),
@@ -35,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.manifest_data import AS_OF, generate, load_registry  # noqa: E402
+from benchmarks.manifest_data import AS_OF, generate, load_registry, replicate  # noqa: E402
 
 DUCKDB_SQL = """
 CREATE MACRO rest_of(u) AS split_part(CASE WHEN contains(u, '://') THEN substr(u, strpos(u, '://') + 3) ELSE u END, '#', 1);
@@ -86,6 +87,7 @@ def run_duckdb(folder: Path, out: Path, threads: int, radius: int) -> None:
 
 # --- databases and environments -----------------------------------------------------------------------------------
 def database_urls(folder: Path, args) -> dict[str, str]:
+    """The registry databases of the data in `folder` (a replicated input's are those of its base)."""
     urls = {"sqlite": f"sqlite:///{folder / 'registry.sqlite3'}"}
     if args.pg_url:
         urls["postgres"] = (
@@ -314,6 +316,17 @@ def report(args, runs: dict[str, list[dict]]) -> dict:
     return table
 
 
+def data_folder(rows: int, args) -> Path:
+    folder = ROOT / "var" / "bench" / f"manifest-{rows}-{args.registry}"
+    if args.replicate > 1 and rows == args.rows:
+        return folder.with_name(f"{folder.name}-x{args.replicate}")
+    if not (folder / "registry.parquet").exists():
+        print(f"generating {rows:,} rows and {args.registry:,} registry keys in {folder}", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        generate(folder, rows, args.registry)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,13 +354,12 @@ def main() -> None:
     if args.child == "duckdb":
         run_duckdb(Path(args.folder), Path(args.scratch), args.threads, args.phash_radius)
         return
-    folder = ROOT / "var" / "bench" / f"manifest-{args.rows}-{args.registry}"
-    if not (folder / "registry.parquet").exists():
-        print(f"generating {args.rows:,} rows and {args.registry:,} registry keys in {folder}", flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        generate(folder, args.rows, args.registry)
-    urls = database_urls(folder, args)
-    prepare_databases(folder, urls)
+    folder = data_folder(args.rows, args)
+    base = data_folder(args.rows // args.replicate, args) if args.replicate > 1 else folder
+    if args.replicate > 1:
+        replicate(base, folder, args.replicate)
+    urls = database_urls(base, args)
+    prepare_databases(base, urls)
     runs, outputs = rounds(folder, urls, args)
     table = report(args, runs)
     if args.reference:

@@ -5,6 +5,7 @@ same list loaded into the product's database through its models."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 FILE_ROWS = 1_000_000
@@ -205,3 +206,18 @@ def _key(kind: str, key: str, optout_id: int):
         asset_id=number if kind == "asset" else None,
         active=True,
     )
+
+
+def replicate(base: Path, folder: Path, times: int) -> None:
+    """folder/manifest: base's Parquet files `times` over (hard links, renumbered), with base's opt-out list: a
+    larger input made in seconds instead of generated for an hour. Its rows repeat, which filtering does not
+    care about; its registry and databases are base's."""
+    parts = sorted((base / "manifest").glob("*.parquet"))
+    (folder / "manifest").mkdir(parents=True, exist_ok=True)
+    for copy in range(times):
+        for index, part in enumerate(parts):
+            target = folder / "manifest" / f"part-{copy * len(parts) + index:05d}.parquet"
+            if not target.exists():
+                os.link(part, target)
+    if not (folder / "registry.parquet").exists():
+        os.link(base / "registry.parquet", folder / "registry.parquet")

@@ -52,10 +52,10 @@ CREATE TABLE reg_bands AS
   SELECT b, (p >> (13 * b)) & 8191 AS v, p
   FROM (SELECT DISTINCT CAST(key AS BIGINT) AS p FROM reg WHERE kind = 'phash'), range(5) t(b);
 CREATE TABLE near AS
-  WITH m AS (SELECT DISTINCT phash AS p FROM read_parquet('{manifest}/*.parquet') WHERE phash IS NOT NULL)
-  SELECT DISTINCT m.p FROM m CROSS JOIN range(5) t(b)
-  JOIN reg_bands r ON r.b = t.b AND r.v = (m.p >> (13 * t.b)) & 8191
-  WHERE bit_count(xor(m.p, r.p)) <= {radius};
+  WITH m AS (SELECT DISTINCT phash AS p FROM read_parquet('{manifest}/*.parquet') WHERE phash IS NOT NULL),
+  mb AS (SELECT p, b, (p >> (13 * b)) & 8191 AS v FROM m CROSS JOIN range(5) t(b))
+  SELECT DISTINCT mb.p FROM mb JOIN reg_bands r ON r.b = mb.b AND r.v = mb.v
+  WHERE bit_count(xor(mb.p, r.p)) <= {radius};
 COPY (
   SELECT * EXCLUDE (k, h) FROM (
     SELECT *, url_key(url) AS k, host_of(rest_of(trim(url))) AS h FROM read_parquet('{manifest}/*.parquet')

@@ -341,6 +341,9 @@ def main() -> None:
     parser.add_argument(
         "--reference", default="", help="git ref whose build must give the same rows (e.g. main)"
     )
+    parser.add_argument(
+        "--replicate", type=int, default=1, help="make --rows from the --rows/N data's files N times over"
+    )
     parser.add_argument("--child", choices=["load", "duckdb"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)

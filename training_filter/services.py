@@ -105,10 +105,12 @@ def manifest_build_prepare(*, build_id: int) -> list[int] | None:
     if build.status == ManifestBuild.Status.PENDING:
         folder = work_dir(build)
         folder.mkdir(parents=True, exist_ok=True)
-        with _input_hash_in_background(build) as digest:
-            specs = sources.plan_shards(build)
-            write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
-        _start(build, digest.result(), specs)
+        with _input_errors_fail(build_id):
+            with _input_hash_in_background(build) as digest:
+                specs = sources.plan_shards(build)
+                write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
+            input_hash = digest.result()
+        _start(build, input_hash, specs)
     pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
     return list(pending.order_by("index").values_list("index", flat=True))
 
@@ -191,7 +193,8 @@ def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
     registry = _shard_registry(build)
     if settings.MANIFEST_SHARD_SLEEP_S:
         time.sleep(settings.MANIFEST_SHARD_SLEEP_S)  # test hook: a window in which to kill the worker
-    result = filter_shard(sources.read_shard(build, shard.spec), registry, **_shard_paths(build, index))
+    with _input_errors_fail(build_id):
+        result = filter_shard(sources.read_shard(build, shard.spec), registry, **_shard_paths(build, index))
     _shard_done(shard=shard, worker=worker, result=result)
     return "done"
 
@@ -227,7 +230,8 @@ def manifest_shards_run_local(
     claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
     gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
     try:
-        _run_forked(build, claimed, processes, worker, on_done)
+        with _input_errors_fail(build_id):
+            _run_forked(build, claimed, processes, worker, on_done)
     finally:
         gc.unfreeze()
 
@@ -327,9 +331,25 @@ def _params(build: ManifestBuild) -> dict:
 
 
 def manifest_build_fail(*, build_id: int, error: str) -> None:
-    ManifestBuild.objects.filter(pk=build_id).exclude(status=ManifestBuild.Status.PUBLISHED).update(
-        status=ManifestBuild.Status.FAILED, error=error[:5000], finished_at=timezone.now()
-    )
+    """The first error wins: a later callback's "task failed" must not hide the reason a person can act on."""
+    ManifestBuild.objects.filter(pk=build_id).exclude(
+        status__in=[ManifestBuild.Status.PUBLISHED, ManifestBuild.Status.FAILED]
+    ).update(status=ManifestBuild.Status.FAILED, error=error[:5000], finished_at=timezone.now())
+
+
+@contextmanager
+def _input_errors_fail(build_id: int) -> Iterator[None]:
+    """A bad input column (or an unreadable input file) fails the build with its message, as an
+    ApplicationError: never a traceback, never a build left running."""
+    from pyarrow import ArrowException
+
+    from training_filter.pipeline.parquet_input import InputError
+
+    try:
+        yield
+    except (InputError, ArrowException, FileNotFoundError) as exc:
+        manifest_build_fail(build_id=build_id, error=str(exc))
+        raise ApplicationError(f"The input manifest cannot be used: {exc}") from exc
 
 
 def manifest_builds_refresh() -> list[ManifestBuild]:

@@ -49,6 +49,8 @@ class Command(BaseCommand):
             return
         try:
             self._run_here(build, processes or os.cpu_count() or 1)
+        except ApplicationError as exc:
+            raise CommandError(f"build {build.pk} failed: {exc.message}") from exc
         except Exception as exc:
             # never leave a build "running" behind a failed command
             services.manifest_build_fail(build_id=build.pk, error=repr(exc))

@@ -1,17 +1,23 @@
-"""Manifest build benchmark: the build's filter path against a DuckDB anti-join of the exact-key part.
+"""Manifest build benchmark: the product's real path against the DuckDB query an operator would write instead.
 
-    nice -n 10 .venv/bin/python benchmarks/manifest_build.py --rows 10000000 --registry 1000000 --repeat 3
+    .venv/bin/python benchmarks/manifest_build.py --rows 10000000 --registry 1000000 --repeat 3 --reference main
 
-Generates once (cached under var/bench/manifest-<rows>/) a synthetic img2dataset manifest in 1M-row Parquet
-files (Zipf-distributed domains with subdomains, mixed URL spellings, Zipf-worded captions, sha256, pHash) and an
-opt-out registry of normalised keys across the rule kinds (url, domain, sha256, phash, asset). Then runs, in
-fresh subprocesses, interleaved, `--repeat` times each:
-  build   the Provenant build end to end minus Django: input hash, registry snapshot, every shard through
-          training_filter.pipeline (URL normalisation, URL/domain/sha256/asset/pHash-within-radius matching,
-          removal list), publish (manifest.json with SHA-256 of every file);
-  duckdb  COPY (kept rows) TO Parquet with uncorrelated NOT IN on normalised URL, host and parent domains,
-          and sha256 (exact keys only: no pHash, no removal list, no fixed order).
-Prints median wall time, rows/s and peak RSS (VmHWM of each child process) and the ratio.
+Data (generated once, cached under var/bench/manifest-<rows>-<registry>/, see benchmarks/manifest_data.py): an
+img2dataset-style manifest in 1M-row Parquet files and an opt-out list of `--registry` keys, the list also loaded
+through the product's models into SQLite (a file beside the data) and PostgreSQL (database
+provenant_bench_<rows>_<registry> on --pg-url's server); `--replicate N` makes a larger input from a smaller one's
+files N times over (hard links), with its opt-out list and databases. Then, interleaved, `--repeat` rounds of:
+  cli-sqlite, cli-postgres  `manage.py build_manifest --input <manifest> --as-of <cut-off> --processes N`
+          end to end: Django start-up, input SHA-256, registry streamed from the database and indexed, every shard
+          (URL normalisation, URL/sha256/asset/pHash-within-radius/domain matching, removal list, Parquet),
+          publishing with checksums;
+  duckdb  one DuckDB query with N threads and a 1 GB memory limit: normalised URL, host and two parent domains,
+          sha256 as uncorrelated NOT IN anti-joins, pHash within the radius by a 5-band join verified with
+          bit_count, `SELECT * EXCLUDE` of the helper columns, kept rows written as zstd Parquet.
+Each run is a fresh process tree; its peak memory is the largest sum over the tree, sampled every 50 ms, of RSS
+(shared pages counted in every process) and of PSS (shared pages divided among their users); CPU is user+sys of
+the tree. The load average is printed before and after every run. With --reference REF, the manifest is also built
+once by the code at git ref REF (e.g. main) and its kept rows and removal list are compared with ours, row by row.
 """
 
 from __future__ import annotations
@@ -23,199 +29,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FILE_ROWS = 1_000_000
-ROW_GROUP = 131_072
 
-
-# --- data generation ----------------------------------------------------------------------------------------
-def _words(rng, count: int):
-    import numpy as np
-
-    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
-    lengths = rng.integers(3, 10, size=count)
-    return ["".join(map(chr, letters[rng.integers(0, 26, size=n)])) for n in lengths]
-
-
-def _hex(rng, n: int, nbytes: int):
-    import numpy as np
-    import pyarrow as pa
-
-    raw = rng.integers(0, 256, size=(n, nbytes), dtype=np.uint8)
-    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    out = np.empty((n, nbytes * 2), dtype=np.uint8)
-    out[:, 0::2], out[:, 1::2] = digits[raw >> 4], digits[raw & 15]
-    fixed = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(nbytes * 2), n, [None, pa.py_buffer(out.tobytes())]
-    )
-    return fixed.cast(pa.binary()).cast(pa.string())
-
-
-def _zipf_index(rng, n: int, size: int, a: float = 1.15):
-    import numpy as np
-
-    ranks = np.arange(1, size + 1, dtype=np.float64)
-    cdf = np.cumsum(ranks**-a)
-    return np.minimum(np.searchsorted(cdf / cdf[-1], rng.random(n)), size - 1)
-
-
-def generate(folder: Path, rows: int, registry_size: int, seed: int = 5) -> None:
-    """Write folder/manifest/part-*.parquet and folder/registry.parquet (kind, key, reason, rule, optout_id)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from core.urlnorm import normalize_url
-
-    rng = np.random.default_rng(seed)
-    tlds = np.array(["com", "org", "net", "co.uk", "de", "fr", "io", "jp", "com.br", "art"])
-    stems = _words(rng, 200_000)
-    domains = pa.array([f"{s}{i % 97}.{tlds[i % len(tlds)]}" for i, s in enumerate(stems)])
-    subs = pa.array(["", "www.", "cdn.", "img.", "images.", "static.", "media.", "WWW.", "i.", "blog."])
-    vocab = pa.array(_words(rng, 20_000))
-    (folder / "manifest").mkdir(parents=True, exist_ok=True)
-    url_sample, sha_sample, phash_sample = [], [], []
-    for start in range(0, rows, FILE_ROWS):
-        n = min(FILE_ROWS, rows - start)
-        dom = _zipf_index(rng, n, len(domains))
-        host = pc.binary_join_element_wise(
-            subs.take(pa.array(rng.integers(0, len(subs), n))), domains.take(pa.array(dom)), ""
-        )
-        scheme = pa.array(np.where(rng.random(n) < 0.8, "https://", "http://"))
-        ids = pc.cast(pa.array(np.arange(start, start + n)), pa.string())
-        slug = vocab.take(pa.array(_zipf_index(rng, n, len(vocab))))
-        folder_ = pa.array(np.char.add("/images/", rng.integers(2010, 2025, n).astype(str)))
-        ext = pa.array(np.array([".jpg", ".JPG", ".png", ".webp", ".jpeg/"])[rng.integers(0, 5, n)])
-        query = pa.array(np.where(rng.random(n) < 0.03, "?w=512&h=512", ""))
-        url = pc.binary_join_element_wise(scheme, host, folder_, "/", slug, "-", ids, ext, query, "")
-        nwords = rng.integers(4, 16, n)
-        offsets = pa.array(np.concatenate([[0], np.cumsum(nwords)]).astype(np.int32))
-        words = vocab.take(pa.array(_zipf_index(rng, int(nwords.sum()), len(vocab))))
-        caption = pc.binary_join(pa.ListArray.from_arrays(offsets, words), " ")
-        sha = _hex(rng, n, 32)
-        phash = rng.integers(-(2**63), 2**63 - 1, size=n, dtype=np.int64)
-        table = pa.table(
-            {
-                "key": pc.utf8_lpad(ids, 9, "0"), "url": url, "caption": caption,
-                "width": pa.array(rng.integers(256, 2048, n).astype(np.int32)),
-                "height": pa.array(rng.integers(256, 2048, n).astype(np.int32)),
-                "sha256": sha, "phash": pa.array(phash), "license": pa.array(np.where(rng.random(n) < 0.5, "CC-BY", "")),
-            }
-        )  # fmt: skip
-        pq.write_table(
-            table,
-            folder / "manifest" / f"part-{start // FILE_ROWS:05d}.parquet",
-            row_group_size=ROW_GROUP,
-            compression="zstd",
-        )
-        pick = rng.random(n)
-        url_sample += url.filter(pa.array(pick < 0.015)).to_pylist()
-        sha_sample += sha.filter(pa.array(pick > 0.99)).to_pylist()
-        phash_sample.append(phash[(pick > 0.3) & (pick < 0.305)])
-        print(f"  generated {start + n:,} rows", flush=True)
-    _write_registry(
-        folder,
-        rng,
-        registry_size,
-        url_sample,
-        sha_sample,
-        np.concatenate(phash_sample),
-        stems,
-        tlds,
-        normalize_url,
-    )
-
-
-def _write_registry(folder, rng, size, urls, shas, phashes, stems, tlds, normalize_url) -> None:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    counts = {
-        "url": size * 50 // 100,
-        "sha256": size * 25 // 100,
-        "phash": size * 15 // 100,
-        "domain": size * 2 // 100,
-    }
-    counts["asset"] = size - sum(counts.values())
-    rows: dict[str, list[str]] = {"kind": [], "key": []}
-
-    def add(kind, keys):
-        rows["kind"] += [kind] * len(keys)
-        rows["key"] += list(keys)
-
-    # opted-out URLs: some in the manifest (in other spellings: normalised keys still meet), the rest elsewhere
-    present = [normalize_url(u) for u in urls[: counts["url"] // 2]]
-    add("url", present + [f"elsewhere{i}.example/{i}.jpg" for i in range(counts["url"] - len(present))])
-    present = shas[: counts["sha256"] // 2]
-    add("sha256", present + _hex(rng, counts["sha256"] - len(present), 32).to_pylist())
-    near = phashes[: counts["phash"] // 3].view(np.uint64).copy()
-    flips = rng.integers(0, 64, size=(len(near), 3))
-    for column in range(rng.integers(0, 4)):
-        near ^= np.uint64(1) << flips[:, column].astype(np.uint64)
-    others = rng.integers(-(2**63), 2**63 - 1, size=counts["phash"] - len(near), dtype=np.int64)
-    add("phash", [str(v) for v in np.concatenate([near.view(np.int64), others])])
-    tail = rng.choice(
-        np.arange(2_000, len(stems)), size=counts["domain"], replace=False
-    )  # opted-out sites, off the head
-    add("domain", [f"{stems[i]}{i % 97}.{tlds[i % len(tlds)]}" for i in tail])
-    add("asset", [str(i) for i in rng.integers(1, 10**9, counts["asset"])])
-    n = len(rows["kind"])
-    ids = [str(i % 50_000) for i in range(n)]
-    table = pa.table({**rows, "reason": ["artist opt-out"] * n, "rule": rows["kind"], "optout_id": ids})
-    pq.write_table(table, folder / "registry.parquet")
-
-
-# --- the two contenders (each runs in its own subprocess) ----------------------------------------------------
-def run_build(folder: Path, out: Path, phash_radius: int, batch_rows: int, workers: int) -> dict:
-    import pyarrow.parquet as pq
-
-    from training_filter.pipeline import parquet_input
-    from training_filter.pipeline.publish import assemble
-    from training_filter.pipeline.registry import load_index, write_snapshot
-    from training_filter.pipeline.shard import filter_shard
-
-    timings, start = {}, time.perf_counter()
-    work = out / "work"
-    work.mkdir(parents=True)
-    ref = str(folder / "manifest")
-    digest = parquet_input.content_hash(ref)
-    timings["input_hash_s"] = time.perf_counter() - start
-    specs = parquet_input.plan_shards(ref, target_rows=FILE_ROWS)
-    write_snapshot(pq.read_table(folder / "registry.parquet"), work / "registry.arrow")
-    registry = load_index(str(work / "registry.arrow"), phash_radius)
-    timings["registry_s"] = time.perf_counter() - start - timings["input_hash_s"]
-    timings["hwm_after_registry_mb"] = _vm_hwm_mb()
-    from concurrent.futures import ThreadPoolExecutor
-
-    def shard(index: int):
-        return filter_shard(
-            parquet_input.read_shard(ref, specs[index], batch_rows=batch_rows), registry,
-            out_path=work / f"part-{index:05d}.parquet", removed_path=work / f"removed-{index:05d}.parquet",
-        )  # fmt: skip
-
-    # as a Celery worker with `--pool threads -c N`: shards in parallel, one shared registry index
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(shard, range(len(specs))))
-    rows_in, rows_out = sum(r.rows_in for r in results), sum(r.rows_out for r in results)
-    shards_done = time.perf_counter()
-    stats = {"rows_in": rows_in, "rows_out": rows_out}
-    assemble(
-        work_dir=work,
-        shard_count=len(specs),
-        stats=stats,
-        params={"input": digest},
-        final_dir=out / "published",
-    )
-    timings["filter_s"] = shards_done - start - timings["input_hash_s"] - timings["registry_s"]
-    timings["publish_s"] = time.perf_counter() - shards_done
-    return {"rows_in": rows_in, "rows_out": rows_out, **timings}
-
+from benchmarks.manifest_data import AS_OF, generate, load_registry, replicate  # noqa: E402
 
 DUCKDB_SQL = """
 CREATE MACRO rest_of(u) AS split_part(CASE WHEN contains(u, '://') THEN substr(u, strpos(u, '://') + 3) ELSE u END, '#', 1);
@@ -227,8 +48,16 @@ CREATE MACRO url_key(u) AS host_of(rest_of(trim(u))) || CASE
     ELSE rtrim(split_part(path_of(rest_of(trim(u))), '?', 1), '/') END;
 CREATE MACRO parent(h) AS CASE WHEN contains(substr(h, strpos(h, '.') + 1), '.') THEN substr(h, strpos(h, '.') + 1) END;
 CREATE TABLE reg AS SELECT kind, key FROM read_parquet('{registry}');
+CREATE TABLE reg_bands AS
+  SELECT b, (p >> (13 * b)) & 8191 AS v, p
+  FROM (SELECT DISTINCT CAST(key AS BIGINT) AS p FROM reg WHERE kind = 'phash'), range(5) t(b);
+CREATE TABLE near AS
+  WITH m AS (SELECT DISTINCT phash AS p FROM read_parquet('{manifest}/*.parquet') WHERE phash IS NOT NULL),
+  mb AS (SELECT p, b, (p >> (13 * b)) & 8191 AS v FROM m CROSS JOIN range(5) t(b))
+  SELECT DISTINCT mb.p FROM mb JOIN reg_bands r ON r.b = mb.b AND r.v = mb.v
+  WHERE bit_count(xor(mb.p, r.p)) <= {radius};
 COPY (
-  SELECT * FROM (
+  SELECT * EXCLUDE (k, h) FROM (
     SELECT *, url_key(url) AS k, host_of(rest_of(trim(url))) AS h FROM read_parquet('{manifest}/*.parquet')
   )
   WHERE k NOT IN (SELECT key FROM reg WHERE kind = 'url')
@@ -236,57 +65,266 @@ COPY (
     AND h NOT IN (SELECT key FROM reg WHERE kind = 'domain')
     AND coalesce(parent(h), '') NOT IN (SELECT key FROM reg WHERE kind = 'domain')
     AND coalesce(parent(parent(h)), '') NOT IN (SELECT key FROM reg WHERE kind = 'domain')
+    AND coalesce(phash NOT IN (SELECT p FROM near), true)
 ) TO '{out}/kept.parquet' (FORMAT parquet, COMPRESSION zstd);
 """
 
 
-def run_duckdb(folder: Path, out: Path, threads: int, memory_limit: str) -> dict:
+def run_duckdb(folder: Path, out: Path, threads: int, radius: int) -> None:
+    """The contender, in its own process: DuckDB does the filtering and prints the kept row count."""
     import duckdb
 
     out.mkdir(parents=True)
-    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
-    sql = DUCKDB_SQL.format(registry=folder / "registry.parquet", manifest=folder / "manifest", out=out)
+    con = duckdb.connect(config={"threads": threads, "memory_limit": "1GB"})
+    sql = DUCKDB_SQL.format(
+        registry=folder / "registry.parquet", manifest=folder / "manifest", out=out, radius=radius
+    )
     for statement in filter(str.strip, sql.split(";")):
         con.execute(statement)
     kept = con.execute(f"SELECT count(*) FROM read_parquet('{out}/kept.parquet')").fetchone()[0]
-    return {"rows_out": kept}
+    print(json.dumps({"rows_out": kept}))
 
 
-def _vm_hwm_mb() -> float:
-    """Peak resident set of this process image (VmHWM is per address space, so it starts afresh at exec,
-    unlike ru_maxrss, which a forked child inherits from its parent)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+# --- databases and environments -----------------------------------------------------------------------------------
+def database_urls(folder: Path, args) -> dict[str, str]:
+    """The registry databases of the data in `folder` (a replicated input's are those of its base)."""
+    urls = {"sqlite": f"sqlite:///{folder / 'registry.sqlite3'}"}
+    if args.pg_url:
+        urls["postgres"] = (
+            f"{args.pg_url.rstrip('/')}/provenant_bench_{folder.name.removeprefix('manifest-')}"
+        )
+        urls["postgres"] = urls["postgres"].replace("-", "_")
+    return {name: url for name, url in urls.items() if name in args.dbs}
 
 
-# --- harness --------------------------------------------------------------------------------------------------
-def measure(args, contender: str, folder: Path, scratch: Path) -> dict:
+def django_env(database_url: str, data_dir: Path, source: Path = ROOT) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(source),
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": database_url,
+        "PROVENANT_DATA_DIR": str(data_dir),
+        "PROVENANT_MANIFEST_DIR": str(data_dir / "manifests"),
+    }
+
+
+def prepare_databases(folder: Path, urls: dict[str, str]) -> None:
+    for name, url in urls.items():
+        if name == "postgres":
+            _create_pg_database(url)
+        start = time.perf_counter()
+        env = django_env(url, folder / "scratch-load")
+        command = [sys.executable, __file__, "--child", "load", "--folder", str(folder)]
+        subprocess.run(command, env=env, cwd=ROOT, check=True)
+        print(f"registry in {name}: ready in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _create_pg_database(url: str) -> None:
+    import psycopg
+
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as con:
+        if not con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            con.execute(f'CREATE DATABASE "{name}"')
+
+
+# --- measuring a process tree -------------------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _tree_memory_kb(root: int) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) over the process tree under `root`, in kB."""
+    rss = pss = 0
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        stack += _children(pid)
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss, pss
+
+
+def measure(command: list[str], env: dict, cwd: Path) -> dict:
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0, 0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            rss, pss = _tree_memory_kb(proc.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{output[-4000:]}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # wait4: the child and the descendants it reaped
+        "tree_rss_mib": peak[0] / 1024,
+        "tree_pss_mib": peak[1] / 1024,
+        "load_before": round(load_before[0], 1),
+        "load_after": round(os.getloadavg()[0], 1),
+        "output": output,
+    }
+
+
+# --- contenders ----------------------------------------------------------------------------------------------------
+def cli_build(folder: Path, url: str, scratch: Path, args, source: Path = ROOT) -> tuple[dict, Path]:
+    """`manage.py build_manifest --input` in a fresh process tree; returns the measurement and the published folder."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    command = [sys.executable, "manage.py", "build_manifest", "--input", str(folder / "manifest")]
+    command += ["--as-of", AS_OF]
+    if source == ROOT:
+        command += ["--processes", str(args.threads)]
+    env = {**django_env(url, scratch, source), "PROVENANT_MANIFEST_PHASH_RADIUS": str(args.phash_radius)}
+    result = measure(command, env, source)
+    published = Path(result["output"].strip().rsplit("-> ", 1)[-1].strip())
+    stats = json.loads((published / "stats.json").read_text())
+    result.update(rows_out=stats["rows_out"], removed=stats["removed_by_reason"])
+    result["manifest_sha256"] = _sha256(published / "manifest.json")
+    return result, published
+
+
+def duckdb_run(folder: Path, scratch: Path, args) -> dict:
     shutil.rmtree(scratch, ignore_errors=True)
     command = [
         sys.executable,
         __file__,
         "--child",
-        contender,
+        "duckdb",
         "--folder",
         str(folder),
         "--scratch",
         str(scratch),
     ]
-    command += ["--phash-radius", str(args.phash_radius), "--batch-rows", str(args.batch_rows)]
-    command += ["--threads", str(args.threads)]
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    output = proc.stdout.read().decode()
-    if status != 0:
-        raise SystemExit(f"{contender} failed:\n{output}")
-    result = json.loads(output.strip().splitlines()[-1])
+    command += ["--threads", str(args.threads), "--phash-radius", str(args.phash_radius)]
+    result = measure(command, os.environ.copy(), ROOT)
+    result["rows_out"] = json.loads(result["output"].strip().splitlines()[-1])["rows_out"]
     shutil.rmtree(scratch, ignore_errors=True)
-    # CPU seconds of the child alone: on a shared machine, a fairer cost than wall time
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, **result}
+    return result
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the same rows as the reference code -----------------------------------------------------------------------
+def reference_build(folder: Path, url: str, ref: str, args) -> Path:
+    """Build once with the code at git ref `ref` (e.g. main), on the same database and input."""
+    source = folder / f"ref-{ref.replace('/', '_')}"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    result, published = cli_build(folder, url, folder / "scratch-reference", args, source=source)
+    print(f"reference {ref}: {_summary(result)}", flush=True)
+    return published
+
+
+def same_rows(ours: Path, theirs: Path) -> dict:
+    """Kept rows (every data part, in order) and the removal list, compared row by row."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(p.name for p in (ours / "data").glob("*.parquet"))
+    if parts != sorted(p.name for p in (theirs / "data").glob("*.parquet")):
+        return {"kept_equal": False, "removals_equal": False, "why": "different shard files"}
+    kept = all(
+        pq.read_table(ours / "data" / name).equals(pq.read_table(theirs / "data" / name)) for name in parts
+    )
+    removals = pq.read_table(ours / "removals.parquet").equals(pq.read_table(theirs / "removals.parquet"))
+    return {"kept_equal": kept, "removals_equal": removals}
+
+
+# --- harness --------------------------------------------------------------------------------------------------------
+def _summary(result: dict) -> str:
+    keys = ("wall_s", "cpu_s", "tree_rss_mib", "tree_pss_mib", "load_before", "load_after", "rows_out")
+    return json.dumps({k: round(result[k], 1) if isinstance(result[k], float) else result[k] for k in keys})
+
+
+def rounds(folder: Path, urls: dict[str, str], args) -> tuple[dict[str, list[dict]], dict[str, Path]]:
+    runs: dict[str, list[dict]] = {name: [] for name in [*(f"cli-{db}" for db in urls), "duckdb"]}
+    first_output: dict[str, Path] = {}
+    for round_ in range(args.repeat):
+        for name in runs:  # interleaved: both sides see the same load
+            if name == "duckdb":
+                result = duckdb_run(folder, folder / "scratch-duckdb", args)
+            else:
+                url = urls[name.removeprefix("cli-")]
+                result, published = cli_build(folder, url, folder / f"scratch-{name}-{round_}", args)
+                first_output.setdefault(name, published)
+                if published != first_output[name]:
+                    shutil.rmtree(folder / f"scratch-{name}-{round_}", ignore_errors=True)
+            runs[name].append(result)
+            print(f"round {round_ + 1} {name}: {_summary(result)}", flush=True)
+    return runs, first_output
+
+
+def report(args, runs: dict[str, list[dict]]) -> dict:
+    print(
+        f"\n{args.rows:,} rows, {args.registry:,} opt-out keys, median of {args.repeat}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'':13} {'time (s)':>9} {'CPU (s)':>8} {'rows/s':>10} {'tree RSS':>9} {'tree PSS':>9} {'rows out':>11}"
+    )
+    table = {}
+    for name, results in runs.items():
+        row = {
+            "wall_s": statistics.median(r["wall_s"] for r in results),
+            "cpu_s": statistics.median(r["cpu_s"] for r in results),
+            "tree_rss_mib": max(r["tree_rss_mib"] for r in results),
+            "tree_pss_mib": max(r["tree_pss_mib"] for r in results),
+            "rows_out": results[0]["rows_out"],
+            "loads": [(r["load_before"], r["load_after"]) for r in results],
+        }
+        table[name] = row
+        print(
+            f"{name:13} {row['wall_s']:9.1f} {row['cpu_s']:8.1f} {args.rows / row['wall_s']:10,.0f} "
+            f"{row['tree_rss_mib']:8.0f}M {row['tree_pss_mib']:8.0f}M {row['rows_out']:11,}"
+        )
+    for name in table:
+        if name != "duckdb":
+            ratio = table[name]["wall_s"] / table["duckdb"]["wall_s"]
+            print(f"{name} / duckdb: wall time {ratio:.2f}x", end=", ")
+            print(f"CPU time {table[name]['cpu_s'] / table['duckdb']['cpu_s']:.2f}x")
+    hashes = {r["manifest_sha256"] for name, rs in runs.items() if name != "duckdb" for r in rs}
+    print(f"every CLI run published the same manifest.json: {len(hashes) == 1}")
+    return table
+
+
+def data_folder(rows: int, args) -> Path:
+    folder = ROOT / "var" / "bench" / f"manifest-{rows}-{args.registry}"
+    if args.replicate > 1 and rows == args.rows:
+        return folder.with_name(f"{folder.name}-x{args.replicate}")
+    if not (folder / "registry.parquet").exists():
+        print(f"generating {rows:,} rows and {args.registry:,} registry keys in {folder}", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        generate(folder, rows, args.registry)
+    return folder
 
 
 def main() -> None:
@@ -297,52 +335,56 @@ def main() -> None:
     parser.add_argument("--registry", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--phash-radius", type=int, default=4)
-    parser.add_argument("--batch-rows", type=int, default=65_536)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", choices=["build", "duckdb"], default=None)
-    parser.add_argument("--child", choices=["build", "duckdb"], help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads and CLI shard processes")
+    parser.add_argument("--dbs", default="sqlite,postgres", help="registry databases for the CLI runs")
+    parser.add_argument("--pg-url", default="postgres://provenant:provenant@127.0.0.1:5432")
+    parser.add_argument(
+        "--reference", default="", help="git ref whose build must give the same rows (e.g. main)"
+    )
+    parser.add_argument(
+        "--replicate", type=int, default=1, help="make --rows from the --rows/N data's files N times over"
+    )
+    parser.add_argument("--child", choices=["load", "duckdb"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        folder, scratch = Path(args.folder), Path(args.scratch)
-        if args.child == "build":
-            result = run_build(folder, scratch, args.phash_radius, args.batch_rows, args.threads)
-        else:
-            result = run_duckdb(folder, scratch, args.threads, "1GB")
-        print(json.dumps({**result, "vm_hwm_mb": _vm_hwm_mb()}))
+    if args.child == "load":
+        import django
+
+        django.setup()
+        print(f"{load_registry(Path(args.folder)):,} keys in the database", flush=True)
         return
-    folder = ROOT / "var" / "bench" / f"manifest-{args.rows}-{args.registry}"
-    if not (folder / "registry.parquet").exists():
-        print(f"generating {args.rows:,} rows and {args.registry:,} registry keys in {folder}", flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        generate(folder, args.rows, args.registry)
-    contenders = [args.only] if args.only else ["build", "duckdb"]
-    runs: dict[str, list[dict]] = {c: [] for c in contenders}
-    for round_ in range(args.repeat):
-        for contender in contenders:  # interleaved: machine noise hits both alike
-            result = measure(args, contender, folder, folder.parent / f"scratch-{contender}")
-            runs[contender].append(result)
-            print(
-                f"round {round_ + 1} {contender}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})}",
-                flush=True,
-            )
-    print(
-        f"\n{args.rows:,} rows, {args.registry:,} opt-out keys, median of {args.repeat}, {os.cpu_count()} CPUs"
-    )
-    print(f"{'':8} {'time (s)':>9} {'CPU (s)':>8} {'rows/s':>11} {'peak RSS (MB)':>14} {'rows out':>11}")
-    medians = {}
-    for contender, results in runs.items():
-        wall = statistics.median(r["wall_s"] for r in results)
-        rss = max(r["vm_hwm_mb"] for r in results)
-        cpu = statistics.median(r["cpu_s"] for r in results)
-        medians[contender] = (wall, cpu)
-        print(
-            f"{contender:8} {wall:9.1f} {cpu:8.1f} {args.rows / wall:11,.0f} {rss:14.0f} {results[0]['rows_out']:11,}"
-        )
-    if len(medians) == 2:
-        (bw, bc), (dw, dc) = medians["build"], medians["duckdb"]
-        print(f"build / duckdb: wall time {bw / dw:.2f}x, CPU time {bc / dc:.2f}x")
+    if args.child == "duckdb":
+        run_duckdb(Path(args.folder), Path(args.scratch), args.threads, args.phash_radius)
+        return
+    folder = data_folder(args.rows, args)
+    base = data_folder(args.rows // args.replicate, args) if args.replicate > 1 else folder
+    if args.replicate > 1:
+        replicate(base, folder, args.replicate)
+    urls = database_urls(base, args)
+    prepare_databases(base, urls)
+    runs, outputs = rounds(folder, urls, args)
+    table = report(args, runs)
+    if args.reference:
+        name = next(iter(outputs))
+        reference = reference_build(folder, urls[name.removeprefix("cli-")], args.reference, args)
+        table["reference"] = {
+            "ref": args.reference,
+            "compared_with": name,
+            **same_rows(outputs[name], reference),
+        }
+        print(f"same rows as {args.reference} ({name}): {json.dumps(table['reference'])}")
+        shutil.rmtree(reference.parents[1], ignore_errors=True)
+        shutil.rmtree(folder / f"ref-{args.reference.replace('/', '_')}", ignore_errors=True)
+    for path in outputs.values():
+        shutil.rmtree(path.parents[1], ignore_errors=True)
+    out = folder.parent / f"manifest-results-{args.rows}-{args.registry}.json"
+    out.write_text(json.dumps({"args": vars(args), "medians": table, "runs": _plain(runs)}, indent=2))
+    print(f"results: {out}")
+
+
+def _plain(runs: dict[str, list[dict]]) -> dict:
+    return {name: [{k: v for k, v in r.items() if k != "output"} for r in rs] for name, rs in runs.items()}
 
 
 if __name__ == "__main__":

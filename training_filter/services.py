@@ -6,11 +6,13 @@ and publishing is one os.rename of a fully written, fsynced folder. Every step i
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -104,12 +106,28 @@ def manifest_build_prepare(*, build_id: int) -> list[int] | None:
         folder = work_dir(build)
         folder.mkdir(parents=True, exist_ok=True)
         with _input_errors_fail(build_id):
-            digest = sources.input_hash(build)
-            specs = sources.plan_shards(build)
-            write_snapshot(sources.registry_snapshot_rows(build), folder / "registry.arrow")
-        _start(build, digest, specs)
+            with _input_hash_in_background(build) as digest:
+                specs = sources.plan_shards(build)
+                write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
+            input_hash = digest.result()
+        _start(build, input_hash, specs)
     pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
     return list(pending.order_by("index").values_list("index", flat=True))
+
+
+@contextmanager
+def _input_hash_in_background(build: ManifestBuild) -> Iterator[Future]:
+    """A Parquet input's SHA-256 (a second over a gigabyte; hashlib lets go of the GIL) computed while the
+    registry is snapshotted. A collection's hash reads the database, so it stays on this thread."""
+    from training_filter import sources
+
+    if build.input_kind != ManifestBuild.InputKind.PARQUET:
+        done: Future = Future()
+        done.set_result(sources.input_hash(build))
+        yield done
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(sources.input_hash, build)
 
 
 def _start(build: ManifestBuild, digest: str, specs: list[dict]) -> None:
@@ -142,10 +160,26 @@ def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> bool:
     return claimed == 1
 
 
+def _shard_registry(build: ManifestBuild):
+    from training_filter import sources
+    from training_filter.pipeline.registry import load_index
+
+    registry = load_index(str(work_dir(build) / "registry.arrow"), build.rules.get("phash_radius", 4))
+    registry.signal_evaluator = sources.domain_signal_evaluator
+    return registry
+
+
+def _shard_paths(build: ManifestBuild, index: int) -> dict[str, Path]:
+    folder = work_dir(build)
+    return {
+        "out_path": folder / f"part-{index:05d}.parquet",
+        "removed_path": folder / f"removed-{index:05d}.parquet",
+    }
+
+
 def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
     """Filter one shard. Returns 'done', 'already-done' or 'busy' (another live worker holds it)."""
     from training_filter import sources
-    from training_filter.pipeline.registry import load_index
     from training_filter.pipeline.shard import filter_shard
 
     shard = ManifestShard.objects.select_related("build").get(build_id=build_id, index=index)
@@ -155,18 +189,17 @@ def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
         return "not-running"
     if not manifest_shard_claim(build_id=build_id, index=index, worker=worker):
         return "busy"
-    build, folder = shard.build, work_dir(shard.build)
-    registry = load_index(str(folder / "registry.arrow"), build.rules.get("phash_radius", 4))
-    registry.signal_evaluator = sources.domain_signal_evaluator
+    build = shard.build
+    registry = _shard_registry(build)
     if settings.MANIFEST_SHARD_SLEEP_S:
         time.sleep(settings.MANIFEST_SHARD_SLEEP_S)  # test hook: a window in which to kill the worker
     with _input_errors_fail(build_id):
-        result = filter_shard(
-            sources.read_shard(build, shard.spec),
-            registry,
-            out_path=folder / f"part-{index:05d}.parquet",
-            removed_path=folder / f"removed-{index:05d}.parquet",
-        )
+        result = filter_shard(sources.read_shard(build, shard.spec), registry, **_shard_paths(build, index))
+    _shard_done(shard=shard, worker=worker, result=result)
+    return "done"
+
+
+def _shard_done(*, shard: ManifestShard, worker: str, result) -> None:
     with transaction.atomic():
         ManifestShard.objects.filter(pk=shard.pk, claimed_by=worker).update(
             status=ManifestShard.Status.DONE,
@@ -174,9 +207,62 @@ def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
             rows_out=result.rows_out,
             removed=dict(sorted(result.removed.items())),
         )
-        done = ManifestShard.objects.filter(build_id=build_id, status=ManifestShard.Status.DONE).count()
-        ManifestBuild.objects.filter(pk=build_id).update(shards_done=done)
-    return "done"
+        done = ManifestShard.objects.filter(build_id=shard.build_id, status=ManifestShard.Status.DONE).count()
+        ManifestBuild.objects.filter(pk=shard.build_id).update(shards_done=done)
+
+
+def manifest_shards_run_local(
+    *, build_id: int, indexes: list[int], processes: int, on_done: Callable[[], None] = lambda: None
+) -> None:
+    """The CLI's build: a Parquet input's shards in `processes` forked processes on this machine (pyarrow and
+    numpy hold the GIL for much of a shard, so threads do not scale), all of them sharing the registry index
+    that this process builds before the fork (copy-on-write pages: one index in memory, not one per process).
+    This process claims every shard and records it done; the children run only the pure pipeline."""
+    build = ManifestBuild.objects.get(pk=build_id)
+    worker = f"cli-{build_id}"
+    if processes <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
+        for index in indexes:
+            manifest_shard_run(build_id=build_id, index=index, worker=worker)
+            on_done()
+        return
+    _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
+    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
+    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
+    gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
+    try:
+        with _input_errors_fail(build_id):
+            _run_forked(build, claimed, processes, worker, on_done)
+    finally:
+        gc.unfreeze()
+
+
+def _run_forked(
+    build: ManifestBuild, shards: list[ManifestShard], processes: int, worker: str, on_done
+) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from training_filter.pipeline.shard import filter_parquet_shard
+
+    arguments = {
+        "ref": build.input_ref,
+        "batch_rows": settings.MANIFEST_BATCH_ROWS,
+        "registry_path": str(work_dir(build) / "registry.arrow"),
+        "phash_radius": build.rules.get("phash_radius", 4),
+    }
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = {
+            pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): s
+            for s in shards
+        }
+        try:
+            for future in as_completed(futures):
+                _shard_done(shard=futures[future], worker=worker, result=future.result())
+                on_done()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
+            raise
 
 
 def manifest_build_finalise(*, build_id: int) -> ManifestBuild:

@@ -11,6 +11,8 @@ from itertools import islice
 
 import pyarrow as pa
 from django.conf import settings
+from django.db import connections
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
 from core.exceptions import ApplicationError
@@ -18,10 +20,12 @@ from core.urlnorm import normalize_host, normalize_url
 from provenance.models import Asset, Collection, Signal
 from training_filter.models import ManifestBuild
 from training_filter.pipeline import parquet_input
+from training_filter.pipeline.registry import SNAPSHOT_SCHEMA, snapshot_batch
 from training_filter.pipeline.shard import OUTPUT_SCHEMA, ROW_SIGNAL_PREFIX
 
 _ASSET_FIELDS = ("id", "key", "url", "caption", "title", "keywords", "width", "height", "sha256", "phash")
 _ASSET_FIELDS += ("contributor__display_name", "creator_raw", "licence", "local_path")
+SNAPSHOT_BATCH_ROWS = 100_000
 
 
 def _collection(name: str) -> Collection:
@@ -104,17 +108,39 @@ def _asset_table(rows: list[tuple]) -> pa.Table:
     return pa.table(data, schema=OUTPUT_SCHEMA)
 
 
-def registry_snapshot_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
-    """(kind, key, reason, rule, optout_id) of everything in force at `build.as_of`."""
+def registry_snapshot_batches(build: ManifestBuild) -> Iterator[pa.RecordBatch]:
+    """Everything in force at `build.as_of` as Arrow batches of (kind, key, reason, rule, optout_id). A source
+    that returns a QuerySet (the opt-out registry does) is streamed from a database cursor, server-side on
+    PostgreSQL, a batch at a time; any other iterable of rows is read in chunks."""
     try:
         registry_rows = import_string(settings.MANIFEST_REGISTRY_SOURCE)
     except ImportError as exc:
         # building without the registry would publish a manifest that silently ignores opt-outs
         raise ApplicationError(f"The opt-out registry is not available: {exc}") from exc
-    for row in registry_rows(as_of=build.as_of):
-        yield (row.kind, row.key, row.reason or "", row.rule or "", str(row.optout_id or ""))
-    yield from _signal_rows(build)
-    yield from _site_signal_rows(build)
+    rows = registry_rows(as_of=build.as_of)
+    if isinstance(rows, QuerySet):
+        yield from _stream_queryset(rows.order_by())  # the snapshot sorts its rows itself
+    else:
+        yield from _row_batches((r.kind, r.key, r.reason, r.rule, r.optout_id) for r in rows)
+    yield from _row_batches(_signal_rows(build))
+    yield from _row_batches(_site_signal_rows(build))
+
+
+def _stream_queryset(queryset: QuerySet) -> Iterator[pa.RecordBatch]:
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        # annotations come after the model's columns in the SQL: put the columns back in snapshot order
+        names = [column[0] for column in cursor.description]
+        order = [names.index(name) for name in SNAPSHOT_SCHEMA.names]
+        while rows := cursor.fetchmany(SNAPSHOT_BATCH_ROWS):
+            columns = list(zip(*rows, strict=True))
+            yield snapshot_batch([columns[i] for i in order])
+
+
+def _row_batches(rows: Iterator[tuple]) -> Iterator[pa.RecordBatch]:
+    while chunk := list(islice(rows, SNAPSHOT_BATCH_ROWS)):
+        yield snapshot_batch(list(zip(*chunk, strict=True)))
 
 
 def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:

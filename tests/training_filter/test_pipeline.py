@@ -97,3 +97,8 @@ def test_key_set_matches_only_equal_strings():
     keys = KeySet(pa.array(["a.com/x", "b.com/y", "", "c.com/Z"]))
     found = keys.lookup(pa.array(["c.com/Z", "c.com/z", "a.com/x", None, "zzz"]))
     assert found.tolist() == [3, -1, 0, -1, -1]
+
+
+def test_key_set_answers_a_repeated_key_with_its_first_row():
+    keys = KeySet(pa.array(["a.com/x", "a.com/x", "a.com/x", "b.com/y", "b.com/y"]))
+    assert keys.lookup(pa.array(["b.com/y", "a.com/x"])).tolist() == [3, 0]

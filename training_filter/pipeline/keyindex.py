@@ -9,25 +9,36 @@
 
 from __future__ import annotations
 
-import threading
+import os
 from itertools import combinations
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_PAIR_LOW = 6  # 32-bit pair keys are looked up by their top 26 bits
+_PAIR_TOP = (
+    6  # the (band 0, band 1) pair table buckets by band 0 and band 1's top 6 bits: 4M int32 offsets, 16 MB
+)
 _BITMAP_BITS = 26  # 8 MB bitmap: at 1M keys ~1.5 % of the bits are set, so few lookups reach searchsorted
-_local = threading.local()
+_connections: dict[tuple[int, int], object] = {}
+
+
+def _duckdb():
+    """One DuckDB connection per process and thread: a shard process forked from the CLI must never use its
+    parent's connection, whose worker threads did not survive the fork."""
+    import threading
+
+    import duckdb
+
+    owner = (os.getpid(), threading.get_ident())
+    if owner not in _connections:
+        _connections[owner] = duckdb.connect(config={"threads": 1})
+    return _connections[owner]
 
 
 def string_hashes(values: pa.Array) -> np.ndarray:
     """uint64 hash of every string (null hashed as '')."""
-    import duckdb
-
-    con = getattr(_local, "duckdb", None)
-    if con is None:
-        con = _local.duckdb = duckdb.connect(config={"threads": 2})
+    con = _duckdb()
     table = pa.table({"k": pc.fill_null(pc.cast(values, pa.string()), "")})
     con.register("_keys", table)
     try:
@@ -38,13 +49,18 @@ def string_hashes(values: pa.Array) -> np.ndarray:
 
 
 class KeySet:
-    """Registry keys of one kind; `lookup` gives, per query, the index of the matching registry row or -1."""
+    """Registry keys of one kind; `lookup` gives, per query, the index of the matching registry row or -1:
+    for a key listed more than once, its first row when the keys come sorted (as a snapshot's do)."""
 
     def __init__(self, keys: pa.Array):
         self.keys = pc.cast(keys, pa.string())
-        hashes = string_hashes(self.keys)
-        self._order = np.argsort(hashes, kind="stable").astype(np.int64)
-        self._sorted = hashes[self._order]
+        first = _first_of_runs(self.keys)
+        hashes = string_hashes(self.keys.take(pa.array(first)))
+        # the hashes of distinct keys differ (a collision is caught by the string check), so an unstable sort
+        # gives the same index every time
+        order = np.argsort(hashes)
+        self._order = first[order]
+        self._sorted = hashes[order]
         # ~64 bits per key keeps false positives near 1.5 %; small kinds get small bitmaps
         self._bits = int(min(_BITMAP_BITS, max(16, (len(hashes) * 64).bit_length())))
         self._bitmap = _bitmap((hashes >> np.uint64(64 - self._bits)).astype(np.int64), self._bits)
@@ -78,7 +94,9 @@ class PhashIndex:
     Band distances add up to the total distance. With 4 bands and radius <= 3, some band matches exactly
     (pigeonhole). At radius 4, either some band matches exactly or all four are at distance exactly 1; that
     second case is met in the middle on the 32-bit pair (band 0, band 1): the registry stores its 16 one-bit
-    variants of band 0, the query tries its 16 of band 1, so a lookup hits only when both differ by one bit.
+    variants of band 0 in a CSR table over (variant, top 6 bits of band 1); a query probes its own band 0 with
+    band 1's top bits as they are and with each of them flipped (a flip in the low 10 bits stays in the same
+    bucket), and every candidate is verified on the whole hash.
     Beyond 4, some band lies within radius // 4 bits: slower, but still exact.
     """
 
@@ -91,7 +109,8 @@ class PhashIndex:
         self._offsets, self._perms = [], []
         for band in range(self.BANDS):
             values = self._band(self.hashes, band)
-            self._perms.append(np.argsort(values, kind="stable").astype(np.int32))
+            # 16-bit values: numpy sorts them by radix, 4x faster than 64-bit ones
+            self._perms.append(np.argsort(values.astype(np.uint16), kind="stable").astype(np.int32))
             counts = np.bincount(values, minlength=1 << self.BAND_BITS)
             self._offsets.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
         if radius == self.BANDS and len(self.hashes):
@@ -105,12 +124,15 @@ class PhashIndex:
 
     def _build_pairs(self) -> None:
         b0, b1 = self._band(self.hashes, 0), self._band(self.hashes, 1)
-        keys = np.concatenate([((b0 ^ (1 << bit)) << 16) | b1 for bit in range(self.BAND_BITS)])
+        low = self.BAND_BITS - _PAIR_TOP
+        buckets = np.concatenate(
+            [((b0 ^ (1 << bit)) << _PAIR_TOP) | (b1 >> low) for bit in range(self.BAND_BITS)]
+        )
         owners = np.tile(np.arange(len(self.hashes), dtype=np.int32), self.BAND_BITS)
-        order = np.argsort(keys, kind="stable")
-        self._pair_keys, self._pair_owner = keys[order], owners[order]
-        # the bitmap is keyed by the top 26 of the 32 bits: a query's flips in band 1's low 6 bits share a slot
-        self._pair_bitmap = _bitmap(self._pair_keys >> _PAIR_LOW)
+        # any order within a bucket will do: _verify keeps the smallest registry index of the close candidates
+        self._pair_owner = owners[np.argsort(buckets.astype(np.uint32))]
+        counts = np.bincount(buckets, minlength=1 << (self.BAND_BITS + _PAIR_TOP))
+        self._pair_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
 
     def _probes(self) -> list[tuple[int, int]]:
         exact = [(band, 0) for band in range(self.BANDS)]
@@ -139,28 +161,32 @@ class PhashIndex:
         return np.where(best == np.iinfo(np.int64).max, -1, best)
 
     def _lookup_pairs(self, rows, qv, best) -> None:
-        base = (self._band(qv, 0) << (16 - _PAIR_LOW)) | (self._band(qv, 1) >> _PAIR_LOW)
-        for flip in [0] + [1 << (bit - _PAIR_LOW) for bit in range(_PAIR_LOW, self.BAND_BITS)]:
-            slots = base ^ flip
-            maybe = np.flatnonzero(self._pair_bitmap[slots >> 3] & (1 << (slots & 7)).astype(np.uint8))
-            if len(maybe) == 0:
-                continue
-            left = np.searchsorted(self._pair_keys, slots[maybe] << _PAIR_LOW, side="left")
-            right = np.searchsorted(self._pair_keys, (slots[maybe] + 1) << _PAIR_LOW, side="left")
-            self._verify(rows[maybe], qv[maybe], left, right - left, self._pair_owner, best)
+        base = (self._band(qv, 0) << _PAIR_TOP) | (self._band(qv, 1) >> (self.BAND_BITS - _PAIR_TOP))
+        for flip in [0] + [1 << bit for bit in range(_PAIR_TOP)]:
+            bucket = base ^ flip
+            start = self._pair_offsets[bucket]
+            self._verify(rows, qv, start, self._pair_offsets[bucket + 1] - start, self._pair_owner, best)
 
     def _verify(self, rows, qv, start, count, perm, best) -> None:
-        has = np.flatnonzero(count)
-        if len(has) == 0:
-            return
-        # expand each query's bucket into (query, candidate) pairs without a Python loop
-        counts = count[has]
-        owner = np.repeat(has, counts)
-        first = np.repeat(np.cumsum(counts) - counts, counts)
-        cand = perm[np.repeat(start[has], counts) + (np.arange(len(owner)) - first)].astype(np.int64)
-        close = np.bitwise_count(qv[owner] ^ self.hashes[cand]) <= self.radius
-        if close.any():
-            np.minimum.at(best, rows[owner[close]], cand[close])
+        # the k-th candidate of every bucket that has one, k = 0, 1, ...: buckets hold a few entries each, so a
+        # few short passes (no (query, candidate) expansion with repeat/cumsum)
+        live = np.flatnonzero(count)
+        offset = 0
+        while len(live):
+            cand = perm[start[live] + offset].astype(np.int64)
+            close = np.bitwise_count(qv[live] ^ self.hashes[cand]) <= self.radius
+            if close.any():
+                np.minimum.at(best, rows[live[close]], cand[close])
+            offset += 1
+            live = live[count[live] > offset]
+
+
+def _first_of_runs(keys: pa.Array) -> np.ndarray:
+    """Row numbers of the first key of every run of equal keys."""
+    if len(keys) < 2:
+        return np.arange(len(keys), dtype=np.int64)
+    differs = pc.fill_null(pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1)), True)
+    return np.concatenate([[0], np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1]).astype(np.int64)
 
 
 def _bitmap(slots: np.ndarray, bits: int = _BITMAP_BITS) -> np.ndarray:

@@ -5,7 +5,6 @@ file). Nothing in it depends on the clock or the build id, so the same inputs gi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,15 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from training_filter.pipeline.shard import REMOVAL_SCHEMA, WRITER_OPTIONS, fsync_path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+from training_filter.pipeline.checksums import file_sha256, recorded_sha256
+from training_filter.pipeline.shard import REMOVAL_SCHEMA, fsync_path, writer_options
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -42,7 +34,7 @@ def assemble(*, work_dir: Path, shard_count: int, stats: dict, params: dict, fin
     _concat_removals(work_dir, shard_count, tmp / "removals.parquet")
     write_json(tmp / "stats.json", stats)
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
-    checksums = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in files}
+    checksums = {p.relative_to(tmp).as_posix(): _sha256(p, work_dir) for p in files}
     write_json(tmp / "manifest.json", {"format": "provenant-manifest/1", "build": params, "files": checksums})
     for path in [*files, tmp / "manifest.json"]:
         fsync_path(path)
@@ -53,6 +45,12 @@ def assemble(*, work_dir: Path, shard_count: int, stats: dict, params: dict, fin
     return file_sha256(final_dir / "manifest.json")
 
 
+def _sha256(path: Path, work_dir: Path) -> str:
+    """A data part's checksum as its shard recorded it, or read now."""
+    recorded = recorded_sha256(work_dir / path.name) if path.parent.name == "data" else None
+    return recorded or file_sha256(path)
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
@@ -61,7 +59,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _concat_removals(work_dir: Path, shard_count: int, target: Path) -> None:
-    with pq.ParquetWriter(target, REMOVAL_SCHEMA, **WRITER_OPTIONS) as writer:
+    with pq.ParquetWriter(target, REMOVAL_SCHEMA, **writer_options(REMOVAL_SCHEMA)) as writer:
         for index in range(shard_count):
             table = pq.read_table(work_dir / f"removed-{index:05d}.parquet")
             if table.num_rows:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,23 +34,32 @@ SNAPSHOT_SCHEMA = pa.schema(
 EXACT_KINDS = ("url", "sha256", "asset", "signal", "signal_url", "domain", "signal_domain")
 
 
-def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, path: Path) -> int:
+def snapshot_batch(columns: Sequence[Sequence]) -> pa.RecordBatch:
+    """A batch of snapshot rows from its five columns in SNAPSHOT_SCHEMA order (None -> '', ids as text)."""
+    arrays = [pc.fill_null(pc.cast(pa.array(column), pa.string()), "") for column in columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=SNAPSHOT_SCHEMA)
+
+
+def write_snapshot(batches: Iterable[pa.RecordBatch] | pa.Table, path: Path) -> int:
     """Write (kind, key, reason, rule, optout_id) rows, sorted, atomically; returns the row count."""
-    table = rows if isinstance(rows, pa.Table) else _table_from_rows(rows)
+    if isinstance(batches, pa.Table):
+        table = batches
+    else:
+        table = pa.Table.from_batches(list(batches), schema=SNAPSHOT_SCHEMA)
     table = table.select(SNAPSHOT_SCHEMA.names).cast(SNAPSHOT_SCHEMA)
     table = table.filter(
         pc.not_equal(pc.fill_null(table.column("key"), ""), "")
     )  # '' would match every non-URL
-    # a fixed order makes "first match wins" (and so the removal list) independent of the source's order
     # a fixed order makes "first match wins" (and so the removal list) independent of the source's order;
-    # rows are taken in slices so that the sorted copy never exists whole
+    # one record batch per kind: a shard's lookups in a kind's rows then never concatenate chunks
     order = pc.sort_indices(
         table, [(name, "ascending") for name in ("kind", "key", "optout_id", "rule", "reason")]
     )
+    kinds = table.column("kind").take(order)
     tmp = path.with_name(path.name + ".part")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SNAPSHOT_SCHEMA) as writer:
-        for start in range(0, len(order), 1 << 18):
-            writer.write_table(table.take(order.slice(start, 1 << 18)))
+        for start, stop in _runs(kinds):
+            writer.write_table(table.take(order.slice(start, stop - start)).combine_chunks())
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -58,12 +67,14 @@ def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, pa
     return table.num_rows
 
 
-def _table_from_rows(rows: Iterable[tuple[str, str, str, str, str]]) -> pa.Table:
-    columns: list[list[str]] = [[] for _ in SNAPSHOT_SCHEMA.names]
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append("" if value is None else str(value))
-    return pa.table(dict(zip(SNAPSHOT_SCHEMA.names, columns, strict=True)), schema=SNAPSHOT_SCHEMA)
+def _runs(values: pa.ChunkedArray) -> list[tuple[int, int]]:
+    """(start, stop) of every run of equal values."""
+    if len(values) == 0:
+        return []
+    values = values.combine_chunks()
+    changes = pc.not_equal(values.slice(1), values.slice(0, len(values) - 1)).to_numpy(zero_copy_only=False)
+    bounds = [0, *(np.flatnonzero(changes) + 1).tolist(), len(values)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _kind_slice(snapshot: pa.Table, kind_col: pa.ChunkedArray, kind: str) -> pa.Table:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.urlkeys import domain_suffixes, url_keys
+from training_filter.pipeline.checksums import record_sha256
 from training_filter.pipeline.registry import RegistryIndex
 
 # img2dataset's columns plus what a training run needs to credit and trace a work
@@ -57,16 +58,27 @@ MATCH_ORDER = ("url", "sha256", "asset", "signal", "signal_url", "phash", "domai
 REASON_OF = {"signal_domain": "signal", "signal_url": "signal"}
 # an external manifest's rows have no asset id: their per-row signals are keyed by the row's key
 ROW_SIGNAL_PREFIX = "row:"
-# fixed writer options: same rows in, same bytes out (no timestamps are written by Parquet)
+# fixed writer options: same rows in, same bytes out (no timestamps are written by Parquet). zstd level 1 and
+# dictionaries and statistics only where they pay (repeated values; keys and numbers a reader filters on): on
+# captions, URLs and hashes they cost half the writing time and saved about 5 % of the bytes
 WRITER_OPTIONS = {
     "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
+    "compression_level": 1,
     "version": "2.6",
     "data_page_version": "1.0",
     "store_schema": True,
 }
+_DICTIONARY_COLUMNS = ("contributor", "licence", "local_path", "reason", "rule", "optout_id", "detail")
+_STATISTICS_COLUMNS = ("key", "width", "height", "phash", "asset_id")
+
+
+def writer_options(schema: pa.Schema) -> dict:
+    names = set(schema.names)
+    return {
+        **WRITER_OPTIONS,
+        "use_dictionary": [name for name in _DICTIONARY_COLUMNS if name in names],
+        "write_statistics": [name for name in _STATISTICS_COLUMNS if name in names],
+    }
 
 
 @dataclass
@@ -132,12 +144,18 @@ def _plain(values) -> pa.Array:
 
 
 def _domain_lookup(registry: RegistryIndex, kind: str, host: pa.Array) -> np.ndarray:
-    found = np.full(len(host), -1, dtype=np.int64)
-    for level in domain_suffixes(host):  # the host first, then its parents: the most specific rule wins
+    """Looked up once per distinct host of the batch: a manifest repeats its hosts (one site, many images)."""
+    encoded = pc.dictionary_encode(host)
+    hosts = encoded.dictionary
+    if len(hosts) == 0:
+        return np.full(len(host), -1, dtype=np.int64)
+    found = np.full(len(hosts), -1, dtype=np.int64)
+    for level in domain_suffixes(hosts):  # the host first, then its parents: the most specific rule wins
         hit = registry.lookup(kind, level)
         fill = (found < 0) & (hit >= 0)
         found[fill] = hit[fill]
-    return found
+    rows = pc.fill_null(encoded.indices, -1).to_numpy()
+    return np.where(rows >= 0, found[rows], -1)
 
 
 def _judge_domain_signals(table: pa.Table, found: np.ndarray, registry: RegistryIndex) -> np.ndarray:
@@ -188,8 +206,8 @@ def filter_shard(
     result = ShardResult()
     out_tmp, removed_tmp = _part(out_path), _part(removed_path)
     with (
-        pq.ParquetWriter(out_tmp, OUTPUT_SCHEMA, **WRITER_OPTIONS) as kept_writer,
-        pq.ParquetWriter(removed_tmp, REMOVAL_SCHEMA, **WRITER_OPTIONS) as removed_writer,
+        pq.ParquetWriter(out_tmp, OUTPUT_SCHEMA, **writer_options(OUTPUT_SCHEMA)) as kept_writer,
+        pq.ParquetWriter(removed_tmp, REMOVAL_SCHEMA, **writer_options(REMOVAL_SCHEMA)) as removed_writer,
     ):
         for table in batches:
             code, reg = match_batch(table, registry)
@@ -202,10 +220,30 @@ def filter_shard(
             result.rows_in += table.num_rows
             result.rows_out += kept.num_rows
             result.removed.update(removals.column("reason").to_pylist())
+    record_sha256(out_tmp, for_path=out_path)
     for tmp, final in ((out_tmp, out_path), (removed_tmp, removed_path)):
         fsync_path(tmp)
         os.replace(tmp, final)
     return result
+
+
+def filter_parquet_shard(
+    *,
+    ref: str,
+    spec: dict,
+    batch_rows: int,
+    registry_path: str,
+    phash_radius: int,
+    out_path: Path,
+    removed_path: Path,
+) -> ShardResult:
+    """One shard of a Parquet input, from plain arguments: what a forked shard process runs."""
+    from training_filter.pipeline.parquet_input import read_shard
+    from training_filter.pipeline.registry import load_index
+
+    registry = load_index(registry_path, phash_radius)
+    batches = read_shard(ref, spec, batch_rows=batch_rows)
+    return filter_shard(batches, registry, out_path=out_path, removed_path=removed_path)
 
 
 def _part(path: Path) -> Path:

@@ -1,9 +1,11 @@
-"""python manage.py build_manifest --collection NAME | --input PATH [--as-of ISO] [--async]"""
+"""python manage.py build_manifest --collection NAME | --input PATH [--as-of ISO] [--processes N] [--async]"""
 
 from __future__ import annotations
 
+import os
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
@@ -23,8 +25,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--async", dest="run_async", action="store_true", help="enqueue on Celery and exit"
         )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=settings.MANIFEST_CLI_PROCESSES,
+            help="shards filtered in parallel on this machine (default MANIFEST_CLI_PROCESSES; 0: one per CPU)",
+        )
 
-    def handle(self, *args, collection: str, input: str, as_of: str, run_async: bool, **options):
+    def handle(
+        self, *args, collection: str, input: str, as_of: str, run_async: bool, processes: int, **options
+    ):
         cutoff = parse_datetime(as_of) if as_of else None
         if as_of and cutoff is None:
             raise CommandError(f"--as-of {as_of!r} is not an ISO 8601 date-time")
@@ -38,17 +48,23 @@ class Command(BaseCommand):
             self.stdout.write(f"build {build.pk} queued")
             return
         try:
-            self._run_here(build)
+            self._run_here(build, processes or os.cpu_count() or 1)
         except ApplicationError as exc:
             raise CommandError(f"build {build.pk} failed: {exc.message}") from exc
+        except Exception as exc:
+            # never leave a build "running" behind a failed command
+            services.manifest_build_fail(build_id=build.pk, error=repr(exc))
+            raise CommandError(f"build {build.pk} failed: {exc}") from exc
 
-    def _run_here(self, build: ManifestBuild) -> None:
+    def _run_here(self, build: ManifestBuild, processes: int) -> None:
         from tqdm import tqdm
 
         start = time.perf_counter()
         indexes = services.manifest_build_prepare(build_id=build.pk) or []
-        for index in tqdm(indexes, desc=f"build {build.pk}", unit="shard", disable=not indexes):
-            services.manifest_shard_run(build_id=build.pk, index=index, worker=f"cli-{build.pk}")
+        with tqdm(total=len(indexes), desc=f"build {build.pk}", unit="shard", disable=not indexes) as bar:
+            services.manifest_shards_run_local(
+                build_id=build.pk, indexes=indexes, processes=processes, on_done=bar.update
+            )
         build = services.manifest_build_finalise(build_id=build.pk)
         elapsed = time.perf_counter() - start
         self.stdout.write(

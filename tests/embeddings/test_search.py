@@ -117,7 +117,11 @@ def test_a_turned_look_alike_counts_only_when_the_embedding_stage_agrees(
     if embedding_agrees:
         embedded[stranger.id] = search.Hit(stranger.id, 0.5, "embedding", "embedding cosine 0.500")
     monkeypatch.setattr(search, "_hash_hits", lambda image, hidden: ([], [look_alike]))
-    monkeypatch.setattr(search, "_embedding_hits", lambda image, hidden, k: (dict(embedded), list(embedded)))
+    monkeypatch.setattr(
+        search,
+        "_embedding_hits",
+        lambda queries, hidden, k: (dict(embedded), [list(embedded)] * len(queries)),
+    )
     monkeypatch.setattr(search, "_geometric_hits", lambda *args: [])
     hits = search_image(_image(target), top_k=5)
     if embedding_agrees:
@@ -311,11 +315,12 @@ def test_one_cluster_takes_at_most_its_share_of_the_page_before_other_works():
 @pytest.mark.parametrize("band", [(0, 0, 900, 50), (0, 620, 900, 700), (820, 0, 900, 700)])
 def test_a_band_across_the_query_is_not_a_separate_picture(indexed_works, band):
     """A title bar, a watermark strip, a side panel: flat blocks from edge to edge, not pictures to search for."""
-    from embeddings.search import picture_regions
+    from embeddings.regions import find_regions
 
     canvas = Image.new("RGB", (900, 700), (240, 240, 240))
     canvas.paste(_image(indexed_works[11]).resize((300, 260)), (120, 160))
     canvas.paste((30, 30, 36), band)
-    regions = picture_regions(canvas)
+    regions = find_regions(canvas)
     assert len(regions) == 1
-    assert abs(regions[0].width - 300) <= 12 and abs(regions[0].height - 260) <= 12
+    left, top, right, bottom = regions[0].box
+    assert abs(right - left - 300) <= 12 and abs(bottom - top - 260) <= 12

@@ -44,13 +44,11 @@ class Region:
 
 def find_regions(image: Image.Image, *, limit: int = 6) -> list[Region]:
     """Up to `limit` boxes of separate pictures in the query, largest first; none for a single picture."""
-    import cv2
+    from PIL import Image as PILImage
 
     scale = min(1.0, ANALYSIS_SIDE / max(image.size))
-    small = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = np.asarray(image.convert("RGB").resize(size, PILImage.Resampling.BOX), dtype=np.uint8)
     height, width = small.shape[:2]
     boxes = _pictures(small, (0, 0, width, height))
     large = [box for box in _distinct(boxes, width * height)[:limit] if _area(box) >= 0.06 * width * height]
@@ -66,9 +64,8 @@ def _pictures(pixels: np.ndarray, frame: tuple[int, int, int, int]) -> list[tupl
     if min(crop.shape[:2]) < 24:
         return []
     content = _without_text(~_ground(crop), TEXT_HEIGHT * max(pixels.shape[:2]))
-    boxes = _merge(_component_boxes(content, round(MERGE_GAP * max(crop.shape[:2]))), 0) + _quadrilaterals(
-        crop
-    )
+    gap = round(MERGE_GAP * max(crop.shape[:2]))
+    boxes = _merge(_component_boxes(content, gap), 0) + _quadrilaterals(crop, content)
     short = min(pixels.shape[:2])
     found = []
     for box in boxes:
@@ -100,19 +97,20 @@ def _ground(pixels: np.ndarray) -> np.ndarray:
 
 
 def _without_text(content: np.ndarray, height: float) -> np.ndarray:
-    """The content without components no taller and no wider than a line of text's letters: letters merged
-    with a picture beside them would make its box a paragraph's."""
+    """The content without components no taller than a line of text (letters, words, lines, rules): text
+    merged with a picture beside it would make its box a paragraph's."""
     import cv2
 
     count, labels, stats, _ = cv2.connectedComponentsWithStats(content.astype(np.uint8), connectivity=8)
-    small = (stats[:, cv2.CC_STAT_HEIGHT] <= height) & (stats[:, cv2.CC_STAT_WIDTH] <= 3 * height)
+    small = stats[:, cv2.CC_STAT_HEIGHT] <= height
     small[0] = True
     return ~small[labels]
 
 
-def _quadrilaterals(pixels: np.ndarray) -> list[tuple[int, int, int, int]]:
+def _quadrilaterals(pixels: np.ndarray, content: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Boxes of four-sided outlines among the edges: photographs and prints laid over each other in a collage,
-    a frame on a wall, which touch and so form one component of content."""
+    a frame on a wall, which touch and so form one component of content. An outline around mostly ground (a
+    page's header line meeting its side panel) is layout, not a picture."""
     import cv2
 
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)

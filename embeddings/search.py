@@ -244,11 +244,20 @@ def query_views(image: Image.Image) -> list[tuple[str, Image.Image]]:
     return views
 
 
-def _queries(image: Image.Image, with_regions: bool) -> list[_Query]:
-    if not with_regions:
-        return [_Query(image)]
+def _region_queries(image: Image.Image) -> list[_Query]:
     found = regions.find_regions(image, limit=settings.PROVENANT_SEARCH_REGION_MAX)
-    return [_Query(image)] + [_Query(image.crop(r.box), r) for r in found]
+    return [_Query(image.crop(r.box), r) for r in found]
+
+
+def _hash_stage(queries: list[_Query], hidden: frozenset[int], hits: dict[int, Hit]) -> list[Hit]:
+    """Adds each query's hash matches as it is (or mirrored) to `hits`; returns those found only turned."""
+    turned: list[Hit] = []
+    for query in queries:
+        as_is, query_turned = _hash_hits(query.image, hidden)
+        for hit in as_is:
+            _better(hits, _located(hit, query))
+        turned += [_located(hit, query) for hit in query_turned]
+    return turned
 
 
 def _embedding_hits(
@@ -373,21 +382,20 @@ def search_image(
     `regions` (default: the setting) searches each separate picture inside the query too, and a work found in
     one ranks as if that picture had been the query."""
     hidden, flagged = collect_exclusions(user)
-    with_regions = settings.PROVENANT_SEARCH_REGIONS if regions is None else regions
-    queries = _queries(image, with_regions)
+    queries = [_Query(image)]
     hits: dict[int, Hit] = {}
     if "exact" in stages and sha256:
         for asset_id in (
             Asset.objects.filter(sha256=sha256).exclude(id__in=hidden).values_list("id", flat=True)
         ):
             _better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
-    turned: list[Hit] = []
-    if "hash" in stages:
-        for query in queries:
-            as_is, query_turned = _hash_hits(query.image, hidden)
-            for hit in as_is:
-                _better(hits, _located(hit, query))
-            turned += [_located(hit, query) for hit in query_turned]
+    turned = _hash_stage(queries, hidden, hits) if "hash" in stages else []
+    # A query that is a work's file or matches one by its hashes as a whole is that work, not a composite: its
+    # regions would only cost time (the cheap test before the detector).
+    if (settings.PROVENANT_SEARCH_REGIONS if regions is None else regions) and not hits:
+        regional = _region_queries(image)
+        queries += regional
+        turned += _hash_stage(regional, hidden, hits) if "hash" in stages else []
     embedded: dict[int, Hit] = {}
     candidates: list[list[int]] = [[] for _ in queries]
     if "embedding" in stages:

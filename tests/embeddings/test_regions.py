@@ -68,15 +68,20 @@ def test_a_work_in_a_screenshot_ranks_as_if_it_had_been_the_query(indexed_works)
     assert found.tier == "work"
 
 
-def test_region_search_can_be_switched_off(indexed_works, settings, monkeypatch):
+def test_region_search_can_be_switched_off_and_skips_a_query_that_is_a_work_as_a_whole(
+    indexed_works, settings, monkeypatch
+):
     from embeddings import regions
 
     calls = []
     monkeypatch.setattr(regions, "find_regions", lambda image, limit: calls.append(limit) or [])
+    board, _ = composites.grid(_image(indexed_works[1]), np.random.default_rng(2), _others(indexed_works))
     settings.PROVENANT_SEARCH_REGIONS = False
-    search_image(_image(indexed_works[1]), top_k=5)
+    search_image(board, top_k=5)
     assert calls == []
     settings.PROVENANT_SEARCH_REGIONS = True
     settings.PROVENANT_SEARCH_REGION_MAX = 3
-    search_image(_image(indexed_works[1]), top_k=5)
+    search_image(board, top_k=5)
     assert calls == [3]  # the cap on regions reaches the detector
+    search_image(_image(indexed_works[1]), top_k=5)  # found by its hashes: not a composite
+    assert calls == [3]

@@ -121,26 +121,32 @@ def hash_table() -> HashTable:
         return _hash_table
 
 
-def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> tuple[list[Hit], list[Hit]]:
+def _hash_hits(
+    image: Image.Image, hidden: frozenset[int], *, mirrored: bool = True
+) -> tuple[list[Hit], list[Hit]]:
     """Hash matches of the query as it is (or mirrored), and those found only by turning, flipping or inverting
-    it, which the cascade keeps only when the embedding stage agrees."""
+    it, which the cascade keeps only when the embedding stage agrees. `mirrored` False hashes no mirror image
+    (a region of a query: the thumbnail's orientations, which cost nothing, still include it)."""
     as_is: dict[int, Hit] = {}
     turned: dict[int, Hit] = {}
     for hit, upright in _thumbnail_hits(image, hidden):
         _better(as_is if upright else turned, hit)
-    _add_phash_and_pdq_hits(image, as_is, turned)
+    _add_phash_and_pdq_hits(image, as_is, turned, mirrored)
     visible = [h for h in as_is.values() if h.asset_id not in hidden]
     return visible, [h for h in turned.values() if h.asset_id not in hidden and h.asset_id not in as_is]
 
 
-def _add_phash_and_pdq_hits(image: Image.Image, as_is: dict[int, Hit], turned: dict[int, Hit]) -> None:
+def _add_phash_and_pdq_hits(
+    image: Image.Image, as_is: dict[int, Hit], turned: dict[int, Hit], mirrored: bool
+) -> None:
     from PIL import ImageOps
 
     table = hash_table()
     if len(table.ids) == 0:
         return
     radius = settings.PROVENANT_PHASH_RADIUS
-    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
+    views = [("", image)] + ([(" (mirrored)", ImageOps.mirror(image))] if mirrored else [])
+    for label, view in views:
         phash = hashing.phash_int64(view)
         # a negative's pHash is the complement: inverting negates every DCT coefficient and their median
         for how, query_hash, found in ((label, phash, as_is), (f"{label} (inverted)", ~phash, turned)):
@@ -253,7 +259,7 @@ def _hash_stage(queries: list[_Query], hidden: frozenset[int], hits: dict[int, H
     """Adds each query's hash matches as it is (or mirrored) to `hits`; returns those found only turned."""
     turned: list[Hit] = []
     for query in queries:
-        as_is, query_turned = _hash_hits(query.image, hidden)
+        as_is, query_turned = _hash_hits(query.image, hidden, mirrored=query.region is None)
         for hit in as_is:
             _better(hits, _located(hit, query))
         turned += [_located(hit, query) for hit in query_turned]

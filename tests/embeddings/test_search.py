@@ -116,7 +116,7 @@ def test_a_turned_look_alike_counts_only_when_the_embedding_stage_agrees(
     embedded = {target.id: search.Hit(target.id, 0.9, "embedding", "embedding cosine 0.900")}
     if embedding_agrees:
         embedded[stranger.id] = search.Hit(stranger.id, 0.5, "embedding", "embedding cosine 0.500")
-    monkeypatch.setattr(search, "_hash_hits", lambda image, hidden: ([], [look_alike]))
+    monkeypatch.setattr(search, "_hash_hits", lambda image, hidden, **kw: ([], [look_alike]))
     monkeypatch.setattr(
         search,
         "_embedding_hits",

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
 ANALYSIS_SIDE = 384
-FLOOD_STEP = 10  # colour difference (0-255, per channel) between neighbours that a flood of ground crosses
+FLOOD_RANGE = 20  # colour difference (0-255, per channel) from its seed that a flood of ground takes in
+FLOOD_STEP = 4  # ... or between neighbours, that it steps across
 MIN_SIDE = 0.1  # of the query's shorter side: smaller boxes are icons, text lines, buttons
 MAX_AREA = 0.7  # of the query's area: a larger box is the query itself
 TEXT_EMPTY_ROWS = 0.3
@@ -78,22 +79,27 @@ def _pictures(pixels: np.ndarray, frame: tuple[int, int, int, int]) -> list[tupl
 
 
 def _ground(pixels: np.ndarray) -> np.ndarray:
-    """Boolean mask of the ground: flood fills from seeds along the whole edge."""
+    """Boolean mask of the ground: flood fills from seeds along the whole edge, each taking in pixels within
+    FLOOD_RANGE of its seed's colour (flat grounds, bars, gutters) or stepping between neighbours that differ by
+    less than FLOOD_STEP (grain and gradients; a smaller step, which the soft outline of a picture does not pass)."""
     import cv2
 
-    height, width = pixels.shape[:2]
-    mask = np.zeros((height + 2, width + 2), np.uint8)
-    step = (FLOOD_STEP,) * 3
-    flags = 4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
     # smoothed first: grain, noise or a JPEG's ringing in a textured ground would stop the flood at every pixel
-    pixels = cv2.GaussianBlur(pixels, (0, 0), 1.0)
+    image = np.ascontiguousarray(cv2.GaussianBlur(pixels, (0, 0), 1.0))
+    height, width = pixels.shape[:2]
     seeds = [(x, y) for x in range(0, width, 6) for y in (0, height - 1)]
     seeds += [(x, y) for y in range(0, height, 6) for x in (0, width - 1)]
-    image = np.ascontiguousarray(pixels)
-    for x, y in seeds:
-        if not mask[y + 1, x + 1]:
-            cv2.floodFill(image, mask, (x, y), 0, step, step, flags)
-    return mask[1:-1, 1:-1].astype(bool)
+    ground = np.zeros((height, width), bool)
+    for tolerance, mode in ((FLOOD_RANGE, cv2.FLOODFILL_FIXED_RANGE), (FLOOD_STEP, 0)):
+        mask = np.zeros((height + 2, width + 2), np.uint8)
+        for x, y in seeds:
+            if not mask[y + 1, x + 1]:
+                step = (tolerance,) * 3
+                cv2.floodFill(
+                    image, mask, (x, y), 0, step, step, 4 | cv2.FLOODFILL_MASK_ONLY | mode | (1 << 8)
+                )
+        ground |= mask[1:-1, 1:-1].astype(bool)
+    return ground
 
 
 def _without_text(content: np.ndarray, height: float) -> np.ndarray:

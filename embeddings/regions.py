@@ -11,7 +11,8 @@ A cheap detector, all in numpy and OpenCV on a copy at most ANALYSIS_SIDE pixels
    TEXT_EMPTY_ROWS empty, in several runs, is a paragraph, not a picture; one thinner than MIN_SIDE is a line.
 3. A box that holds several pictures side by side (cells of a grid whose gutter vanished at this scale) is cut
    along a row or column that is flat from side to side or is one long straight edge (XY-cut, once).
-4. Inside each picture found, the same again once: a print on a T-shirt, a picture inside a chat bubble.
+4. Inside each large picture found, the same again once, kept when it finds exactly one smaller picture: a print
+   on a T-shirt, a picture inside a chat bubble (several are the parts of one drawing).
 
 Boxes covering most of the query, or almost all of a box they sit in, add nothing and are dropped; the largest
 `limit` are kept (the cost of region search grows with each: every region goes through the whole cascade).
@@ -53,9 +54,16 @@ def find_regions(image: Image.Image, *, limit: int = 6) -> list[Region]:
     height, width = small.shape[:2]
     boxes = _pictures(small, (0, 0, width, height))
     large = [box for box in _distinct(boxes, width * height)[:limit] if _area(box) >= 0.06 * width * height]
-    nested = [inner for box in large for inner in _pictures(small, box) if _inside(inner, box) < 0.8]
+    nested = [inner for box in large for inner in _single_inner(small, box)]
     kept = _distinct(boxes + nested, width * height)[:limit]
     return [_region(box, 1 / scale, image.size) for box in kept]
+
+
+def _single_inner(pixels: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The one picture inside a picture (a print on a T-shirt, a photo in a chat bubble) when there is exactly
+    one and it is clearly smaller: several are the parts of one drawing, not pictures of their own."""
+    inner = [b for b in _pictures(pixels, box) if _inside(b, box) < 0.8]
+    return inner if len(inner) == 1 else []
 
 
 def _pictures(pixels: np.ndarray, frame: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:

@@ -113,7 +113,6 @@ def test_a_work_in_a_screenshot_is_found_as_your_work_on_a_compact_accessible_pa
     page.wait_for_selector("#results-heading")
     card = page.locator(f'#tier-work li.result[data-asset-id="{target.pk}"]')
     card.wait_for()
-    assert "in the picture at the" in card.locator(".why").inner_text()
     assert page.locator("#tier-related").get_attribute("open") is None  # "might be related" starts collapsed
     assert page.locator("#tier-related").get_by_role("link", name="near-copies").count() == 0
     assert _serious_violations(page, axe_js) == []

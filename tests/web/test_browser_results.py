@@ -98,6 +98,7 @@ def test_a_work_in_a_screenshot_is_found_as_your_work_on_a_compact_accessible_pa
     many_works,
     artist,
     axe_js,
+    settings,
     tmp_path,
     browser,  # noqa: F811
 ):

@@ -31,7 +31,7 @@ def _others(works):
     return [_image(w) for w in works[8:14]]
 
 
-@pytest.mark.parametrize("family", ["page", "chat", "grid", "mockup"])
+@pytest.mark.parametrize("family", ["page", "chat", "grid"])
 def test_the_detector_cuts_out_a_work_pasted_small_into_a_composite(indexed_works, family):
     target = indexed_works[2]
     composite, truth = composites.MAKERS[family](

@@ -117,6 +117,7 @@ def hit_rows(hits: list[Hit]) -> list[dict[str, Any]]:
                 "licence": asset.licence,
             }
         )
+    _flag_site_signals(rows)
     return rows
 
 
@@ -134,3 +135,12 @@ def display_title(title: str, key: str, source: str) -> str:
     if words and not words.isdigit():
         return words[:1].upper() + words[1:]
     return f"Item {key}" if key else "Untitled work"
+
+
+def _flag_site_signals(rows: list[dict[str, Any]]) -> None:
+    """A work whose own site refuses AI training (robots.txt, ai.txt, TDMRep, X-Robots-Tag, as fetched) is
+    flagged with the line that decided: it leaves manifest builds even though nobody opted it out here."""
+    from websignals.selectors import url_decisions
+
+    for row, decision in zip(rows, url_decisions([row["url"] for row in rows]), strict=True):
+        row["site_opt_out"] = decision.reason if decision is not None else ""

@@ -181,7 +181,7 @@ def test_artist_opts_out_a_found_work_and_anonymous_search_no_longer_shows_it(
     # 6. an anonymous visitor's search shows neither the work nor its copy
     anonymous = _page(browser)
     _search_by_picture(anonymous, base, picture)
-    anonymous.wait_for_selector("li.result, #no-results")
+    anonymous.wait_for_selector("li.result, #no-results", state="attached")  # "might be related" is collapsed
     assert anonymous.locator(f'li.result[data-asset-id="{target.pk}"]').count() == 0
     assert anonymous.locator(f'li.result[data-asset-id="{copy.pk}"]').count() == 0
     _shot(anonymous, "08-anonymous-search")

@@ -8,7 +8,7 @@ OPENCLIPART ?= /usr/share/openclipart
 TEST_DATABASE_URL ?= postgres://provenant:provenant@127.0.0.1:5432/provenant
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup demo test lint format services demo-data
+.PHONY: setup demo test lint format services demo-data img2dataset
 
 # A stamp keyed on the dependency files: a second `make setup` with nothing changed does nothing.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -18,6 +18,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# img2dataset pins pandas<3 and opencv<5 (older than ours): a virtualenv of its own, for the tests that run it
+IMG2DATASET_VENV ?= var/img2dataset-venv
+$(IMG2DATASET_VENV)/.installed:
+	test -d $(IMG2DATASET_VENV) || $(PYTHON) -m venv $(IMG2DATASET_VENV)
+	$(IMG2DATASET_VENV)/bin/pip -q --disable-pip-version-check install img2dataset==1.47.0
+	touch $@
+
+img2dataset: $(IMG2DATASET_VENV)/.installed
 
 services:
 	bash scripts/services.sh
@@ -30,7 +39,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup services
+test: setup services img2dataset
 	bash scripts/browser.sh
 	$(MAKE) lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PROVENANT_REQUIRE_BROWSER=1 $(VENV)/bin/pytest

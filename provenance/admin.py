@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, Signal
+from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, IngestShard, Signal
 
 
 class ContributorAliasInline(admin.TabularInline):
@@ -43,17 +43,26 @@ class AssetAdmin(admin.ModelAdmin):
 
 @admin.register(Signal)
 class SignalAdmin(admin.ModelAdmin):
-    list_display = ["kind", "value", "asset", "domain", "location"]
+    list_display = ["kind", "value", "asset", "domain", "url", "location"]
     list_filter = ["kind"]
     raw_id_fields = ["asset"]
 
 
+class IngestShardInline(admin.TabularInline):
+    model = IngestShard
+    extra = 0
+    fields = ["index", "path", "status", "rows_done", "rows_total", "claimed_by", "error"]
+    readonly_fields = fields
+
+
 @admin.register(IngestRun)
 class IngestRunAdmin(admin.ModelAdmin):
+    inlines = [IngestShardInline]
     list_display = [
         "id",
         "collection",
         "path",
+        "layout",
         "status",
         "processed",
         "new",
@@ -62,4 +71,4 @@ class IngestRunAdmin(admin.ModelAdmin):
         "images_per_second",
     ]
     list_filter = ["status", "collection"]
-    readonly_fields = ["errors"]
+    readonly_fields = ["errors", "not_downloaded"]

@@ -8,7 +8,7 @@ from provenance.models import Asset, Contributor, IngestRun, Signal
 class SignalSerializer(serializers.ModelSerializer):
     class Meta:
         model = Signal
-        fields = ["kind", "value", "location", "domain"]
+        fields = ["kind", "value", "location", "domain", "url"]
 
 
 class ContributorSerializer(serializers.ModelSerializer):
@@ -30,7 +30,8 @@ class AssetSerializer(serializers.ModelSerializer):
         fields = [
             "id", "collection", "source", "key", "url", "domain", "sha256", "byte_size", "width", "height",
             "format", "title", "caption", "keywords", "licence", "rights", "creator_raw", "contributor",
-            "phash", "pdq", "signals", "created_at",
+            "phash", "pdq", "original_width", "original_height", "exif", "extra", "url_only", "signals",
+            "created_at",
         ]  # fmt: skip
 
     def get_contributor(self, asset: Asset) -> dict | None:
@@ -94,8 +95,9 @@ class IngestRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = IngestRun
         fields = [
-            "id", "collection", "path", "status", "total", "processed", "new", "skipped", "failed",
-            "images_per_second", "errors", "started_at", "finished_at", "created_at",
+            "id", "collection", "path", "layout", "status", "total", "processed", "new", "skipped", "failed",
+            "not_downloaded", "sha256_mismatches", "images_per_second", "errors", "started_at", "finished_at",
+            "created_at",
         ]  # fmt: skip
 
 

@@ -1,6 +1,7 @@
-"""Reading img2dataset-style manifests (Parquet, CSV, JSONL) row by row, streaming, with a reason for every
-malformed row. Columns: url, caption, key; optional local path, width, height, licence, author, title, and
-per-row opt-out signals (x_robots_tag, tdm_reservation, data_mining)."""
+"""Dataset rows -> works: manifests (Parquet, CSV, JSONL) read row by row, and every layout's rows validated,
+with a reason for every malformed row. Columns: url, caption, key; optional local path, width, height, licence,
+author, title, exif, sha256, img2dataset's status, per-row opt-out signals (x_robots_tag, tdm_reservation,
+data_mining); any other column is kept as the work's extras."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.urlnorm import normalize_url
+from provenance.datasets import columns as col
+from provenance.datasets.readers import Record
 from provenance.ingest_items import ItemInput
 
-PATH_COLUMNS = ("local_path", "path", "filepath", "file")
-AUTHOR_COLUMNS = ("author", "creator", "artist")
-LICENCE_COLUMNS = ("licence", "license")
 BATCH_ROWS = 10_000
+# img2dataset's error_message when --disallowed_header_directives refused an image
+REFUSED_BY_HEADER = "disallowed by X-Robots-Tag"
+# what img2dataset refuses by default; the operator names their own with --refused-directives
+IMG2DATASET_DIRECTIVES = "noai, noimageai, noindex, noimageindex"
 
 
 class ManifestError(ValueError):
@@ -27,6 +31,19 @@ class RowError:
     source: str
     reason: str
     skip: bool = False  # deliberately passed over (a symbolic link), not a failure
+
+
+@dataclass
+class NotDownloaded:
+    """A row the downloader did not fetch: not a work of the collection, counted by its status."""
+
+    status: str
+    url: str
+    reason: str
+
+    @property
+    def refused_by_header(self) -> bool:
+        return REFUSED_BY_HEADER in self.reason
 
 
 def iter_manifest_rows(path: Path) -> Iterator[dict]:
@@ -74,65 +91,66 @@ def _iter_jsonl(path: Path) -> Iterator[dict]:
             yield row if isinstance(row, dict) else {"__error__": f"line {number}: not a JSON object"}
 
 
-def _first(row: dict, names: tuple[str, ...]) -> str:
-    return next((str(row[n]).strip() for n in names if row.get(n) not in (None, "")), "")
+def allowed_path(local: str, base_dir: Path, allow_roots: list[str]) -> str:
+    """The real path of a row's file, relative paths taken from the manifest's folder. It must lie under one of
+    the allowed roots once every symbolic link is resolved, so a link never leads out of a root."""
+    resolved = (base_dir / local).resolve()
+    roots = [Path(r).resolve() for r in allow_roots] or [base_dir.resolve()]
+    if not any(resolved.is_relative_to(root) for root in roots):
+        named = ", ".join(str(r) for r in roots)
+        raise ValueError(
+            f"local path {local[:100]!r} is outside the allowed roots ({named}); name its folder with --allow-root"
+        )
+    return str(resolved)
 
 
-def _optional_int(row: dict, name: str) -> int | None:
-    value = row.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        number = int(float(value))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} is not a number: {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{name} is negative: {number}")
-    return number
-
-
-def _row_signals(row: dict) -> list[dict]:
-    signals = []
-    if robots := _first(row, ("x_robots_tag", "X-Robots-Tag", "x-robots-tag")):
-        signals.append({"kind": "x_robots_tag", "value": robots, "location": "manifest column X-Robots-Tag"})
-    if tdm := _first(row, ("tdm_reservation", "tdm-reservation")):
-        signals.append({"kind": "tdmrep", "value": f"tdm-reservation: {tdm}", "location": "manifest column"})
-    if dmi := _first(row, ("data_mining", "DataMining")):
-        code = dmi.rstrip("/").rsplit("/", 1)[-1]
-        signals.append({"kind": "iptc_data_mining", "value": code, "location": "manifest column data_mining"})
-    return signals
-
-
-def row_to_item(row: dict, number: int, base_dir: Path) -> ItemInput | RowError:
-    """Validate one row. A local path must stay inside the manifest's folder (no `../` or absolute escapes)."""
-    label = f"row {number}"
-    if "__error__" in row:
-        return RowError(label, row["__error__"])
-    url = _first(row, ("url",))
+def record_to_item(
+    record: Record, base_dir: Path, allow_roots: list[str]
+) -> ItemInput | RowError | NotDownloaded:
+    """Validate one row of any layout."""
+    row = record.row
+    label = record.source or f"row {record.number + 1}"
+    if record.error or "__error__" in row:
+        return RowError(label, record.error or row["__error__"], skip=record.skip)
+    url = col.first(row, col.URL_COLUMNS)
+    status = col.first(row, ("status",))
+    if status and status != "success":
+        return NotDownloaded(status, url, col.first(row, ("error_message",)) or status)
     if url and not normalize_url(url):
         return RowError(label, f"url is not an http(s) URL: {url[:100]!r}")
-    local = _first(row, PATH_COLUMNS)
-    if not url and not local:
+    local, path = col.first(row, col.PATH_COLUMNS), record.path
+    has_pixels = record.data is not None or bool(path)
+    if not url and not local and not has_pixels:
         return RowError(label, "neither url nor local path")
-    path = ""
-    if local:
-        resolved = (base_dir / local).resolve()
-        if not resolved.is_relative_to(base_dir.resolve()):
-            return RowError(label, f"local path escapes the manifest folder: {local[:100]!r}")
-        path = str(resolved)
     try:
-        width, height = _optional_int(row, "width"), _optional_int(row, "height")
+        if local and not has_pixels:
+            path = allowed_path(local, base_dir, allow_roots)
+        metadata = _row_metadata(row, url)
     except ValueError as exc:
         return RowError(label, str(exc))
-    metadata = {
+    return ItemInput(
+        source=record.source or url or local,
+        path=path,
+        raster_path=record.raster_path,
+        metadata=metadata,
+        data=record.data,
+    )
+
+
+def _row_metadata(row: dict, url: str) -> dict:
+    return {
         "url": url,
-        "key": _first(row, ("key",)),
-        "caption": _first(row, ("caption", "text")),
-        "title": _first(row, ("title",)),
-        "creator": _first(row, AUTHOR_COLUMNS),
-        "licence": _first(row, LICENCE_COLUMNS),
-        "width": width,
-        "height": height,
-        "signals": _row_signals(row),
+        "key": col.first(row, ("key",)),
+        "caption": col.first(row, col.CAPTION_COLUMNS),
+        "title": col.first(row, ("title",)),
+        "creator": col.first(row, col.AUTHOR_COLUMNS),
+        "licence": col.first(row, col.LICENCE_COLUMNS),
+        "width": col.optional_int(row, "width", "WIDTH"),
+        "height": col.optional_int(row, "height", "HEIGHT"),
+        "original_width": col.optional_int(row, "original_width"),
+        "original_height": col.optional_int(row, "original_height"),
+        "dataset_sha256": col.first(row, ("sha256",)).lower(),
+        "exif": col.exif_of(row),
+        "extra": col.extras_of(row),
+        "signals": col.row_signals(row),
     }
-    return ItemInput(source=url or local, path=path, metadata=metadata)

@@ -73,6 +73,14 @@ class Asset(TimeStampedModel):
     phash = models.BigIntegerField(null=True, blank=True, db_index=True)
     pdq = models.CharField(max_length=64, blank=True)
     pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    # what a dataset row says about the work as first published (img2dataset resizes what it stores)
+    original_width = models.PositiveIntegerField(null=True, blank=True)
+    original_height = models.PositiveIntegerField(null=True, blank=True)
+    exif = models.JSONField(default=dict, blank=True, help_text="EXIF tags a dataset row carries")
+    extra = models.JSONField(default=dict, blank=True, help_text="a dataset row's other columns, as read")
+    url_only = models.BooleanField(
+        default=False, help_text="a manifest row with no pixels: found by URL, domain and text only"
+    )
 
     class Meta:
         ordering = ["id"]
@@ -101,6 +109,8 @@ class Signal(TimeStampedModel):
     kind = models.CharField(max_length=40, choices=Kind.choices)
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, null=True, blank=True, related_name="signals")
     domain = models.CharField(max_length=255, blank=True, db_index=True)
+    # a URL that refused a downloader (img2dataset's X-Robots-Tag refusals): a signal with no work behind it
+    url = models.URLField(max_length=2000, blank=True, db_index=True)
     value = models.TextField(help_text="raw value as found")
     location = models.CharField(max_length=500, help_text="where it was found, e.g. 'XMP plus:DataMining'")
 
@@ -109,8 +119,12 @@ class Signal(TimeStampedModel):
             models.UniqueConstraint(
                 fields=["asset", "kind", "value", "location"], name="signal_unique_per_asset"
             ),
+            models.UniqueConstraint(
+                fields=["url", "kind", "value"], condition=~models.Q(url=""), name="signal_unique_per_url"
+            ),
             models.CheckConstraint(
-                condition=models.Q(asset__isnull=False) | ~models.Q(domain=""), name="signal_has_subject"
+                condition=models.Q(asset__isnull=False) | ~models.Q(domain="") | ~models.Q(url=""),
+                name="signal_has_subject",
             ),
         ]
 
@@ -127,13 +141,19 @@ class IngestRun(TimeStampedModel):
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="ingest_runs")
     path = models.CharField(max_length=2000)
-    options = models.JSONField(default=dict, blank=True, help_text="e.g. raster_root for pre-rendered SVGs")
+    layout = models.CharField(max_length=40, blank=True, help_text="what the path was recognised as")
+    options = models.JSONField(
+        default=dict, blank=True, help_text="raster_root for pre-rendered SVGs, allow_roots, shard paths"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
     new = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    # rows a downloader did not fetch are not works: counted here by its status ({"failed_to_download": 8})
+    not_downloaded = models.JSONField(default=dict, blank=True)
+    sha256_mismatches = models.PositiveIntegerField(default=0)
     # [{"item": path-or-row, "reason": "..."}], capped so one bad folder cannot bloat the row
     errors = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -142,3 +162,26 @@ class IngestRun(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"ingest {self.path} -> {self.collection} ({self.status})"
+
+
+class IngestShard(TimeStampedModel):
+    """One shard of a run (a tar, a Parquet file, a folder): claimed by one worker, resumed at `rows_done`."""
+
+    Status = IngestRun.Status
+
+    run = models.ForeignKey(IngestRun, on_delete=models.CASCADE, related_name="shards")
+    index = models.PositiveIntegerField()
+    path = models.CharField(max_length=2000)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    # rows read and stored: a resumed shard skips this many rows, so no row is counted (or decoded) twice
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="ingest_shard_unique_index")]
+
+    def __str__(self) -> str:
+        return f"shard {self.index} of ingest {self.run_id} ({self.status})"

@@ -4,28 +4,44 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
+import tarfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from provenance.ingest_items import IMAGE_SUFFIXES, ItemInput, ItemResult, read_item, url_only_result
-from provenance.manifests import ManifestError, RowError, iter_manifest_rows, row_to_item
-from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, Signal
+from core.urlnorm import host_of
+from provenance.datasets.layouts import LayoutError, detect
+from provenance.datasets.readers import Record, count_rows, iter_records
+from provenance.ingest_items import ItemInput, ItemResult, read_item, url_only_result
+from provenance.manifests import (
+    IMG2DATASET_DIRECTIVES,
+    ManifestError,
+    NotDownloaded,
+    RowError,
+    record_to_item,
+)
+from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, IngestShard, Signal
 from provenance.names import clean_creator
 
 log = logging.getLogger(__name__)
 BATCH = 200
+# image bytes held at once by one shard reader (a batch of tar members or Parquet rows)
+BATCH_BYTES = 64 * 2**20
 MAX_STORED_ERRORS = 1000
-MANIFEST_SUFFIXES = {".parquet", ".csv", ".tsv", ".jsonl", ".ndjson", ".gz"}
 Progress = Callable[[IngestRun], None]
+# img2dataset hashes what it downloaded, then re-encodes unless told not to (--skip_reencode with the source's format)
+SHA256_MISMATCH = (
+    "the dataset's sha256 column differs from the image bytes (re-encoded after download?); kept in extra"
+)
+ReadMany = Callable[[list[ItemInput]], list[ItemResult]]
 
 
 def collection_get_or_create(*, name: str) -> Collection:
@@ -68,116 +84,244 @@ def contributor_link_alias(*, alias_id: int, contributor_id: int) -> Contributor
     return alias
 
 
-def ingest_run_create(*, path: str, collection_name: str, raster_root: str = "") -> IngestRun:
-    source = Path(path)
-    if not source.exists():
-        raise ApplicationError(f"{path} does not exist")
-    if source.is_file() and source.suffix.lower() not in MANIFEST_SUFFIXES:
-        raise ApplicationError(f"{path} is neither a folder nor a manifest (.parquet, .csv, .tsv, .jsonl)")
-    collection = collection_get_or_create(name=collection_name)
-    options = {"raster_root": str(Path(raster_root).resolve())} if raster_root else {}
-    return IngestRun.objects.create(collection=collection, path=str(source.resolve()), options=options)
+def ingest_run_create(
+    *,
+    path: str = "",
+    paths: list[str] | None = None,
+    collection_name: str,
+    raster_root: str = "",
+    allow_roots: list[str] | None = None,
+    refused_directives: str = IMG2DATASET_DIRECTIVES,
+) -> IngestRun:
+    """Recognise the layout of `path` (or of a list/glob of shards) and plan one IngestShard per shard."""
+    try:
+        plan = detect(paths or [path])
+    except LayoutError as exc:
+        raise ApplicationError(str(exc)) from exc
+    options = {
+        "base_dir": str(plan.root),
+        "allow_roots": [str(Path(r).resolve()) for r in allow_roots or []],
+        "refused_directives": refused_directives,
+    }
+    if raster_root:
+        options["raster_root"] = str(Path(raster_root).resolve())
+    single = len(plan.shards) == 1 and plan.layout != "folder"
+    with transaction.atomic():
+        run = IngestRun.objects.create(
+            collection=collection_get_or_create(name=collection_name),
+            path=plan.shards[0] if single else str(plan.root),
+            layout=plan.layout,
+            options=options,
+        )
+        shards = [
+            IngestShard(run=run, index=i, path=shard, rows_total=count_rows(plan.layout, shard))
+            for i, shard in enumerate(plan.shards)
+        ]
+        IngestShard.objects.bulk_create(shards)
+        run.total = sum(s.rows_total or 0 for s in shards)
+        run.save(update_fields=["total"])
+    return run
+
+
+def ingest_run_start(*, run_id: int) -> bool:
+    """pending/failed -> running. False when it is running or done already (another worker has it)."""
+    return bool(
+        IngestRun.objects.filter(
+            id=run_id, status__in=[IngestRun.Status.PENDING, IngestRun.Status.FAILED]
+        ).update(status=IngestRun.Status.RUNNING, started_at=timezone.now(), finished_at=None)
+    )
 
 
 def ingest_run_execute(
     *, run_id: int, progress: Progress | None = None, workers: int | None = None
 ) -> IngestRun:
-    """Run (or resume) an ingest. Safe to run twice: works already in the collection are skipped before decoding."""
-    claimed = IngestRun.objects.filter(
-        id=run_id, status__in=[IngestRun.Status.PENDING, IngestRun.Status.FAILED]
-    )
-    # A resumed run recounts what it sees (earlier works now count as skipped) but keeps what it added.
-    if not claimed.update(
-        status=IngestRun.Status.RUNNING,
-        started_at=timezone.now(),
-        processed=0,
-        skipped=0,
-        failed=0,
-        errors=[],
-    ):
-        return IngestRun.objects.get(id=run_id)  # finished already, or another worker has it
-    run = IngestRun.objects.get(id=run_id)
+    """Run (or resume) an ingest in this process, shard after shard. Safe to run twice: a shard resumes at the
+    row it reached, and works already in the collection are skipped before decoding."""
+    if not ingest_run_start(run_id=run_id):
+        return IngestRun.objects.get(id=run_id)
     started = time.monotonic()
     try:
-        _ingest(run, progress, workers or settings.PROVENANT_INGEST_WORKERS)
-    except ManifestError as exc:
-        _finish(run, IngestRun.Status.FAILED, started, error=str(exc))
-        raise ApplicationError(str(exc)) from exc
+        with reader(workers or settings.PROVENANT_INGEST_WORKERS) as read_many:
+            for shard_id in ingest_open_shards(run_id):
+                ingest_shard_execute(
+                    shard_id=shard_id, worker="local", read_many=read_many, progress=progress
+                )
     except BaseException:
-        _finish(run, IngestRun.Status.FAILED, started, error="interrupted")
+        _shards_interrupted(run_id)
+        ingest_run_finish(run_id=run_id, elapsed=time.monotonic() - started)
         raise
-    _finish(run, IngestRun.Status.DONE, started)
+    return ingest_run_finish(run_id=run_id, elapsed=time.monotonic() - started)
+
+
+def ingest_open_shards(run_id: int) -> list[int]:
+    return list(
+        IngestShard.objects.filter(run_id=run_id)
+        .exclude(status=IngestShard.Status.DONE)
+        .order_by("index")
+        .values_list("id", flat=True)
+    )
+
+
+def _shards_interrupted(run_id: int) -> None:
+    IngestShard.objects.filter(run_id=run_id, status=IngestShard.Status.RUNNING).update(
+        status=IngestShard.Status.FAILED, error="interrupted"
+    )
+
+
+def ingest_run_finish(*, run_id: int, elapsed: float | None = None) -> IngestRun:
+    """done when every shard is, failed otherwise (a later run resumes the failed shards)."""
+    run = IngestRun.objects.get(id=run_id)
+    shards = list(run.shards.values_list("status", "path", "error"))
+    failed = [(path, error) for status, path, error in shards if status != IngestShard.Status.DONE]
+    run.status = IngestRun.Status.FAILED if failed else IngestRun.Status.DONE
+    run.finished_at = timezone.now()
+    if elapsed is None and run.started_at:
+        elapsed = (run.finished_at - run.started_at).total_seconds()
+    run.images_per_second = round(run.processed / max(elapsed or 0, 1e-6), 2)
+    notes = [{"item": path, "reason": error or "not finished"} for path, error in failed]
+    run.errors = (run.errors + notes)[-MAX_STORED_ERRORS:]
+    run.save()
     return run
 
 
-def _finish(run: IngestRun, status: str, started: float, error: str = "") -> None:
-    elapsed = max(time.monotonic() - started, 1e-6)
-    run.refresh_from_db()
-    run.status = status
-    run.finished_at = timezone.now()
-    run.images_per_second = round(run.processed / elapsed, 2)
-    if error:
-        run.errors = [*run.errors, {"item": run.path, "reason": error}][-MAX_STORED_ERRORS:]
-    run.save()
+def ingest_run_fail(*, run_id: int, error: str) -> None:
+    _shards_interrupted(run_id)
+    IngestRun.objects.filter(id=run_id).exclude(status=IngestRun.Status.DONE).update(
+        status=IngestRun.Status.FAILED, finished_at=timezone.now()
+    )
+    log.error("ingest run %s failed: %s", run_id, error)
 
 
-def _ingest(run: IngestRun, progress: Progress | None, workers: int) -> None:
-    root = Path(run.path)
-    if root.is_dir():
-        items: Iterable[ItemInput | RowError] = _folder_items(root, run.options.get("raster_root", ""))
-        items = list(items)
-        IngestRun.objects.filter(id=run.id).update(total=len(items))
-    else:
-        items = (row_to_item(row, n, root.parent) for n, row in enumerate(iter_manifest_rows(root), start=1))
+def ingest_shard_claim(*, shard_id: int, worker: str) -> bool:
+    """A conditional UPDATE: two workers never read the same shard; a redelivered task re-claims its own."""
+    claimable = Q(status__in=[IngestShard.Status.PENDING, IngestShard.Status.FAILED]) | Q(
+        status=IngestShard.Status.RUNNING, claimed_by=worker
+    )
+    return bool(
+        IngestShard.objects.filter(Q(id=shard_id) & claimable).update(
+            status=IngestShard.Status.RUNNING, claimed_by=worker, error=""
+        )
+    )
+
+
+def ingest_shard_execute(
+    *, shard_id: int, worker: str, read_many: ReadMany, progress: Progress | None = None
+) -> IngestShard:
+    from pyarrow import ArrowException  # here, not at the top: the web process starts without pyarrow
+
+    if not ingest_shard_claim(shard_id=shard_id, worker=worker):
+        return IngestShard.objects.get(id=shard_id)
+    shard = IngestShard.objects.select_related("run__collection").get(id=shard_id)
+    run = shard.run
+    records = iter_records(
+        run.layout,
+        shard.path,
+        Path(run.options["base_dir"]),
+        shard.rows_done,
+        run.options.get("raster_root", ""),
+    )
     contributors: dict[str, Contributor | None] = {}
-    with _reader(workers) as read_many:
-        for batch in _batches(items, BATCH):
-            errors = [item for item in batch if isinstance(item, RowError)]
-            todo = [item for item in batch if isinstance(item, ItemInput)]
-            known = set(
-                Asset.objects.filter(
-                    collection=run.collection, source__in=[i.source for i in todo]
-                ).values_list("source", flat=True)
-            )
-            fresh = [item for item in todo if item.source not in known]
-            results = read_many(fresh)
-            errors += [RowError(r.source, r.reason) for r in results if not r.ok]
-            new = _store(run.collection, [r for r in results if r.ok], contributors)
-            passed_over = sum(1 for e in errors if e.skip)
-            errors = [e for e in errors if not e.skip]
-            _record_batch(run, len(batch), new=new, skipped=len(known) + passed_over, errors=errors)
+    try:
+        for batch in _batches(records):
+            _ingest_batch(shard, batch, read_many, contributors)
             if progress:
                 run.refresh_from_db()
                 progress(run)
+    except (ManifestError, LayoutError, OSError, tarfile.TarError, ArrowException) as exc:
+        # the shard as a whole is unreadable (truncated tar, corrupt Parquet): it fails, the others go on
+        IngestShard.objects.filter(id=shard_id).update(
+            status=IngestShard.Status.FAILED, error=str(exc)[:2000]
+        )
+        log.warning("ingest shard %s failed: %s", shard.path, exc)
+    else:
+        IngestShard.objects.filter(id=shard_id).update(status=IngestShard.Status.DONE)
+    return IngestShard.objects.get(id=shard_id)
 
 
-def _folder_items(root: Path, raster_root: str) -> Iterator[ItemInput | RowError]:
-    """Every image file under `root`, sorted (stable order: a resumed run walks the same way). Symbolic links
-    are never followed: they could point outside the folder, and openclipart's are duplicate entries."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            relative = str(path.relative_to(root))
-            if path.suffix.lower() not in IMAGE_SUFFIXES or name.startswith("."):
-                continue
-            if path.is_symlink():
-                yield RowError(relative, "symbolic link: not followed", skip=True)
-                continue
-            raster = ""
-            if raster_root and path.suffix.lower() == ".svg":
-                candidate = Path(raster_root) / Path(relative).with_suffix(".png")
-                raster = str(candidate) if candidate.is_file() and not candidate.is_symlink() else ""
-            yield ItemInput(source=relative, path=str(path), raster_path=raster)
+@dataclass
+class _Sorted:
+    """One batch's rows by what becomes of them."""
+
+    todo: list[ItemInput] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    not_downloaded: list[NotDownloaded] = field(default_factory=list)
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+def _sort(run: IngestRun, batch: list[Record]) -> _Sorted:
+    base_dir, roots = Path(run.options["base_dir"]), run.options.get("allow_roots", [])
+    store_dir = str(settings.PROVENANT_DATASET_IMAGES_DIR)
+    out = _Sorted()
+    for record in batch:
+        outcome = record_to_item(record, base_dir, roots)
+        if isinstance(outcome, ItemInput):
+            outcome.store_dir = store_dir
+            out.todo.append(outcome)
+        elif isinstance(outcome, NotDownloaded):
+            out.not_downloaded.append(outcome)
+        else:
+            out.errors.append(outcome)
+    return out
+
+
+def _ingest_batch(shard: IngestShard, batch: list[Record], read_many: ReadMany, contributors: dict) -> None:
+    run = shard.run
+    rows = _sort(run, batch)
+    known = set(
+        Asset.objects.filter(
+            collection=run.collection, source__in=[i.source[:2000] for i in rows.todo]
+        ).values_list("source", flat=True)
+    )
+    results = read_many([item for item in rows.todo if item.source[:2000] not in known])
+    errors = rows.errors + [RowError(r.source, r.reason) for r in results if not r.ok]
+    stored = [r for r in results if r.ok]
+    mismatches = [RowError(r.source, SHA256_MISMATCH) for r in stored if r.sha256_mismatch]
+    with transaction.atomic():
+        new = _store(run.collection, stored, contributors)
+        _store_refusals(run, rows.not_downloaded)
+        IngestShard.objects.filter(id=shard.id).update(rows_done=batch[-1].number + 1)
+        _record_batch(
+            run,
+            len(batch),
+            new=new,
+            skipped=len(known) + sum(1 for e in errors if e.skip),
+            errors=errors,
+            mismatches=mismatches,
+            not_downloaded=Counter(n.status for n in rows.not_downloaded),
+        )
+
+
+def _store_refusals(run: IngestRun, rows: list[NotDownloaded]) -> None:
+    """img2dataset refused these URLs for an X-Robots-Tag directive: no work, but the URL's signal is kept."""
+    refused = [r for r in rows if r.refused_by_header and r.url]
+    Signal.objects.bulk_create(
+        [
+            Signal(
+                kind=Signal.Kind.X_ROBOTS_TAG,
+                url=r.url[:2000],
+                value=run.options.get("refused_directives", IMG2DATASET_DIRECTIVES),
+                location=f"img2dataset error_message: {r.reason}"[:500],
+            )
+            for r in refused
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
+    """At most BATCH rows and about BATCH_BYTES of image bytes at a time."""
+    batch: list[Record] = []
+    size = 0
+    for record in records:
+        batch.append(record)
+        size += len(record.data or b"")
+        if len(batch) >= BATCH or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
         yield batch
 
 
-class _reader:
+class reader:
     """Decodes and hashes items, in worker processes when there are several cores to use."""
 
     def __init__(self, workers: int):
@@ -192,12 +336,12 @@ class _reader:
 
     def read_many(self, items: list[ItemInput]) -> list[ItemResult]:
         limit = settings.PROVENANT_MAX_IMAGE_PIXELS
-        with_pixels = [i for i in items if i.path]
+        with_pixels = [i for i in items if i.path or i.data is not None]
         if self.pool and len(with_pixels) > 1:
             results = self.pool.starmap(read_item, [(i, limit) for i in with_pixels], chunksize=4)
         else:
             results = [read_item(i, limit) for i in with_pixels]
-        return results + [url_only_result(i) for i in items if not i.path]
+        return results + [url_only_result(i) for i in items if not i.path and i.data is None]
 
     def __exit__(self, *exc_info) -> None:
         if self.pool:
@@ -231,8 +375,6 @@ def _asset_fields(result: ItemResult) -> dict:
     )
     fields["url"] = url[:2000]
     if url:
-        from core.urlnorm import host_of
-
         fields["domain"] = host_of(url)
     return fields
 
@@ -252,18 +394,32 @@ def _store_signals(collection: Collection, results: list[ItemResult]) -> None:
     )
 
 
-def _record_batch(run: IngestRun, seen: int, *, new: int, skipped: int, errors: list[RowError]) -> None:
+def _record_batch(
+    run: IngestRun,
+    seen: int,
+    *,
+    new: int,
+    skipped: int,
+    errors: list[RowError],
+    mismatches: list[RowError],
+    not_downloaded: Counter,
+) -> None:
+    """Counts with F() (several shards write at once); lists and status counts under a row lock."""
+    failed = [e for e in errors if not e.skip]
     IngestRun.objects.filter(id=run.id).update(
         processed=F("processed") + seen,
         new=F("new") + new,
         skipped=F("skipped") + skipped,
-        failed=F("failed") + len(errors),
+        failed=F("failed") + len(failed),
+        sha256_mismatches=F("sha256_mismatches") + len(mismatches),
     )
-    if errors:
-        run.refresh_from_db(fields=["errors"])
-        run.errors = (run.errors + [{"item": e.source, "reason": e.reason} for e in errors])[
+    noted = failed + mismatches
+    if noted or not_downloaded:
+        locked = IngestRun.objects.select_for_update().only("errors", "not_downloaded").get(id=run.id)
+        locked.errors = (locked.errors + [{"item": e.source, "reason": e.reason} for e in noted])[
             -MAX_STORED_ERRORS:
         ]
-        run.save(update_fields=["errors"])
-    for error in errors:
-        log.warning("ingest skipped %s: %s", error.source, error.reason)
+        locked.not_downloaded = dict(Counter(locked.not_downloaded) + not_downloaded)
+        locked.save(update_fields=["errors", "not_downloaded"])
+    for error in noted:
+        log.warning("ingest: %s: %s", error.source, error.reason)

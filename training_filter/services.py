@@ -10,6 +10,8 @@ import logging
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -101,9 +103,10 @@ def manifest_build_prepare(*, build_id: int) -> list[int] | None:
     if build.status == ManifestBuild.Status.PENDING:
         folder = work_dir(build)
         folder.mkdir(parents=True, exist_ok=True)
-        digest = sources.input_hash(build)
-        specs = sources.plan_shards(build)
-        write_snapshot(sources.registry_snapshot_rows(build), folder / "registry.arrow")
+        with _input_errors_fail(build_id):
+            digest = sources.input_hash(build)
+            specs = sources.plan_shards(build)
+            write_snapshot(sources.registry_snapshot_rows(build), folder / "registry.arrow")
         _start(build, digest, specs)
     pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
     return list(pending.order_by("index").values_list("index", flat=True))
@@ -157,12 +160,13 @@ def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
     registry.signal_evaluator = sources.domain_signal_evaluator
     if settings.MANIFEST_SHARD_SLEEP_S:
         time.sleep(settings.MANIFEST_SHARD_SLEEP_S)  # test hook: a window in which to kill the worker
-    result = filter_shard(
-        sources.read_shard(build, shard.spec),
-        registry,
-        out_path=folder / f"part-{index:05d}.parquet",
-        removed_path=folder / f"removed-{index:05d}.parquet",
-    )
+    with _input_errors_fail(build_id):
+        result = filter_shard(
+            sources.read_shard(build, shard.spec),
+            registry,
+            out_path=folder / f"part-{index:05d}.parquet",
+            removed_path=folder / f"removed-{index:05d}.parquet",
+        )
     with transaction.atomic():
         ManifestShard.objects.filter(pk=shard.pk, claimed_by=worker).update(
             status=ManifestShard.Status.DONE,
@@ -241,9 +245,25 @@ def _params(build: ManifestBuild) -> dict:
 
 
 def manifest_build_fail(*, build_id: int, error: str) -> None:
-    ManifestBuild.objects.filter(pk=build_id).exclude(status=ManifestBuild.Status.PUBLISHED).update(
-        status=ManifestBuild.Status.FAILED, error=error[:5000], finished_at=timezone.now()
-    )
+    """The first error wins: a later callback's "task failed" must not hide the reason a person can act on."""
+    ManifestBuild.objects.filter(pk=build_id).exclude(
+        status__in=[ManifestBuild.Status.PUBLISHED, ManifestBuild.Status.FAILED]
+    ).update(status=ManifestBuild.Status.FAILED, error=error[:5000], finished_at=timezone.now())
+
+
+@contextmanager
+def _input_errors_fail(build_id: int) -> Iterator[None]:
+    """A bad input column (or an unreadable input file) fails the build with its message, as an
+    ApplicationError: never a traceback, never a build left running."""
+    from pyarrow import ArrowException
+
+    from training_filter.pipeline.parquet_input import InputError
+
+    try:
+        yield
+    except (InputError, ArrowException, FileNotFoundError) as exc:
+        manifest_build_fail(build_id=build_id, error=str(exc))
+        raise ApplicationError(f"The input manifest cannot be used: {exc}") from exc
 
 
 def manifest_builds_refresh() -> list[ManifestBuild]:

@@ -14,11 +14,11 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from core.exceptions import ApplicationError
-from core.urlnorm import normalize_host
+from core.urlnorm import normalize_host, normalize_url
 from provenance.models import Asset, Collection, Signal
 from training_filter.models import ManifestBuild
 from training_filter.pipeline import parquet_input
-from training_filter.pipeline.shard import OUTPUT_SCHEMA
+from training_filter.pipeline.shard import OUTPUT_SCHEMA, ROW_SIGNAL_PREFIX
 
 _ASSET_FIELDS = ("id", "key", "url", "caption", "title", "keywords", "width", "height", "sha256", "phash")
 _ASSET_FIELDS += ("contributor__display_name", "creator_raw", "licence", "local_path")
@@ -122,12 +122,15 @@ def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str
     and every domain-level signal as `signal_domain` rows that shards judge against each row's URL."""
     signals = Signal.objects.filter(created_at__lte=build.as_of).order_by("id")
     domain_rules: dict[str, list[Signal]] = {}
-    for signal in signals.filter(asset__isnull=True):
+    # a URL's own signal (url set) speaks for that URL only, never for its whole domain
+    for signal in signals.filter(asset__isnull=True, url=""):
         domain = normalize_host(signal.domain)
         domain_rules.setdefault(domain, []).append(signal)
         payload = json.dumps({"kind": signal.kind, "value": signal.value, "location": signal.location})
         yield ("signal_domain", domain, payload, signal.kind, "")
+    yield from _url_signal_rows(signals)
     if build.input_kind != ManifestBuild.InputKind.COLLECTION:
+        yield from _input_row_signal_rows(build)
         return
     per_asset: dict[int, list[Signal]] = {}
     for signal in signals.filter(asset__collection__name=build.input_ref):
@@ -137,6 +140,29 @@ def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str
         denial = signal_denial(own, url=urls.get(asset_id, ""), domain_rules=[])
         if denial is not None:
             yield ("signal", str(asset_id), denial[1], denial[0], "")
+
+
+def _url_signal_rows(signals) -> Iterator[tuple[str, str, str, str, str]]:
+    """URLs that refused a downloader (img2dataset's X-Robots-Tag refusals): no work of ours, but any row with
+    that URL is out."""
+    for signal in signals.filter(asset__isnull=True).exclude(url=""):
+        key = normalize_url(signal.url)
+        denial = signal_denial([signal], url=signal.url, domain_rules=[])
+        if key and denial is not None:
+            yield ("signal_url", key, denial[1], denial[0], "")
+
+
+def _input_row_signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
+    """An external manifest's per-row signal columns, judged by the same rules as ingested works' signals."""
+    from types import SimpleNamespace
+
+    from provenance.datasets.columns import row_signals
+
+    for key, url, columns in parquet_input.row_signals(build.input_ref):
+        found = [SimpleNamespace(**signal) for signal in row_signals(columns)]
+        denial = signal_denial(found, url=url, domain_rules=[])
+        if denial is not None:
+            yield ("signal", f"{ROW_SIGNAL_PREFIX}{key}", denial[1], denial[0], "")
 
 
 def _site_signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:

@@ -150,6 +150,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="provenant@localhost"
 PROVENANT_MAX_IMAGE_PIXELS = env.int("PROVENANT_MAX_IMAGE_PIXELS", default=64_000_000)
 PROVENANT_MAX_UPLOAD_BYTES = env.int("PROVENANT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 PROVENANT_INGEST_WORKERS = env.int("PROVENANT_INGEST_WORKERS", default=2)
+PROVENANT_INGEST_QUEUE = env.str("PROVENANT_INGEST_QUEUE", default="celery")  # one task per shard
+# images that came inside a tar or a Parquet column, kept as files (by sha256) for indexing and thumbnails
+PROVENANT_DATASET_IMAGES_DIR = Path(
+    env.str("PROVENANT_DATASET_IMAGES_DIR", default=str(DATA_DIR / "dataset-images"))
+)
 
 LOGGING = {
     "version": 1,

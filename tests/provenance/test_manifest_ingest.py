@@ -37,7 +37,7 @@ def test_jsonl_manifest_rows_are_ingested_and_malformed_rows_reported(tmp_path):
     assert (run.status, run.new, run.failed) == ("done", 2, 6)
     reasons = " | ".join(e["reason"] for e in run.errors)
     for expected in ("neither url nor local path", "not an http(s) URL", "width is not a number",
-                     "escapes the manifest folder", "invalid JSON", "not a JSON object"):  # fmt: skip
+                     "outside the allowed roots", "invalid JSON", "not a JSON object"):  # fmt: skip
         assert expected in reasons
     cat = Asset.objects.get(key="000001") if Asset.objects.filter(key="000001").exists() else None
     cat = cat or Asset.objects.get(source=ROWS[0]["url"])
@@ -85,5 +85,5 @@ def test_an_unknown_manifest_format_is_a_clear_error(tmp_path):
     from core.exceptions import ApplicationError
 
     (tmp_path / "m.xlsx").write_text("x")
-    with pytest.raises(ApplicationError, match="neither a folder nor a manifest"):
+    with pytest.raises(ApplicationError, match="not a layout we know. Known layouts: webdataset"):
         services.ingest_run_create(path=str(tmp_path / "m.xlsx"), collection_name="web")

@@ -1,9 +1,10 @@
 """The opt-out registry frozen at a cut-off: one Arrow IPC file per build, memory-mapped by every shard task.
 
 Kinds: url, domain, sha256, phash, asset (from optout.registry), plus `signal` (asset ids whose machine-readable
-signals deny training) and `signal_domain` (domains whose domain-level signals deny it), resolved once at
-snapshot time so that every shard applies the same decisions; `signal_url` (normalised URLs that their own site
-refuses, from the fetched robots.txt, ai.txt, TDMRep and headers, judged at the cut-off).
+signals deny training; for an external manifest, the keys of its rows whose signal columns deny it) and
+`signal_domain` (domains whose domain-level signals deny it), resolved once at snapshot time so that every
+shard applies the same decisions; `signal_url` (normalised URLs that their own site refuses, from the fetched
+robots.txt, ai.txt, TDMRep and headers, judged at the cut-off, and URLs that refused img2dataset).
 """
 
 from __future__ import annotations

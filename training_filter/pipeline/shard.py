@@ -55,6 +55,8 @@ ALIASES = {
 # the order in which matches are attributed: the most specific evidence first
 MATCH_ORDER = ("url", "sha256", "asset", "signal", "signal_url", "phash", "domain", "signal_domain")
 REASON_OF = {"signal_domain": "signal", "signal_url": "signal"}
+# an external manifest's rows have no asset id: their per-row signals are keyed by the row's key
+ROW_SIGNAL_PREFIX = "row:"
 # fixed writer options: same rows in, same bytes out (no timestamps are written by Parquet)
 WRITER_OPTIONS = {
     "compression": "zstd",
@@ -100,12 +102,13 @@ def match_batch(table: pa.Table, registry: RegistryIndex) -> tuple[np.ndarray, n
     reg = np.full(n, -1, dtype=np.int64)
     url_key, host = url_keys(table.column("url"))
     asset_ids = pc.cast(table.column("asset_id"), pa.string())
+    row_keys = pc.binary_join_element_wise(ROW_SIGNAL_PREFIX, table.column("key"), "")
     queries = {
         "url": url_key,
+        "signal_url": url_key,
         "sha256": pc.ascii_lower(pc.cast(table.column("sha256"), pa.string())),
         "asset": asset_ids,
-        "signal": asset_ids,
-        "signal_url": url_key,
+        "signal": pc.coalesce(asset_ids, row_keys),
         "phash": table.column("phash").combine_chunks(),
     }
     for number, kind in enumerate(MATCH_ORDER, start=1):

@@ -37,7 +37,10 @@ class Command(BaseCommand):
         if run_async:
             self.stdout.write(f"build {build.pk} queued")
             return
-        self._run_here(build)
+        try:
+            self._run_here(build)
+        except ApplicationError as exc:
+            raise CommandError(f"build {build.pk} failed: {exc.message}") from exc
 
     def _run_here(self, build: ManifestBuild) -> None:
         from tqdm import tqdm

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
 THUMBNAIL_NEIGHBOURS = 10  # per query view
+REGION_CANDIDATES = 3  # of each region's embedding candidates, verified against the whole query too
 MATCH_TIERS = {
     "exact": 5,
     "hash": 4,
@@ -417,8 +418,11 @@ def search_image(
         if "embedding" not in stages or hit.asset_id in embedded:
             _better(hits, hit)
     if "geometric" in stages:
+        # the whole query also verifies its regions' first candidates: with all its keypoints, a copy pasted at
+        # half the width can agree with more of them than the region's own crop does
+        candidates[0] = candidates[0] + [i for own in candidates[1:] for i in own[:REGION_CANDIDATES]]
         for query, own in zip(queries, candidates, strict=True):
-            unconfirmed = [i for i in own if hits[i].match == "embedding"]
+            unconfirmed = [i for i in dict.fromkeys(own) if hits[i].match == "embedding"]
             for hit in _geometric_hits(query, unconfirmed, hidden):
                 _better(hits, hit)
     pool = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)

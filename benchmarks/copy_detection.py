@@ -27,6 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
+from benchmarks import composites  # noqa: E402
+
 FAMILIES = [
     "downscale",
     "jpeg20",
@@ -56,6 +58,10 @@ EXTRA_FAMILIES = [
     "sepia",
     "screenshot",
 ]
+# The work shown small (20-50 % of the width) inside a bigger picture, with other real pictures around it:
+# `--families composite` (benchmarks/composites.py draws them).
+COMPOSITE_FAMILIES = list(composites.MAKERS)
+ALL_FAMILIES = FAMILIES + EXTRA_FAMILIES + COMPOSITE_FAMILIES
 SMALL_SIDE = 128  # openclipart ships many works only as 60-100 px icon renderings
 
 
@@ -92,9 +98,12 @@ def _overlay(image, rng):
     return Image.alpha_composite(base, layer).convert("RGB")
 
 
-def transform(image, family: str, rng, others):
+def transform(image, family: str, rng, others, pictures=()):
+    """The edited copy and its JPEG quality; `pictures` are the other real pictures composites put beside it."""
     from PIL import Image, ImageEnhance, ImageOps
 
+    if family in composites.MAKERS:
+        return composites.MAKERS[family](image, rng, list(pictures))[0], 85
     w, h = image.size
     if family == "downscale":
         s = rng.uniform(0.2, 0.4)
@@ -213,7 +222,14 @@ def main() -> None:
     parser.add_argument(
         "--families",
         default="issue",
-        help="issue (the 11 families the issue names), extra (edits it does not name), all, or a comma list",
+        help="issue (the 11 families the issue names), extra (edits it does not name), composite (the work small "
+        "inside a screenshot, grid, collage or mockup), all, or a comma list",
+    )
+    parser.add_argument(
+        "--regions",
+        choices=["on", "off"],
+        default="on",
+        help="search inside composites (PROVENANT_SEARCH_REGIONS)",
     )
     parser.add_argument("--collection", default="openclipart")
     parser.add_argument("--seed", type=int, default=0)
@@ -241,6 +257,7 @@ def main() -> None:
     settings.PROVENANT_TORCH_THREADS = (
         args.threads
     )  # the encoder sets torch's threads from this when it loads
+    settings.PROVENANT_SEARCH_REGIONS = args.regions == "on"
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     faiss.omp_set_num_threads(args.threads)
@@ -285,28 +302,40 @@ def main() -> None:
     ]
     part, parts = (int(x) for x in args.part.split("/"))
     picked = picked[part::parts]  # several processes can share the works; --merge adds their counts
-    families = {"issue": FAMILIES, "extra": EXTRA_FAMILIES, "all": FAMILIES + EXTRA_FAMILIES}.get(
-        args.families, args.families.split(",")
-    )
+    families = {
+        "issue": FAMILIES,
+        "extra": EXTRA_FAMILIES,
+        "composite": COMPOSITE_FAMILIES,
+        "all": ALL_FAMILIES,
+    }.get(args.families, args.families.split(","))
     counts = {f: {m: [0, 0] for m in ("cascade", "clip", "phash")} for f in families}
     # cascade [queries, hits@10] per family for sources under SMALL_SIDE px (openclipart's icon renderings)
     small = {f: [0, 0] for f in families}
     seconds = defaultdict(list)
     others = [load_rgb_path(picked[i][1], max_side=512).image for i in range(3)]
+    # neighbours in composites: the photographs plus works that are never queries (seeded like the queries)
+    queried = set(picked)
+    spare = [r for r in rows if r not in queried]
+    pictures = composites.photographs() + [
+        load_rgb_path(spare[int(i)][1], max_side=512).image
+        for i in rng.choice(len(spare), size=min(12, len(spare)), replace=False)
+    ]
+    calibration: list[tuple[float, bool]] = []  # (cosine, true work?) of every embedding-tier hit in a top 10
     started = time.perf_counter()
     for n, (asset_id, path, *_rest) in enumerate(tqdm(picked, desc="works", unit="work")):
         original = load_rgb_path(path).image
         truth = truth_of[asset_id]
         is_small = max(original.size) < SMALL_SIDE
         for family in families:
-            fam_rng = np.random.default_rng([args.seed, asset_id, (FAMILIES + EXTRA_FAMILIES).index(family)])
-            image, quality = transform(original, family, fam_rng, others)
+            fam_rng = np.random.default_rng([args.seed, asset_id, ALL_FAMILIES.index(family)])
+            image, quality = transform(original, family, fam_rng, others, pictures)
             data = _jpeg(image, quality)
             query = load_rgb(data).image
             t0 = time.perf_counter()
             hits = search.search_image(query, sha256="", top_k=10)
             seconds[family].append(time.perf_counter() - t0)
             _count(counts[family]["cascade"], [h.asset_id for h in hits], truth)
+            calibration += [(h.score, h.asset_id in truth) for h in hits if h.match == "embedding"]
             if is_small:
                 small[family][0] += 1
                 small[family][1] += bool(truth.intersection(h.asset_id for h in hits))
@@ -318,6 +347,18 @@ def main() -> None:
         if (n + 1) % 10 == 0:
             _report(counts, small, seconds, n + 1, args, real.space.id, time.perf_counter() - started, True)
     _report(counts, small, seconds, len(picked), args, real.space.id, time.perf_counter() - started, False)
+    print(_calibration_table(calibration))
+
+
+def _calibration_table(calibration: list[tuple[float, bool]]) -> str:
+    """How often an embedding-tier hit at or above each cosine is the true work: where "this is your work"
+    may start (PROVENANT_SEARCH_CONFIDENT_COSINE)."""
+    lines = ["", "| embedding cosine >= | hits | true work | precision |", "|---|---|---|---|"]
+    for threshold in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+        above = [true for score, true in calibration if score >= threshold]
+        if above:
+            lines.append(f"| {threshold} | {len(above)} | {sum(above)} | {sum(above) / len(above):.3f} |")
+    return "\n".join(lines)
 
 
 def _merge(args) -> None:

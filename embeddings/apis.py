@@ -21,6 +21,11 @@ class HitSerializer(serializers.Serializer):
         choices=["exact", "hash", "geometric", "embedding", "caption", "contributor", "domain", "url"]
     )
     why = serializers.CharField()
+    tier = serializers.ChoiceField(
+        choices=["work", "related"],
+        help_text="work: the file, its hashes, its keypoints or a copy-close embedding (or its URL, its credit); "
+        "related: a weaker likeness, or words in a caption",
+    )
     cluster = serializers.IntegerField(allow_null=True)
     opted_out = serializers.BooleanField()
     site_opt_out = serializers.CharField(
@@ -30,7 +35,11 @@ class HitSerializer(serializers.Serializer):
     url = serializers.CharField()
     domain = serializers.CharField()
     collection = serializers.CharField()
+    key = serializers.CharField(help_text="dataset key (img2dataset manifests), else empty")
     title = serializers.CharField()
+    display_title = serializers.CharField(
+        help_text="the title, else one made from the dataset key or file name"
+    )
     contributor = serializers.CharField()
     licence = serializers.CharField()
 

@@ -12,10 +12,13 @@ Excluded ids (removed or opted-out works) are filtered at query time with a FAIS
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +52,18 @@ def space_dir(space: EmbeddingSpace) -> Path:
     return path
 
 
+@contextmanager
+def space_lock(space: EmbeddingSpace) -> Iterator[None]:
+    """Held while a shard is numbered and written, or the index published: index batches run in several Celery
+    workers at once, and two of them must neither take one shard number nor publish an older shard list last."""
+    with open(space_dir(space) / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     part = path.with_name(path.name + ".part")
     part.write_text(text)
@@ -76,11 +91,12 @@ def write_shard(space: EmbeddingSpace, ids: np.ndarray, vectors: np.ndarray) -> 
         raise ValueError(f"shard shape mismatch: {len(ids)} ids, vectors {vectors.shape}, dim {space.dim}")
     vectors = np.asarray(vectors, dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    existing = shard_paths(space)
-    number = int(existing[-1].name[6:11]) + 1 if existing else 0
-    shard = space_dir(space) / f"shard-{number:05d}.npy"
-    _atomic_save_npy(_ids_path(shard), np.asarray(ids, dtype=np.int64))
-    _atomic_save_npy(shard, vectors.astype(np.float16))
+    with space_lock(space):
+        existing = shard_paths(space)
+        number = int(existing[-1].name[6:11]) + 1 if existing else 0
+        shard = space_dir(space) / f"shard-{number:05d}.npy"
+        _atomic_save_npy(_ids_path(shard), np.asarray(ids, dtype=np.int64))
+        _atomic_save_npy(shard, vectors.astype(np.float16))
     return shard
 
 
@@ -151,6 +167,11 @@ def publish_index(space: EmbeddingSpace, *, exact_max: int) -> dict:
     An IVF index keeps its trained quantizer and only takes the shards it has not seen (incremental add); an
     exact index is rebuilt from the shards, which costs no more than reading them.
     """
+    with space_lock(space):
+        return _publish_locked(space, exact_max)
+
+
+def _publish_locked(space: EmbeddingSpace, exact_max: int) -> dict:
     import faiss
 
     directory = space_dir(space)

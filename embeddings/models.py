@@ -12,10 +12,16 @@ class IndexRun(TimeStampedModel):
         DONE = "done"
         FAILED = "failed"
 
+    class Kind(models.TextChoices):
+        ALL = "all"  # works (hashes, keypoints, thumbnails, embeddings) and their parts
+        WORKS = "works"  # works only: their parts follow in a background "parts" run
+        PARTS = "parts"
+
     collection = models.ForeignKey(
         "provenance.Collection", on_delete=models.CASCADE, related_name="index_runs"
     )
     space_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ALL)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.PositiveIntegerField(default=0)
     embedded = models.PositiveIntegerField(default=0)
@@ -25,6 +31,9 @@ class IndexRun(TimeStampedModel):
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)  # [{"asset_id": ..., "reason": ...}], capped
+    # Celery batches (index_start): several workers share a collection, one batch each
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
     index_kind = models.CharField(max_length=20, blank=True)
     index_total = models.PositiveIntegerField(default=0)
     images_per_second = models.FloatField(null=True, blank=True)

@@ -21,7 +21,7 @@ from django.db.models import Count, Max
 
 from core.exceptions import ApplicationError
 from core.exclusions import collect_exclusions
-from embeddings import geometry, index, parts, thumbnails
+from embeddings import geometry, index, parts, regions, thumbnails
 from embeddings.encoder import get_encoder
 from provenance import hashing
 from provenance.models import Asset
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
 THUMBNAIL_NEIGHBOURS = 10  # per query view
+REGION_CANDIDATES = 3  # of each region's embedding candidates, verified against the whole query too
 MATCH_TIERS = {
     "exact": 5,
     "hash": 4,
@@ -57,9 +58,21 @@ class Hit:
     def rank_key(self) -> tuple[int, float]:
         return MATCH_TIERS.get(self.match, 0), self.score
 
+    @property
+    def tier(self) -> str:
+        """ "work" when the match shows the work itself (the file, its hashes, its keypoints in one layout, an
+        embedding close enough to be a copy, its URL or its credit), else "related"."""
+        if self.match == "embedding":
+            confident = (
+                self.score >= settings.PROVENANT_SEARCH_CONFIDENT_COSINE and "text-image" not in self.why
+            )
+            return "work" if confident else "related"
+        return "related" if self.match in ("caption", "domain") else "work"
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("details")
+        data["tier"] = self.tier
         return data
 
 
@@ -109,26 +122,32 @@ def hash_table() -> HashTable:
         return _hash_table
 
 
-def _hash_hits(image: Image.Image, hidden: frozenset[int]) -> tuple[list[Hit], list[Hit]]:
+def _hash_hits(
+    image: Image.Image, hidden: frozenset[int], *, mirrored: bool = True
+) -> tuple[list[Hit], list[Hit]]:
     """Hash matches of the query as it is (or mirrored), and those found only by turning, flipping or inverting
-    it, which the cascade keeps only when the embedding stage agrees."""
+    it, which the cascade keeps only when the embedding stage agrees. `mirrored` False hashes no mirror image
+    (a region of a query: the thumbnail's orientations, which cost nothing, still include it)."""
     as_is: dict[int, Hit] = {}
     turned: dict[int, Hit] = {}
     for hit, upright in _thumbnail_hits(image, hidden):
         _better(as_is if upright else turned, hit)
-    _add_phash_and_pdq_hits(image, as_is, turned)
+    _add_phash_and_pdq_hits(image, as_is, turned, mirrored)
     visible = [h for h in as_is.values() if h.asset_id not in hidden]
     return visible, [h for h in turned.values() if h.asset_id not in hidden and h.asset_id not in as_is]
 
 
-def _add_phash_and_pdq_hits(image: Image.Image, as_is: dict[int, Hit], turned: dict[int, Hit]) -> None:
+def _add_phash_and_pdq_hits(
+    image: Image.Image, as_is: dict[int, Hit], turned: dict[int, Hit], mirrored: bool
+) -> None:
     from PIL import ImageOps
 
     table = hash_table()
     if len(table.ids) == 0:
         return
     radius = settings.PROVENANT_PHASH_RADIUS
-    for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image))):
+    views = [("", image)] + ([(" (mirrored)", ImageOps.mirror(image))] if mirrored else [])
+    for label, view in views:
         phash = hashing.phash_int64(view)
         # a negative's pHash is the complement: inverting negates every DCT coefficient and their median
         for how, query_hash, found in ((label, phash, as_is), (f"{label} (inverted)", ~phash, turned)):
@@ -205,78 +224,85 @@ def trim_border(image: Image.Image, tolerance: int = 24) -> Image.Image | None:
     return image.crop(box)
 
 
-def picture_regions(image: Image.Image, *, tolerance: int = 24, limit: int = 3) -> list[Image.Image]:
-    """The separate pictures in a query: connected regions that differ from its background colour (the median
-    colour of its outer edge). A work pasted into a larger picture beside other content is one such region, and
-    only cut out does it embed near its original; a picture filling the whole query gives no region."""
-    import cv2
+@dataclass
+class _Query:
+    """The query, or one separate picture inside it (embeddings.regions) searched as if it had been the query."""
 
-    small = image.copy()
-    small.thumbnail((256, 256))
-    pixels = np.asarray(small, dtype=np.int16)
-    edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    background = np.median(edge, axis=0)
-    mask = (np.abs(pixels - background).max(axis=2) > tolerance).astype(np.uint8)
-    # dilated, the strokes of one drawing join while the gaps between pictures stay
-    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    area = small.width * small.height
-    # a band across the whole query (a title bar, a side panel, a watermark strip) is not a separate picture
-    boxes = [
-        (x, y, x + w, y + h)
-        for x, y, w, h, _ in stats[1:count]
-        if 0.04 * area <= w * h <= 0.8 * area
-        and min(w, h) >= 8
-        and w < 0.95 * small.width
-        and h < 0.95 * small.height
-    ]
-    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
-    scale = image.width / small.width
-    return [image.crop(tuple(round(v * scale) for v in box)) for box in boxes[:limit]]
+    image: Image.Image
+    region: regions.Region | None = None
+
+    @property
+    def label(self) -> str:
+        """Appended to every reason found through this query."""
+        return f" in the picture {self.region.where}" if self.region else ""
+
+    def views(self) -> list[tuple[str, Image.Image]]:
+        return query_views(self.image) if self.region is None else [("", self.image)]
 
 
 def query_views(image: Image.Image) -> list[tuple[str, Image.Image]]:
-    """The query and its mirror, the query without a uniform border, and each separate picture in it."""
+    """The query, its mirror and the query without a uniform border."""
     from PIL import ImageOps
 
     views = [("", image), (" (mirrored)", ImageOps.mirror(image))]
     trimmed = trim_border(image)
     if trimmed is not None:
         views.append((" (border removed)", trimmed))
-    for n, region in enumerate(picture_regions(image), start=1):
-        views.append((f" (picture {n} within the query)", region))
     return views
 
 
-def _embedding_hits(image: Image.Image, hidden: frozenset[int], k: int) -> tuple[dict[int, Hit], list[int]]:
-    """Best cosine per work over all query views, to whole works and to their parts (embeddings.parts), and the
-    geometric-verification candidates: all these rankings interleaved, so that a window holding a pasted copy, or
-    a part matching a crop, gets its top candidates verified too."""
+def _region_queries(image: Image.Image) -> list[_Query]:
+    found = regions.find_regions(image, limit=settings.PROVENANT_SEARCH_REGION_MAX)
+    return [_Query(image.crop(r.box), r) for r in found]
+
+
+def _hash_stage(queries: list[_Query], hidden: frozenset[int], hits: dict[int, Hit]) -> list[Hit]:
+    """Adds each query's hash matches as it is (or mirrored) to `hits`; returns those found only turned."""
+    turned: list[Hit] = []
+    for query in queries:
+        as_is, query_turned = _hash_hits(query.image, hidden, mirrored=query.region is None)
+        for hit in as_is:
+            _better(hits, _located(hit, query))
+        turned += [_located(hit, query) for hit in query_turned]
+    return turned
+
+
+def _embedding_hits(
+    queries: list[_Query], hidden: frozenset[int], k: int
+) -> tuple[dict[int, Hit], list[list[int]]]:
+    """Best cosine per work over every view of every query, to whole works and to their parts
+    (embeddings.parts), and per query its geometric-verification candidates: its rankings interleaved, so that a
+    part matching a crop gets its top candidates verified too. All views are encoded and searched in one batch."""
     encoder = get_encoder()
-    views = query_views(image)
-    vectors = encoder.encode_images([v for _, v in views])
+    views = [
+        (n, f"{label}{query.label}", view) for n, query in enumerate(queries) for label, view in query.views()
+    ]
+    vectors = encoder.encode_images([view for _, _, view in views])
     searches = (
         ("", _knn(encoder.space, vectors, k, hidden)),
         (" to a part of the work", _part_knn(encoder.space, vectors, k, hidden)),
     )
     rankings = [
-        (f"{prefix}{label}", row_scores, row_ids)
+        (n, f"{prefix}{label}", row_scores, row_ids)
         for prefix, (scores, ids) in searches
-        for (label, _), row_scores, row_ids in zip(views, scores, ids, strict=True)
+        for (n, label, _), row_scores, row_ids in zip(views, scores, ids, strict=True)
     ]
     hits: dict[int, Hit] = {}
-    for label, row_scores, row_ids in rankings:
+    for _, label, row_scores, row_ids in rankings:
         for score, asset_id in zip(row_scores, row_ids, strict=True):
-            if asset_id < 0:
-                continue
-            hit = Hit(int(asset_id), float(score), "embedding", f"embedding cosine {score:.3f}{label}")
-            _better(hits, hit)
+            if asset_id >= 0:
+                _better(
+                    hits,
+                    Hit(int(asset_id), float(score), "embedding", f"embedding cosine {score:.3f}{label}"),
+                )
     for hit in hits.values():
         hit.details["cosine"] = hit.score
-    candidates: list[int] = []
-    for column in itertools.zip_longest(*(row_ids for _, _, row_ids in rankings), fillvalue=-1):
-        # rank 1 of every view and part ranking, then rank 2, ...
-        candidates.extend(int(i) for i in column if i >= 0 and int(i) not in candidates)
+    candidates: list[list[int]] = [[] for _ in queries]
+    for n, found in enumerate(candidates):
+        own = [row_ids for m, _, _, row_ids in rankings if m == n]
+        for column in itertools.zip_longest(*own, fillvalue=-1):
+            # rank 1 of every view and part ranking, then rank 2, ...
+            found.extend(int(i) for i in column if i >= 0 and int(i) not in found)
     return hits, candidates
 
 
@@ -286,7 +312,7 @@ def _knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tuple[np
 
 def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tuple[list, list]:
     """Per query view, the works whose parts are nearest, best part per work, k works at most (empty rankings
-    when no part index is published)."""
+    when no part index is published yet: parts are embedded in the background and used as they arrive)."""
     scores, ids = _knn(parts.parts_space(space), vectors, k * parts.PER_WORK, hidden)
     ranked_scores, ranked_ids = [], []
     for row_scores, row_ids in zip(scores, ids, strict=True):
@@ -301,22 +327,28 @@ def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tup
 # --- geometric verification -------------------------------------------------------------------------------------
 
 
-def _geometric_hits(image: Image.Image, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
+def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
     """Verify the works the query's keypoints vote for, then the embedding candidates. ORB is not
-    mirror-invariant, so the mirrored query votes and is verified too; each work keeps its better orientation."""
+    mirror-invariant, so the whole query's mirror image votes and is verified too; each work keeps its better
+    orientation. A region is verified as it is, against fewer candidates: it is one of several."""
     from PIL import ImageOps
 
     from embeddings import keypoints
 
+    pictures = [("", query.image)]
+    limit, top = settings.PROVENANT_KEYPOINT_CANDIDATES, settings.PROVENANT_GEOMETRIC_TOP
+    if query.region is None:
+        pictures.append((" (mirrored)", ImageOps.mirror(query.image)))
+    else:
+        limit, top = max(1, limit // 2), max(1, top // 6)
     orientations = [
-        (label, geometry.orb_features(view, max_keypoints=QUERY_KEYPOINTS))
-        for label, view in (("", image), (" (mirrored)", ImageOps.mirror(image)))
+        (label, geometry.orb_features(view, max_keypoints=QUERY_KEYPOINTS)) for label, view in pictures
     ]
     voted: list[int] = []
     for _, features in orientations:
-        voted += keypoints.candidates(features, limit=settings.PROVENANT_KEYPOINT_CANDIDATES, exclude=hidden)
-    candidates = list(dict.fromkeys(voted + embedding_candidates[: settings.PROVENANT_GEOMETRIC_TOP]))
-    return _verify(orientations, candidates)
+        voted += keypoints.candidates(features, limit=limit, exclude=hidden)
+    candidates = list(dict.fromkeys(voted + embedding_candidates[:top]))
+    return _verify(orientations, candidates, query.label)
 
 
 def _inlier_score(inliers: int) -> float:
@@ -324,7 +356,9 @@ def _inlier_score(inliers: int) -> float:
     return round(inliers / (inliers + 25), 4)
 
 
-def _verify(orientations: list[tuple[str, geometry.Features]], candidate_ids: list[int]) -> list[Hit]:
+def _verify(
+    orientations: list[tuple[str, geometry.Features]], candidate_ids: list[int], where: str
+) -> list[Hit]:
     paths = dict(Asset.objects.filter(id__in=candidate_ids).values_list("id", "local_path"))
     minimum = settings.PROVENANT_GEOMETRIC_MIN_INLIERS
     hits = []
@@ -334,7 +368,7 @@ def _verify(orientations: list[tuple[str, geometry.Features]], candidate_ids: li
         candidate = geometry.asset_features(asset_id, paths[asset_id])
         inliers, label = max((geometry.verify(query, candidate), label) for label, query in orientations)
         if inliers >= minimum:
-            why = f"{inliers} ORB keypoints agree on one similarity transform{label}"
+            why = f"{inliers} ORB keypoints agree on one similarity transform{label}{where}"
             hits.append(Hit(asset_id, _inlier_score(inliers), "geometric", why, details={"inliers": inliers}))
     return hits
 
@@ -349,25 +383,31 @@ def search_image(
     top_k: int = 10,
     user: Any = None,
     stages: tuple[str, ...] = ("exact", "hash", "embedding", "geometric"),
+    regions: bool | None = None,
 ) -> list[Hit]:
-    """Ranked hits for a decoded RGB image. `stages` lets benchmarks run a single stage of the cascade."""
+    """Ranked hits for a decoded RGB image. `stages` lets benchmarks run a single stage of the cascade;
+    `regions` (default: the setting) searches each separate picture inside the query too, and a work found in
+    one ranks as if that picture had been the query."""
     hidden, flagged = collect_exclusions(user)
+    queries = [_Query(image)]
     hits: dict[int, Hit] = {}
     if "exact" in stages and sha256:
         for asset_id in (
             Asset.objects.filter(sha256=sha256).exclude(id__in=hidden).values_list("id", flat=True)
         ):
             _better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
-    turned: list[Hit] = []
-    if "hash" in stages:
-        as_is, turned = _hash_hits(image, hidden)
-        for hit in as_is:
-            _better(hits, hit)
+    turned = _hash_stage(queries, hidden, hits) if "hash" in stages else []
+    # A query that is a work's file or matches one by its hashes as a whole is that work, not a composite: its
+    # regions would only cost time (the cheap test before the detector).
+    if (settings.PROVENANT_SEARCH_REGIONS if regions is None else regions) and not hits:
+        regional = _region_queries(image)
+        queries += regional
+        turned += _hash_stage(regional, hidden, hits) if "hash" in stages else []
     embedded: dict[int, Hit] = {}
-    candidates: list[int] = []
+    candidates: list[list[int]] = [[] for _ in queries]
     if "embedding" in stages:
         embedded, candidates = _embedding_hits(
-            image, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)
+            queries, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)
         )
         for hit in embedded.values():
             _better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
@@ -378,9 +418,13 @@ def search_image(
         if "embedding" not in stages or hit.asset_id in embedded:
             _better(hits, hit)
     if "geometric" in stages:
-        unconfirmed = [i for i in candidates if hits[i].match == "embedding"]
-        for hit in _geometric_hits(image, unconfirmed, hidden):
-            _better(hits, hit)
+        # the whole query also verifies its regions' first candidates: with all its keypoints, a copy pasted at
+        # half the width can agree with more of them than the region's own crop does
+        candidates[0] = candidates[0] + [i for own in candidates[1:] for i in own[:REGION_CANDIDATES]]
+        for query, own in zip(queries, candidates, strict=True):
+            unconfirmed = [i for i in dict.fromkeys(own) if hits[i].match == "embedding"]
+            for hit in _geometric_hits(query, unconfirmed, hidden):
+                _better(hits, hit)
     pool = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)
     pool = pool[: max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)]
     assign_clusters(pool)
@@ -388,6 +432,11 @@ def search_image(
     for hit in ranked:
         hit.opted_out = hit.asset_id in flagged
     return ranked
+
+
+def _located(hit: Hit, query: _Query) -> Hit:
+    hit.why += query.label
+    return hit
 
 
 def diversify(ranked: list[Hit], top_k: int, per_cluster: int) -> list[Hit]:

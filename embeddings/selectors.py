@@ -110,13 +110,31 @@ def hit_rows(hits: list[Hit]) -> list[dict[str, Any]]:
                 "url": asset.url,
                 "domain": asset.domain,
                 "collection": asset.collection.name,
+                "key": asset.key,
                 "title": asset.title,
+                "display_title": display_title(asset.title, asset.key, asset.source),
                 "contributor": asset.contributor.display_name if asset.contributor else asset.creator_raw,
                 "licence": asset.licence,
             }
         )
     _flag_site_signals(rows)
     return rows
+
+
+def display_title(title: str, key: str, source: str) -> str:
+    """The work's title, else a readable one from its dataset key or file name ("bb_mail_new.svg" -> "Bb mail
+    new"): "Untitled work" on every card tells an artist nothing."""
+    import re
+    from pathlib import PurePosixPath
+    from urllib.parse import unquote, urlsplit
+
+    if title.strip():
+        return title.strip()
+    name = PurePosixPath(unquote(urlsplit(source).path)).stem if source else ""
+    words = re.sub(r"[_\-.+]+", " ", name).strip()
+    if words and not words.isdigit():
+        return words[:1].upper() + words[1:]
+    return f"Item {key}" if key else "Untitled work"
 
 
 def _flag_site_signals(rows: list[dict[str, Any]]) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
@@ -64,19 +66,21 @@ def _prepare(item: _Item) -> _Decoded:
 
 
 def _work_items(
-    collection: Collection, done: set[int], thumbnailed: set[int], parted: set[int] | None
+    assets, done: set[int], thumbnailed: set[int], parted: set[int] | None, *, works: bool = True
 ) -> list[_Item]:
-    """What each asset of the collection still needs; `parted` is None when part embeddings are switched off."""
-    rows = Asset.objects.filter(collection=collection).exclude(local_path="").order_by("id")
+    """What each asset still needs; `parted` is None when part embeddings are not wanted, `works` False when
+    only parts are (a background parts run)."""
     items = []
-    for asset_id, local_path, phash, pdq in rows.values_list("id", "local_path", "phash", "pdq"):
+    for asset_id, local_path, phash, pdq in (
+        assets.exclude(local_path="").order_by("id").values_list("id", "local_path", "phash", "pdq")
+    ):
         item = _Item(
             asset_id,
             local_path,
-            needs_hash=phash is None or not pdq,
-            needs_embedding=asset_id not in done,
-            needs_features=settings.PROVENANT_INDEX_ORB and not geometry.has_features(asset_id),
-            needs_thumbnail=asset_id not in thumbnailed,
+            needs_hash=works and (phash is None or not pdq),
+            needs_embedding=works and asset_id not in done,
+            needs_features=works and settings.PROVENANT_INDEX_ORB and not geometry.has_features(asset_id),
+            needs_thumbnail=works and asset_id not in thumbnailed,
             needs_parts=parted is not None and asset_id not in parted,
         )
         if (
@@ -100,21 +104,40 @@ def _save_hashes(decoded: list[_Decoded]) -> int:
     return len(assets)
 
 
+def _collection(name: str) -> Collection:
+    collection = Collection.objects.filter(name=name).first()
+    if collection is None:
+        raise ApplicationError(f"no collection named {name!r}", status_code=404)
+    return collection
+
+
 def index_collection(
-    *, collection_name: str, batch_size: int | None = None, workers: int | None = None, progress: bool = False
+    *,
+    collection_name: str,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    parts: str = "inline",
 ) -> IndexRun:
     """Index every asset of a collection not yet in the current embedding space, then publish the index.
+
+    `parts`: "inline" embeds each work's parts (embeddings.parts) here too; "background" publishes the
+    whole-work index first and leaves the parts to Celery batch tasks (index_start), so a site can serve
+    searches while they arrive; "off" skips them.
 
     Resumable: each finished shard is on disk, so a crashed or interrupted run resumes where it stopped, and a
     second run over an indexed collection embeds nothing and leaves the published index untouched.
     """
-    collection = Collection.objects.filter(name=collection_name).first()
-    if collection is None:
-        raise ApplicationError(f"no collection named {collection_name!r}", status_code=404)
+    if parts not in ("inline", "background", "off"):
+        raise ApplicationError(f"parts must be inline, background or off, not {parts!r}")
+    collection = _collection(collection_name)
     encoder = get_encoder()
-    space = encoder.space
     run = IndexRun.objects.create(
-        collection=collection, space_id=space.id, status=IndexRun.Status.RUNNING, started_at=timezone.now()
+        collection=collection,
+        space_id=encoder.space.id,
+        status=IndexRun.Status.RUNNING,
+        started_at=timezone.now(),
+        kind=IndexRun.Kind.ALL if parts == "inline" else IndexRun.Kind.WORKS,
     )
     try:
         _index_items(
@@ -124,13 +147,13 @@ def index_collection(
             batch_size or settings.PROVENANT_INDEX_BATCH,
             workers or settings.PROVENANT_INDEX_WORKERS,
             progress,
+            with_parts=parts == "inline" and settings.PROVENANT_INDEX_PARTS,
         )
     except Exception as exc:
-        run.status = IndexRun.Status.FAILED
-        run.errors = (run.errors + [{"asset_id": None, "reason": f"run failed: {exc}"}])[:MAX_ERRORS_KEPT]
-        run.finished_at = timezone.now()
-        run.save()
+        index_fail(run_id=run.pk, error=f"run failed: {exc}")
         raise
+    if parts == "background" and settings.PROVENANT_INDEX_PARTS:
+        index_start(collection_name=collection_name, kind=IndexRun.Kind.PARTS)
     return run
 
 
@@ -154,75 +177,106 @@ class _ShardBuffer:
         return count
 
 
+@dataclass
+class _Buffers:
+    embedded: _ShardBuffer
+    thumbnailed: _ShardBuffer
+    parted: _ShardBuffer | None
+
+    @classmethod
+    def of(cls, space, with_parts: bool) -> _Buffers:
+        part_space = parts.parts_space(space) if with_parts else None
+        return cls(
+            _ShardBuffer(space),
+            _ShardBuffer(thumbnails.SPACE),
+            _ShardBuffer(part_space) if part_space else None,
+        )
+
+    def add(self, decoded: list[_Decoded], encoder) -> None:
+        """Encode what the decoded works need into the buffers (one forward pass for works, one for parts)."""
+        to_embed = [d for d in decoded if d.item.needs_embedding]
+        if to_embed:
+            self.embedded.add(
+                [d.item.asset_id for d in to_embed], encoder.encode_images([d.image for d in to_embed])
+            )
+        with_thumbnail = [d for d in decoded if d.thumbnail is not None]
+        if with_thumbnail:
+            self.thumbnailed.add(
+                [d.item.asset_id for d in with_thumbnail], np.stack([d.thumbnail for d in with_thumbnail])
+            )
+        with_parts = [d for d in decoded if d.parts]
+        if with_parts and self.parted is not None:
+            self.parted.add(
+                [d.item.asset_id for d in with_parts for _ in d.parts],
+                encoder.encode_images([part for d in with_parts for part in d.parts]),
+            )
+
+    def flush(self, minimum: int = 1) -> tuple[int, int]:
+        """(works, works' parts) written as shards, once `minimum` works wait in a buffer."""
+        self.thumbnailed.flush(minimum=minimum)
+        parted = self.parted.flush(minimum=minimum * parts.PER_WORK) // parts.PER_WORK if self.parted else 0
+        return self.embedded.flush(minimum=minimum), parted
+
+
+def _decode(pool: ThreadPoolExecutor, run: IndexRun, items: list[_Item]) -> list[_Decoded]:
+    decoded = list(pool.map(_prepare, items))
+    _record_failures(run, [d for d in decoded if d.error])
+    ok = [d for d in decoded if not d.error]
+    run.hashed += _save_hashes(ok)
+    return ok
+
+
 def _index_items(
-    run: IndexRun, collection: Collection, encoder, batch_size: int, workers: int, progress: bool
+    run: IndexRun,
+    collection: Collection,
+    encoder,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    *,
+    with_parts: bool,
 ):
     space = encoder.space
     done = set(index.stored_ids(space).tolist())
-    part_space = parts.parts_space(space) if settings.PROVENANT_INDEX_PARTS else None
-    parted = set(index.stored_ids(part_space).tolist()) if part_space else None
-    items = _work_items(collection, done, set(index.stored_ids(thumbnails.SPACE).tolist()), parted)
-    run.total = Asset.objects.filter(collection=collection).count()
+    parted = set(index.stored_ids(parts.parts_space(space)).tolist()) if with_parts else None
+    assets = Asset.objects.filter(collection=collection)
+    items = _work_items(assets, done, set(index.stored_ids(thumbnails.SPACE).tolist()), parted)
+    run.total = assets.count()
     run.skipped = run.total - sum(1 for i in items if i.needs_embedding)
     started = time.perf_counter()
-    embedded, thumbnailed = _ShardBuffer(space), _ShardBuffer(thumbnails.SPACE)
-    parted_buffer = _ShardBuffer(part_space) if part_space else None
-    shard_size = settings.PROVENANT_INDEX_SHARD_SIZE
+    buffers = _Buffers.of(space, with_parts)
     bar = _progress_bar(len(items), progress)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(items), batch_size):
-            decoded = list(pool.map(_prepare, items[start : start + batch_size]))
-            ok = [d for d in decoded if not d.error]
-            _record_failures(run, [d for d in decoded if d.error])
-            run.hashed += _save_hashes(ok)
-            to_embed = [d for d in ok if d.item.needs_embedding]
-            if to_embed:
-                embedded.add(
-                    [d.item.asset_id for d in to_embed], encoder.encode_images([d.image for d in to_embed])
-                )
-            with_thumbnail = [d for d in ok if d.thumbnail is not None]
-            if with_thumbnail:
-                thumbnailed.add(
-                    [d.item.asset_id for d in with_thumbnail], np.stack([d.thumbnail for d in with_thumbnail])
-                )
-            with_parts = [d for d in ok if d.parts]
-            parts_written = 0
-            if with_parts:
-                parted_buffer.add(
-                    [d.item.asset_id for d in with_parts for _ in d.parts],
-                    encoder.encode_images([part for d in with_parts for part in d.parts]),
-                )
-                parts_written = parted_buffer.flush(minimum=shard_size * parts.PER_WORK) // parts.PER_WORK
-            thumbnailed.flush(minimum=shard_size)
-            written = embedded.flush(minimum=shard_size)
+            buffers.add(_decode(pool, run, items[start : start + batch_size]), encoder)
+            written, parts_written = buffers.flush(minimum=settings.PROVENANT_INDEX_SHARD_SIZE)
             if written or parts_written:  # progress in the DB each time a shard is safely on disk
                 run.embedded += written
                 run.parts_embedded += parts_written
-                run.save(
-                    update_fields=[
-                        "embedded",
-                        "parts_embedded",
-                        "hashed",
-                        "failed",
-                        "errors",
-                        "total",
-                        "skipped",
-                    ]
-                )
-            bar.update(len(decoded))
+                run.save(update_fields=[*PROGRESS_FIELDS, "total", "skipped"])
+            bar.update(min(batch_size, len(items) - start))
     bar.close()
-    thumbnailed.flush()
-    if parted_buffer:
-        run.parts_embedded += parted_buffer.flush() // parts.PER_WORK
-    run.embedded += embedded.flush()
+    written, parts_written = buffers.flush()
+    run.embedded += written
+    run.parts_embedded += parts_written
     meta = _publish(space)
-    if any(i.needs_features for i in items) or not keypoints.is_built():
+    _build_keypoints(any(i.needs_features for i in items))
+    _finish(run, meta, len(items), time.perf_counter() - started)
+
+
+PROGRESS_FIELDS = ["embedded", "parts_embedded", "hashed", "failed", "errors"]
+
+
+def _build_keypoints(features_changed: bool) -> None:
+    if features_changed or not keypoints.is_built():
         keypoints.build(
             list(Asset.objects.exclude(local_path="").order_by("id").values_list("id", flat=True))
         )
-    elapsed = time.perf_counter() - started
+
+
+def _finish(run: IndexRun, meta: dict, items: int, seconds: float) -> None:
     run.index_kind, run.index_total = meta["kind"], meta["ntotal"]
-    run.images_per_second = round(len(items) / elapsed, 2) if items and elapsed > 0 else None
+    run.images_per_second = round(items / seconds, 2) if items and seconds > 0 else None
     run.status, run.finished_at = IndexRun.Status.DONE, timezone.now()
     run.save()
 
@@ -234,6 +288,98 @@ def _publish(space) -> dict:
     if settings.PROVENANT_INDEX_PARTS and index.shard_paths(parts.parts_space(space)):
         index.publish_index(parts.parts_space(space), exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
     return index.publish_index(space, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
+
+
+# --- indexing through Celery, one task per batch -------------------------------------------------------------
+
+
+def index_start(
+    *, collection_name: str, kind: str = IndexRun.Kind.ALL, batch_size: int | None = None
+) -> IndexRun:
+    """Index a collection through Celery: one task per batch of works, so several workers share a big
+    collection, and a last task that publishes the indexes. kind "parts" embeds only the works' parts (after a
+    whole-work index: the site serves searches meanwhile, and each batch publishes the part index as it goes)."""
+    collection = _collection(collection_name)
+    space = get_encoder().space
+    wanted = kind in (IndexRun.Kind.ALL, IndexRun.Kind.PARTS) and settings.PROVENANT_INDEX_PARTS
+    parted = set(index.stored_ids(parts.parts_space(space)).tolist()) if wanted else None
+    items = _work_items(
+        Asset.objects.filter(collection=collection),
+        set(index.stored_ids(space).tolist()),
+        set(index.stored_ids(thumbnails.SPACE).tolist()),
+        parted,
+        works=kind != IndexRun.Kind.PARTS,
+    )
+    size = batch_size or settings.PROVENANT_INDEX_TASK_BATCH
+    batches = [[i.asset_id for i in items[n : n + size]] for n in range(0, len(items), size)]
+    run = IndexRun.objects.create(
+        collection=collection,
+        space_id=space.id,
+        kind=kind,
+        status=IndexRun.Status.RUNNING,
+        started_at=timezone.now(),
+        total=len(items),
+        batches_total=len(batches),
+    )
+    from embeddings.tasks import enqueue_index_run
+
+    transaction.on_commit(lambda: enqueue_index_run(run.pk, batches))
+    return run
+
+
+def index_batch(*, run_id: int, asset_ids: list[int]) -> int:
+    """Index one batch of a run: what each of its works still needs, so a redelivered batch embeds nothing
+    twice. Returns how many works it processed."""
+    run = IndexRun.objects.select_related("collection").get(pk=run_id)
+    encoder = get_encoder()
+    space = encoder.space
+    with_parts = run.kind != IndexRun.Kind.WORKS and settings.PROVENANT_INDEX_PARTS
+    items = _work_items(
+        Asset.objects.filter(collection=run.collection, id__in=asset_ids),
+        set(index.stored_ids(space).tolist()),
+        set(index.stored_ids(thumbnails.SPACE).tolist()),
+        set(index.stored_ids(parts.parts_space(space)).tolist()) if with_parts else None,
+        works=run.kind != IndexRun.Kind.PARTS,
+    )
+    buffers = _Buffers.of(space, with_parts)
+    batch = IndexRun(pk=run.pk, errors=[])
+    with ThreadPoolExecutor(max_workers=settings.PROVENANT_INDEX_WORKERS) as pool:
+        buffers.add(_decode(pool, batch, items), encoder)
+    written, parts_written = buffers.flush()
+    if run.kind == IndexRun.Kind.PARTS:
+        _publish(space)  # search uses the parts as they arrive
+    with transaction.atomic():
+        locked = IndexRun.objects.select_for_update().get(pk=run.pk)
+        locked.errors = (locked.errors + batch.errors)[:MAX_ERRORS_KEPT]
+        locked.save(update_fields=["errors"])
+        IndexRun.objects.filter(pk=run.pk).update(
+            embedded=F("embedded") + written,
+            parts_embedded=F("parts_embedded") + parts_written,
+            hashed=F("hashed") + batch.hashed,
+            failed=F("failed") + batch.failed,
+            batches_done=F("batches_done") + 1,
+        )
+    return len(items)
+
+
+def index_finish(*, run_id: int) -> IndexRun:
+    """Publish every index of the run's space and mark it done (safe to run twice)."""
+    run = IndexRun.objects.get(pk=run_id)
+    space = get_encoder().space
+    meta = _publish(space)
+    if run.kind != IndexRun.Kind.PARTS:
+        _build_keypoints(features_changed=True)
+    seconds = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0
+    _finish(run, meta, run.total, seconds)
+    return run
+
+
+def index_fail(*, run_id: int, error: str) -> None:
+    run = IndexRun.objects.get(pk=run_id)
+    run.status = IndexRun.Status.FAILED
+    run.errors = (run.errors + [{"asset_id": None, "reason": error[:500]}])[:MAX_ERRORS_KEPT]
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "errors", "finished_at"])
 
 
 def _record_failures(run: IndexRun, failed: list[_Decoded]) -> None:

@@ -18,12 +18,16 @@ $PY manage.py ingest "$OPENCLIPART/svg" --collection openclipart --raster-root "
 echo "==> the offline default model (built once, a few minutes on CPU)"
 $PY manage.py build_default_model --collection openclipart --if-missing
 
-echo "==> indexing hashes, keypoints, embeddings of every work and of its six parts (resumable)"
-$PY manage.py index --collection openclipart
+echo "==> indexing hashes, keypoints and the embedding of every work (resumable)"
+# The site needs only this whole-work index. Each work's six parts (which find crops) are queued for the Celery
+# worker started below: it embeds them in batches while the site runs, and search uses them as they arrive
+# (progress on the operator dashboard). A second run queues only what is missing.
+$PY manage.py index --collection openclipart --parts background
 
-echo "==> starting a Celery worker and the web server"
+echo "==> starting a Celery worker (the parts, in the background) and the web server"
 mkdir -p var/log
-.venv/bin/celery -A config worker --loglevel=INFO --pool=threads --concurrency=2 --beat --schedule var/celerybeat-schedule >var/log/celery-worker.log 2>&1 &
+# one task at a time: on a 2-core machine the other core stays with the site while the parts are embedded
+.venv/bin/celery -A config worker --loglevel=INFO --pool=threads --concurrency=1 --beat --schedule var/celerybeat-schedule >var/log/celery-worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
 cat <<MSG
@@ -33,6 +37,7 @@ cat <<MSG
     API:     http://$HOST:$PORT/api/docs/
     $(cat var/demo-credentials.txt)
   Celery worker log: var/log/celery-worker.log      Stop with Ctrl-C.
+  Parts of each work are still being embedded in the background: see "Indexing" on http://$HOST:$PORT/operator/
   Try: .venv/bin/python manage.py find_work $OPENCLIPART/png/animals/mammals/a_simple_pig_01.png --top 5 --json
 
 MSG

@@ -4,6 +4,7 @@ an artist's opt-outs with history, and the operator dashboard's queues. Apps tha
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,32 +27,89 @@ MATCH_LABELS = {
 
 
 @dataclass
-class ResultGroup:
-    """One near-copy cluster of hits (a single hit when the work has no copies among the results)."""
+class ResultTiers:
+    """Search results as cards in two tiers: "this is your work" (exact, hash, geometric, an embedding above the
+    calibrated threshold, the work's URL or credit) and "might be related" (shown collapsed). `shown` cards of
+    each come first; the rest wait behind "more results"."""
 
-    cluster: int
-    cards: list[dict[str, Any]] = field(default_factory=list)
+    work: list[dict[str, Any]] = field(default_factory=list)
+    related: list[dict[str, Any]] = field(default_factory=list)
+    shown: int = 24
 
     @property
-    def is_group(self) -> bool:
-        return len(self.cards) > 1
+    def count(self) -> int:
+        return len(self.work) + len(self.related)
+
+    @property
+    def work_first(self) -> list[dict[str, Any]]:
+        return self.work[: self.shown]
+
+    @property
+    def work_more(self) -> list[dict[str, Any]]:
+        return self.work[self.shown :]
+
+    @property
+    def related_first(self) -> list[dict[str, Any]]:
+        return self.related[: max(0, self.shown - len(self.work))]
+
+    @property
+    def related_more(self) -> list[dict[str, Any]]:
+        return self.related[max(0, self.shown - len(self.work)) :]
 
 
-def result_groups(hits: list) -> list[ResultGroup]:
-    """Hits as cards (asset fields, contributor id, a readable match label), grouped by cluster in rank order."""
+def result_tiers(hits: list, *, shown: int) -> ResultTiers:
+    """Hits as cards (asset fields, where the work sits, why it matched in words, its near-copy group), split
+    into the two tiers in rank order."""
     from embeddings.selectors import hit_rows
 
     rows = hit_rows(hits)
     contributor_ids = dict(
         Asset.objects.filter(id__in=[r["asset_id"] for r in rows]).values_list("id", "contributor_id")
     )
-    groups: dict[int, ResultGroup] = {}
+    cluster_sizes = Counter(r["cluster"] for r in rows if r["cluster"] is not None)
+    tiers = ResultTiers(shown=shown)
     for row in rows:
         row["contributor_id"] = contributor_ids.get(row["asset_id"])
         row["match_label"] = MATCH_LABELS.get(row["match"], row["match"])
-        key = row["cluster"] if row["cluster"] is not None else row["asset_id"]
-        groups.setdefault(key, ResultGroup(cluster=key)).cards.append(row)
-    return list(groups.values())
+        row["plain_why"] = plain_why(row["match"], row["why"], row["tier"])
+        row["where"] = _where(row)
+        row["copies"] = cluster_sizes.get(row["cluster"], 1) - 1
+        (tiers.work if row["tier"] == "work" else tiers.related).append(row)
+    return tiers
+
+
+def plain_why(match: str, why: str, tier: str) -> str:
+    """Why a result matched, in words an artist reads without knowing what a pHash is (the measured reason
+    stays on the card beside it)."""
+    region = why.split(" in the picture ", 1)
+    inside = f" It was found in the picture {region[1]}." if len(region) == 2 else ""
+    sentences = {
+        "exact": "The very same file as your picture.",
+        "hash": "Looks the same as your picture, resized, re-saved"
+        + (", turned or flipped." if "(" in region[0] else " or recoloured."),
+        "geometric": "Many details line up with your picture in one layout: a crop of it, or a copy inside it.",
+        "caption": "Its title or caption contains your words.",
+        "contributor": "Credited to the name you searched for.",
+        "domain": "Hosted on the website you searched for.",
+        "url": "Found at the address you searched for.",
+    }
+    if match == "embedding":
+        if "text-image" in why:
+            text = "Its picture resembles what your words describe."
+        elif tier == "work":
+            text = "Looks like a copy of your picture (close in what it shows and how)."
+        else:
+            text = "Looks somewhat like your picture; check whether it is yours."
+        if "to a part of the work" in region[0]:
+            text = text[:-1] + ", matching a part of the work."
+        return text + inside
+    return sentences.get(match, why) + inside
+
+
+def _where(row: dict[str, Any]) -> str:
+    """Where the work sits: collection, then its dataset key, its URL or its file."""
+    place = row["key"] and f"item {row['key']}" or row["url"] or row["source"]
+    return f"{row['collection']} · {place}" if place else row["collection"]
 
 
 def contributor_detail(*, contributor_id: int) -> Contributor | None:
@@ -129,3 +187,31 @@ def generator_models(limit: int = 20) -> list | None:
     except ImportError:
         return None
     return list(GeneratorModel.objects.order_by("-id")[:limit])
+
+
+def index_runs(limit: int = 10) -> list:
+    """Recent indexing runs, newest first: the whole-work index and the parts embedded in the background."""
+    from embeddings.models import IndexRun
+
+    return list(IndexRun.objects.select_related("collection").order_by("-id")[:limit])
+
+
+def index_progress_rows(runs: list) -> list[dict[str, Any]]:
+    rows = []
+    for run in runs:
+        done = run.parts_embedded if run.kind == "parts" else run.embedded + run.skipped
+        rows.append(
+            {
+                "id": run.pk,
+                "collection": run.collection.name,
+                "kind": run.kind,
+                "status": run.status,
+                "done": min(done, run.total),
+                "total": run.total,
+                "percent": round(100 * min(done, run.total) / run.total) if run.total else 100,
+                "parts_embedded": run.parts_embedded,
+                "batches": f"{run.batches_done}/{run.batches_total}" if run.batches_total else "",
+                "failed": run.failed,
+            }
+        )
+    return rows

@@ -18,6 +18,7 @@ urlpatterns = [
     path("optouts/<int:optout_id>/revoke/", optouts.optout_revoke, name="optout-revoke"),
     path("operator/", operator.dashboard, name="dashboard"),
     path("operator/builds.json", operator.builds_progress, name="builds-progress"),
+    path("operator/index.json", operator.index_progress, name="index-progress"),
     path("operator/optouts/<int:optout_id>/review/", operator.optout_review, name="optout-review"),
     path("operator/claims/<int:claim_id>/review/", operator.claim_review, name="claim-review"),
     path("generate/", generation.generate, name="generate"),

@@ -181,6 +181,8 @@ PROVENANT_IVF_NPROBE = env.int("PROVENANT_IVF_NPROBE", default=32)
 PROVENANT_INDEX_BATCH = env.int("PROVENANT_INDEX_BATCH", default=64)
 PROVENANT_INDEX_WORKERS = env.int("PROVENANT_INDEX_WORKERS", default=2)
 PROVENANT_INDEX_SHARD_SIZE = env.int("PROVENANT_INDEX_SHARD_SIZE", default=4096)
+# works per Celery task when indexing through workers (index --queue, and the parts embedded in the background)
+PROVENANT_INDEX_TASK_BATCH = env.int("PROVENANT_INDEX_TASK_BATCH", default=256)
 PROVENANT_INDEX_ORB = env.bool("PROVENANT_INDEX_ORB", default=True)  # precompute keypoints for verification
 # embed six parts of every work too (embeddings/parts.py): crops find their work; 7x the embedding time
 PROVENANT_INDEX_PARTS = env.bool("PROVENANT_INDEX_PARTS", default=True)
@@ -207,6 +209,13 @@ PROVENANT_NEAR_COPY_MAX = env.int("PROVENANT_NEAR_COPY_MAX", default=100)
 # At most this many members of one near-copy cluster among an image search's top results before other works get
 # their turn (the rest follow): a series of near-identical drawings would otherwise fill the page.
 PROVENANT_SEARCH_PER_CLUSTER = env.int("PROVENANT_SEARCH_PER_CLUSTER", default=3)
+# Search inside composites (embeddings/regions.py): up to this many separate pictures found in a query (a
+# screenshot, a grid, a collage, a mockup) each go through the whole cascade as if they had been the query.
+PROVENANT_SEARCH_REGIONS = env.bool("PROVENANT_SEARCH_REGIONS", default=True)
+PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=4)
+# An embedding match at or above this cosine is shown as "this is your work" beside exact, hash and geometric
+# matches; below, as "might be related" (calibrated on the copy benchmark: docs/search.md).
+PROVENANT_SEARCH_CONFIDENT_COSINE = env.float("PROVENANT_SEARCH_CONFIDENT_COSINE", default=0.8)
 
 # --- opt-out (accounts, claims, check API, audit) --------------------------------------------------------------
 # Cache: throttling counts requests in it, so it must be shared between processes: Redis when configured,

@@ -5,7 +5,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from embeddings import geometry
-from embeddings.search import picture_regions
+from embeddings.regions import find_regions
 from provenance.imaging import load_rgb_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
@@ -42,18 +42,18 @@ def test_an_unrelated_work_is_not_verified():
     assert geometry.verify(icon, geometry.orb_features(load_rgb_path(other).image)) < 12
 
 
-def test_picture_regions_cut_out_each_picture_on_a_canvas():
+def test_find_regions_cuts_out_each_picture_on_a_canvas():
     other = load_rgb_path(sorted(FIXTURES.rglob("*.svg"))[40]).image
     first, second = _icon(_work("skoynk_peterm_.svg"), 300), _icon(other, 250)
     canvas = Image.new("RGB", (900, 600), (200, 230, 200))
     canvas.paste(first, (30, 40))
     canvas.paste(second, (600, 300))
-    regions = picture_regions(canvas)
-    assert len(regions) == 2
-    assert abs(regions[0].width - first.width) <= 24 and abs(regions[0].height - first.height) <= 24
-    assert abs(regions[1].width - second.width) <= 24 and abs(regions[1].height - second.height) <= 24
+    sizes = [(r.box[2] - r.box[0], r.box[3] - r.box[1]) for r in find_regions(canvas)]
+    assert len(sizes) == 2
+    assert abs(sizes[0][0] - first.width) <= 24 and abs(sizes[0][1] - first.height) <= 24
+    assert abs(sizes[1][0] - second.width) <= 24 and abs(sizes[1][1] - second.height) <= 24
 
 
 def test_a_picture_filling_the_query_gives_no_region():
     framed = ImageOps.expand(_work("skoynk_peterm_.svg"), border=4, fill=(200, 230, 200))
-    assert picture_regions(framed) == []
+    assert find_regions(framed) == []

@@ -140,3 +140,57 @@ def test_indexing_embeds_each_works_parts_in_the_parts_space(indexed_works, fake
         indexed_works
     )
     assert parts.parts_space(fake_encoder.space).id != fake_encoder.space.id
+
+
+def test_parts_follow_in_the_background_after_the_whole_work_index_is_published(
+    works, fake_encoder, django_capture_on_commit_callbacks
+):
+    from embeddings import parts
+
+    with django_capture_on_commit_callbacks() as queued:
+        run = index_collection(collection_name="fixtures", parts="background")
+    # the site can serve now: the whole-work index is published, no part yet
+    assert run.kind == "works" and run.status == "done" and run.parts_embedded == 0
+    assert index.read_meta(fake_encoder.space)["ntotal"] == len(works)
+    assert index.read_meta(parts.parts_space(fake_encoder.space)) is None
+    background = IndexRun.objects.get(kind="parts")
+    assert background.status == "running" and background.total == len(works)
+    for callback in queued:  # what the Celery worker then does
+        callback()
+    background.refresh_from_db()
+    assert background.status == "done" and background.parts_embedded == len(works)
+    assert index.read_meta(parts.parts_space(fake_encoder.space))["ntotal"] == len(works) * parts.PER_WORK
+
+
+def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothing(
+    works, fake_encoder, settings, django_capture_on_commit_callbacks
+):
+    from embeddings import keypoints, parts
+    from embeddings.services import index_batch, index_start
+
+    settings.PROVENANT_INDEX_TASK_BATCH = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        run = index_start(collection_name="fixtures")
+    run.refresh_from_db()
+    assert (run.status, run.batches_total, run.batches_done) == ("done", 4, 4)
+    assert run.embedded == len(works) and run.parts_embedded == len(works) and keypoints.is_built()
+    assert index.read_meta(fake_encoder.space)["ntotal"] == len(works)
+    shards = index.shard_paths(fake_encoder.space) + index.shard_paths(parts.parts_space(fake_encoder.space))
+    assert index_batch(run_id=run.pk, asset_ids=[w.id for w in works[:5]]) == 0  # acks_late redelivery
+    again = index_start(collection_name="fixtures")
+    assert again.total == 0 and again.batches_total == 0
+    assert shards == index.shard_paths(fake_encoder.space) + index.shard_paths(
+        parts.parts_space(fake_encoder.space)
+    )
+
+
+def test_a_failing_batch_marks_the_run_failed_with_its_reason(works, fake_encoder, monkeypatch):
+    from embeddings import services
+    from embeddings.tasks import index_batch_task
+
+    run = IndexRun.objects.create(collection=works[0].collection, space_id="x", status="running", total=3)
+    monkeypatch.setattr(services, "_decode", lambda *args: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        index_batch_task.delay(run.pk, [w.id for w in works[:3]])
+    run.refresh_from_db()
+    assert run.status == "failed" and "disk full" in run.errors[-1]["reason"]

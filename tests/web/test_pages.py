@@ -140,7 +140,7 @@ def test_upload_search_finds_the_crop_and_the_opt_out_flow_hides_it(demo_works, 
     client = Client()
     client.force_login(artist)
     page = client.post(reverse("web:home"), {"image": _upload(cropped_jpeg(target))}).content.decode()
-    assert f'data-asset-id="{target.pk}"' in page and "Near-copy group" in page
+    assert f'data-asset-id="{target.pk}"' in page and "+1 near-copy" in page
 
     confirm = client.get(reverse("web:optout-confirm") + f"?asset={target.pk}&scope=near_copies")
     assert confirm.status_code == 200 and "2 works will be opted out" in confirm.content.decode()
@@ -189,3 +189,47 @@ def test_generation_page_says_when_no_generator_is_trained(artist):
     response = client.get(reverse("web:generate"))
     assert response.status_code in (200, 503)
     assert "not available yet" in response.content.decode()
+
+
+def _tiers(page: str) -> tuple[str, str]:
+    work, _, related = page.partition('id="tier-related"')
+    return work, related
+
+
+def test_results_come_in_two_tiers_and_only_your_work_offers_the_near_copy_opt_out(demo_works, artist):
+    target = demo_works["target"]
+    client = Client()
+    client.force_login(artist)
+    upload = _upload(open(target.local_path, "rb").read(), name="mine.svg")
+    page = client.post(reverse("web:home"), {"image": upload}).content.decode()
+    work, related = _tiers(page)
+    assert f'data-asset-id="{target.pk}"' in work and "The very same file as your picture." in work
+    assert "scope=near_copies" in work
+    assert related and "scope=near_copies" not in related and "scope=works" in related
+    assert '<details class="tier" id="tier-related">' in page  # collapsed until opened
+    assert 'id="result-count"' in page
+
+
+def test_a_work_without_a_title_is_named_after_its_file_and_says_where_it_sits(demo_works):
+    from provenance.models import Asset
+
+    target = demo_works["target"]
+    Asset.objects.filter(pk=target.pk).update(title="")
+    page = Client().post(reverse("web:home"), {"image": _upload(open(target.local_path, "rb").read())})
+    assert "Bb mail new" in page.content.decode() and "Untitled work" not in page.content.decode()
+    assert f"demo · {target.source}" in page.content.decode()
+
+
+def test_the_dashboard_shows_indexing_progress(demo_works, operator):
+    from embeddings.models import IndexRun
+
+    run = IndexRun.objects.create(
+        collection=demo_works["target"].collection, space_id="s", kind="parts", status="running", total=8,
+        parts_embedded=6,
+    )  # fmt: skip
+    client = Client()
+    client.force_login(operator)
+    page = client.get(reverse("web:dashboard")).content.decode()
+    assert f'data-run="{run.pk}"' in page and "6/8 (75 %)" in page and "parts of each work" in page
+    rows = client.get(reverse("web:index-progress")).json()["runs"]
+    assert rows[0]["id"] == run.pk and rows[0]["percent"] == 75

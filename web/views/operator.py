@@ -1,4 +1,5 @@
-"""The operator dashboard (staff only): review queue, manifest builds with live progress, generator staleness."""
+"""The operator dashboard (staff only): review queue, indexing and manifest builds with live progress, generator
+staleness."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ RUNNING = {"pending", "running", "finalising", "preparing"}
 @staff_member_required(login_url="web:login")
 def dashboard(request: HttpRequest) -> HttpResponse:
     builds = selectors.manifest_builds()
+    runs = selectors.index_runs()
     context = {
+        "index_rows": selectors.index_progress_rows(runs),
+        "index_running": any(r.status in RUNNING for r in runs),
         **selectors.review_queue(),
         "can_review": is_operator(request.user),
         "builds": builds,
@@ -38,6 +42,12 @@ def builds_progress(request: HttpRequest) -> JsonResponse:
     if builds is None:
         return JsonResponse({"available": False, "builds": []})
     return JsonResponse({"available": True, "builds": selectors.build_progress_rows(builds)})
+
+
+@staff_member_required(login_url="web:login")
+def index_progress(request: HttpRequest) -> JsonResponse:
+    """Polled by the dashboard while a collection is being indexed (parts embedded in the background)."""
+    return JsonResponse({"runs": selectors.index_progress_rows(selectors.index_runs())})
 
 
 def _operator_or_403(request: HttpRequest) -> None:

@@ -1,4 +1,5 @@
-"""Home page: search by upload or by words, results grouped into near-copy clusters; the contributor page."""
+"""Home page: search by upload or by words, results in two tiers ("this is your work", "might be related");
+the contributor page."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from core.exceptions import ApplicationError
 from web import selectors
 from web.forms import SearchForm
 
-RESULTS = 24
+RESULTS = 24  # cards on the page at first
+MORE_RESULTS = 24  # behind "more results", fetched with the first ones: an upload cannot be searched again
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -20,17 +22,17 @@ def home(request: HttpRequest) -> HttpResponse:
         form = SearchForm(request.GET)
     else:
         return render(request, "web/home.html", {"form": SearchForm()})
-    groups, searched, status = None, "", 200
+    tiers, searched, status = None, "", 200
     if form.is_valid():
         try:
             hits, searched = _run_search(request, form.cleaned_data)
-            groups = selectors.result_groups(hits)
+            tiers = selectors.result_tiers(hits, shown=RESULTS)
         except ApplicationError as exc:
             form.add_error("image" if form.cleaned_data.get("image") else "q", _friendly(exc))
             status = exc.status_code
     else:
         status = 413 if "limit is" in str(form.errors.get("image", "")) else 400
-    context = {"form": form, "groups": groups, "searched": searched}
+    context = {"form": form, "tiers": tiers, "searched": searched}
     return render(request, "web/home.html", context, status=status)
 
 
@@ -38,17 +40,17 @@ def _run_search(request: HttpRequest, data: dict) -> tuple[list, str]:
     from embeddings import selectors as search_selectors
     from embeddings.search import search_image_bytes
 
-    user = request.user
+    user, top = request.user, RESULTS + MORE_RESULTS
     if data.get("image"):
         upload = data["image"]
-        return search_image_bytes(upload.read(), top_k=RESULTS, user=user), f"the picture {upload.name}"
+        return search_image_bytes(upload.read(), top_k=top, user=user), f"the picture {upload.name}"
     words = data["q"].strip()
     kind = data.get("kind") or "text"
     if kind == "contributor":
-        return search_selectors.search_contributor(words, top_k=RESULTS, user=user), f"contributor “{words}”"
+        return search_selectors.search_contributor(words, top_k=top, user=user), f"contributor “{words}”"
     if kind == "domain":
-        return search_selectors.search_domain(words, top_k=RESULTS, user=user), f"works hosted on “{words}”"
-    return search_selectors.search_text(words, top_k=RESULTS, user=user), f"“{words}”"
+        return search_selectors.search_domain(words, top_k=top, user=user), f"works hosted on “{words}”"
+    return search_selectors.search_text(words, top_k=top, user=user), f"“{words}”"
 
 
 def _friendly(exc: ApplicationError) -> str:

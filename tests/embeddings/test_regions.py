@@ -1,0 +1,87 @@
+"""Search inside composites: the region detector, and works found small inside a screenshot, a grid or a mockup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import composites
+from embeddings.regions import find_regions
+from embeddings.search import search_image
+from provenance.imaging import load_rgb
+from tests.embeddings.conftest import jpeg_bytes
+
+
+def _image(asset):
+    from provenance.imaging import load_rgb_path
+
+    return load_rgb_path(asset.local_path).image
+
+
+def _covers(box, truth) -> bool:
+    """The region holds most of the pasted work and not much else (a work's own white margin may be left out)."""
+    overlap = (max(box[0], truth[0]), max(box[1], truth[1]), min(box[2], truth[2]), min(box[3], truth[3]))
+    shared = max(0, overlap[2] - overlap[0]) * max(0, overlap[3] - overlap[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return shared >= 0.8 * area and shared >= 0.2 * (truth[2] - truth[0]) * (truth[3] - truth[1])
+
+
+def _others(works):
+    return [_image(w) for w in works[8:14]]
+
+
+@pytest.mark.parametrize("family", ["page", "chat", "grid"])
+def test_the_detector_cuts_out_a_work_pasted_small_into_a_composite(indexed_works, family):
+    target = indexed_works[2]
+    composite, truth = composites.MAKERS[family](
+        _image(target), np.random.default_rng(3), _others(indexed_works)
+    )
+    found = find_regions(composite, limit=6)
+    assert any(_covers(region.box, truth) for region in found)
+    assert len(found) <= 6
+
+
+def test_a_page_of_text_alone_gives_no_region():
+    page = Image.new("RGB", (1200, 800), "white")
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(page)
+    for line in range(20):
+        draw.text(
+            (40, 40 + 34 * line),
+            "the artist shared new work today " * 3,
+            fill="black",
+            font=ImageFont.load_default(size=18),
+        )
+    assert find_regions(page) == []
+
+
+def test_a_work_in_a_screenshot_ranks_as_if_it_had_been_the_query(indexed_works):
+    target = indexed_works[5]
+    shot, _ = composites.page(_image(target), np.random.default_rng(1), _others(indexed_works))
+    query = load_rgb(jpeg_bytes(shot, quality=85)).image
+    hits = search_image(query, top_k=10, regions=True)
+    found = next(h for h in hits if h.asset_id == target.id)
+    assert hits.index(found) == 0 and found.match in ("hash", "geometric")
+    assert "in the picture at the" in found.why and "% of the query's width" in found.why
+    assert found.tier == "work"
+
+
+def test_region_search_can_be_switched_off_and_skips_a_query_that_is_a_work_as_a_whole(
+    indexed_works, settings, monkeypatch
+):
+    from embeddings import regions
+
+    calls = []
+    monkeypatch.setattr(regions, "find_regions", lambda image, limit: calls.append(limit) or [])
+    board, _ = composites.grid(_image(indexed_works[1]), np.random.default_rng(2), _others(indexed_works))
+    settings.PROVENANT_SEARCH_REGIONS = False
+    search_image(board, top_k=5)
+    assert calls == []
+    settings.PROVENANT_SEARCH_REGIONS = True
+    settings.PROVENANT_SEARCH_REGION_MAX = 3
+    search_image(board, top_k=5)
+    assert calls == [3]  # the cap on regions reaches the detector
+    search_image(_image(indexed_works[1]), top_k=5)  # found by its hashes: not a composite
+    assert calls == [3]

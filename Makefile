@@ -41,6 +41,7 @@ format: setup
 
 test: setup services img2dataset
 	bash scripts/browser.sh
+	bash scripts/test-tools.sh
 	$(MAKE) lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PROVENANT_REQUIRE_BROWSER=1 $(VENV)/bin/pytest
 

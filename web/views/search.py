@@ -6,12 +6,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core.exceptions import ApplicationError
+from core.throttles import throttle
 from web import selectors
 from web.forms import SearchForm
 
 RESULTS = 24
 
 
+@throttle("search", methods=("GET", "POST"))
 def home(request: HttpRequest) -> HttpResponse:
     """GET with ?q= searches by words; POST (multipart) searches by picture. Errors come back in the page."""
     if request.method == "POST":

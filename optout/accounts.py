@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -45,6 +45,8 @@ def artist_login(*, request: HttpRequest, username: str, password: str):
     user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
         raise ApplicationError("Wrong username or password.", status_code=401)
+    # a token login is a login: last_login moves, and axes clears the failures counted so far
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
     return user
 
 

@@ -11,12 +11,33 @@ def hash_idempotency_keys(apps, schema_editor):
         OptOut.objects.filter(pk=optout.pk).update(idempotency_key=digest)
 
 
+def rekey_urls_as_a_browser_parses_them(apps, schema_editor):
+    """URL keys are now computed with a WHATWG parser (core.urlnorm): recompute the stored ones from their work's
+    URL, so a key written with the old parser (a path with a space, a non-ASCII host...) still matches."""
+    from core.urlnorm import normalize_url
+
+    OptOutKey = apps.get_model("optout", "OptOutKey")
+    Asset = apps.get_model("provenance", "Asset")
+    rows = OptOutKey.objects.filter(kind="url", asset_id__isnull=False).values_list("pk", "optout_id", "key", "asset_id")
+    for pk, optout_id, key, asset_id in rows.iterator(chunk_size=2000):
+        url = Asset.objects.filter(pk=asset_id).values_list("url", flat=True).first()
+        new = normalize_url(url or "")
+        if not new or new == key:
+            continue
+        if OptOutKey.objects.filter(optout_id=optout_id, kind="url", key=new).exists():
+            OptOutKey.objects.filter(pk=pk).delete()  # two spellings of one URL now meet
+        else:
+            OptOutKey.objects.filter(pk=pk).update(key=new)
+
+
 class Migration(migrations.Migration):
     """Audit rows name the key that hashed them ('' for the unkeyed rows written before: `manage.py audit_rekey`
-    re-hashes those); opt-outs keep the fingerprint of the request an Idempotency-Key came with."""
+    re-hashes those); opt-outs keep the fingerprint of the request an Idempotency-Key came with; URL keys are
+    recomputed with the WHATWG parser."""
 
     dependencies = [
         ("optout", "0001_initial"),
+        ("provenance", "0001_initial"),
     ]
 
     operations = [
@@ -31,4 +52,5 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.RunPython(hash_idempotency_keys, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(rekey_urls_as_a_browser_parses_them, migrations.RunPython.noop, elidable=True),
     ]

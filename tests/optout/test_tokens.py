@@ -125,3 +125,29 @@ def test_long_keys_are_compared_whole(artist, length):
     assert one.json()["id"] != two.json()["id"]
     stored = set(OptOut.objects.values_list("idempotency_key", flat=True))
     assert stored == {hashlib.sha256((prefix + c).encode()).hexdigest() for c in "ab"}
+
+
+def test_upgrading_turns_plaintext_tokens_into_digests_that_keep_working(db):
+    """The migration from DRF's plaintext authtoken table: each key becomes a knox digest, the table goes."""
+    import importlib
+
+    from django.apps import apps
+
+    upgrade = importlib.import_module("core.migrations.0001_hash_plaintext_api_tokens")
+    owner, old_key = UserFactory(username="veteran"), "0123456789abcdef0123456789abcdef01234567"
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, user_id integer)")
+        cursor.execute("INSERT INTO authtoken_token VALUES (%s, %s)", [old_key, owner.pk])
+
+    class Editor:  # what RunPython hands the function, without DDL transaction rules getting in the way
+        def __init__(self):
+            self.connection = connection
+
+        def execute(self, sql):
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+
+    upgrade.hash_plaintext_tokens(apps, Editor())
+    assert "authtoken_token" not in connection.introspection.table_names()
+    assert _authed(old_key).get(reverse("optout-list")).status_code == 200
+    assert not AuthToken.objects.filter(digest=old_key).exists()

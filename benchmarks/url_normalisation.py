@@ -31,7 +31,11 @@ def make_urls(rows: int, odd_share: float, seed: int) -> list[str]:
     subs = np.array(["", "www.", "cdn.", "img.", "images.", "WWW.", "static."])
     tlds = np.array(["com", "org", "net", "co.uk", "de", "io", "jp"])
     exts = np.array([".jpg", ".JPG", ".png", ".webp", ".jpeg/"])
-    sub, tld, ext = rng.integers(0, len(subs), rows), rng.integers(0, len(tlds), rows), rng.integers(0, 5, rows)
+    sub, tld, ext = (
+        rng.integers(0, len(subs), rows),
+        rng.integers(0, len(tlds), rows),
+        rng.integers(0, 5, rows),
+    )
     year, site, odd = rng.integers(2010, 2025, rows), rng.integers(0, 50_000, rows), rng.random(rows)
     query = rng.random(rows) < 0.03
     urls = []
@@ -41,7 +45,9 @@ def make_urls(rows: int, odd_share: float, seed: int) -> list[str]:
             continue
         scheme = "https://" if i % 5 else "http://"
         q = "?w=512&h=512" if query[i] else ""
-        urls.append(f"{scheme}{subs[sub[i]]}site{site[i]}.{tlds[tld[i]]}/images/{year[i]}/work-{i}{exts[ext[i]]}{q}")
+        urls.append(
+            f"{scheme}{subs[sub[i]]}site{site[i]}.{tlds[tld[i]]}/images/{year[i]}/work-{i}{exts[ext[i]]}{q}"
+        )
     return urls
 
 
@@ -61,12 +67,16 @@ def main() -> None:
     start = time.perf_counter()
     url_keys(array)
     elapsed = time.perf_counter() - start
-    print(f"{'url_keys (vectorised, manifests)':<34}{args.rows:>10,}{elapsed:>10.2f}{args.rows / elapsed:>14,.0f}")
+    print(
+        f"{'url_keys (vectorised, manifests)':<34}{args.rows:>10,}{elapsed:>10.2f}{args.rows / elapsed:>14,.0f}"
+    )
     start = time.perf_counter()
     for url in urls:
         normalize_url(url)
     elapsed = time.perf_counter() - start
-    print(f"{'normalize_url (one at a time)':<34}{args.rows:>10,}{elapsed:>10.2f}{args.rows / elapsed:>14,.0f}")
+    print(
+        f"{'normalize_url (one at a time)':<34}{args.rows:>10,}{elapsed:>10.2f}{args.rows / elapsed:>14,.0f}"
+    )
     print(f"load after: {os.getloadavg()}")
 
 

@@ -56,6 +56,4 @@ class RequestBodyLimitMiddleware:
         if view_class is not None and issubclass(view_class, APIView):
             extra = {"limit_bytes": limit, "content_length": length}
             return JsonResponse({"message": message, "extra": extra}, status=413)
-        return HttpResponse(
-            render_to_string("core/request_too_large.html", {"message": message}), status=413
-        )
+        return HttpResponse(render_to_string("core/request_too_large.html", {"message": message}), status=413)

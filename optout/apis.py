@@ -14,9 +14,9 @@ from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 from core.pagination import DefaultPagination
+from core.throttles import TokenRateThrottle
 from optout import checking, selectors, services
 from optout.models import ContributorClaim, DomainClaim, OptOut, OptOutStateChange
-from core.throttles import TokenRateThrottle
 from optout.verification import TXT_PREFIX, WELL_KNOWN_PATH
 
 IDEMPOTENCY_HEADER = OpenApiParameter(

@@ -67,7 +67,9 @@ def _read_or_create_key_file(path: Path, create: bool) -> bytes:
 def audit_key() -> bytes:
     if settings.PROVENANT_AUDIT_KEY:
         return settings.PROVENANT_AUDIT_KEY.encode()
-    return _read_or_create_key_file(Path(settings.PROVENANT_AUDIT_KEY_FILE), settings.PROVENANT_AUDIT_KEY_CREATE)
+    return _read_or_create_key_file(
+        Path(settings.PROVENANT_AUDIT_KEY_FILE), settings.PROVENANT_AUDIT_KEY_CREATE
+    )
 
 
 def key_id(key: bytes) -> str:
@@ -82,7 +84,9 @@ def _body(*, seq: int, event: str, payload: dict, created_at: str) -> bytes:
     return canonical_json({"seq": seq, "event": event, "payload": payload, "created_at": created_at})
 
 
-def entry_hash(*, key: bytes | None, prev_hash: str, seq: int, event: str, payload: dict, created_at: str) -> str:
+def entry_hash(
+    *, key: bytes | None, prev_hash: str, seq: int, event: str, payload: dict, created_at: str
+) -> str:
     """HMAC-SHA256 under `key`; plain SHA-256 for a legacy row (key None)."""
     message = prev_hash.encode("ascii") + _body(seq=seq, event=event, payload=payload, created_at=created_at)
     if key is None:
@@ -103,7 +107,12 @@ def append(*, event: str, payload: dict) -> AuditEntry:
         head = AuditHead.objects.select_for_update().get(pk=1)
         seq, created = head.seq + 1, timezone.now()
         digest = entry_hash(
-            key=key, prev_hash=head.hash, seq=seq, event=event, payload=payload, created_at=_timestamp(created)
+            key=key,
+            prev_hash=head.hash,
+            seq=seq,
+            event=event,
+            payload=payload,
+            created_at=_timestamp(created),
         )
         entry = AuditEntry.objects.create(
             seq=seq, event=event, payload=payload, created_at=created, prev_hash=head.hash, hash=digest,
@@ -133,7 +142,9 @@ def parse_anchor(text: str) -> Anchor:
     """`provenant-audit-anchor seq=N hash=H` (what audit_anchor prints) or `N:H`."""
     found = _ANCHOR.search(text.strip())
     if found is None:
-        raise ValueError(f"not an audit anchor: {text.strip()[:100]!r} (expected 'seq=N hash=<64 hex>' or 'N:<hash>')")
+        raise ValueError(
+            f"not an audit anchor: {text.strip()[:100]!r} (expected 'seq=N hash=<64 hex>' or 'N:<hash>')"
+        )
     return Anchor(int(found["seq"]), found["hash"])
 
 
@@ -189,7 +200,9 @@ def verify(*, anchors: list[Anchor] = (), batch_size: int = 5000) -> AuditReport
             gap = f"{report.last_seq + 1}" + (f"-{seq - 1}" if seq - 1 > report.last_seq + 1 else "")
             report.problems.append(AuditProblem(report.last_seq + 1, "deleted", f"row(s) {gap} are missing"))
         elif stored_prev != report.last_hash:
-            report.problems.append(AuditProblem(seq, "broken-link", f"row {seq} does not link to row {seq - 1}"))
+            report.problems.append(
+                AuditProblem(seq, "broken-link", f"row {seq} does not link to row {seq - 1}")
+            )
         if row_key_id == LEGACY_KEY_ID:
             unkeyed.append(seq)
         if _row_hash(row, key, stored_prev) != stored_hash:
@@ -230,7 +243,9 @@ def _head_problems(report: AuditReport) -> list[AuditProblem]:
             return [AuditProblem(report.last_seq, "head-mismatch", "the chain head row is missing")]
         return []
     if head.seq > report.last_seq:
-        detail = f"the chain head is row {head.seq} but the log ends at row {report.last_seq}: the tail was cut"
+        detail = (
+            f"the chain head is row {head.seq} but the log ends at row {report.last_seq}: the tail was cut"
+        )
         return [AuditProblem(report.last_seq + 1, "truncated", detail)]
     if head.seq != report.last_seq or head.hash != report.last_hash:
         detail = f"the chain head (row {head.seq}) does not match the last row ({report.last_seq})"

@@ -17,9 +17,7 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def request_fingerprint(
-    *, scope: str, asset_ids, asset_id, contributor_id, domain: str, reason: str
-) -> str:
+def request_fingerprint(*, scope: str, asset_ids, asset_id, contributor_id, domain: str, reason: str) -> str:
     fields = {
         "scope": scope,
         "asset_ids": sorted({int(i) for i in asset_ids or []}),

@@ -249,7 +249,9 @@ def optout_create(
     with transaction.atomic():
         # one artist's creates queue on their user row, so a concurrent replay or duplicate sees the first one
         User.objects.select_for_update().filter(pk=artist.pk).exists()
-        if digest and (existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)):
+        if digest and (
+            existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)
+        ):
             return existing, False
         duplicate = _same_open_request(artist, scope, plan)
         if duplicate is not None:

@@ -12,7 +12,10 @@ from core.urlnorm import host_of, normalize_host, normalize_url
 # (URL, the host a browser fetches it from)
 TRICKS = [
     ("http://victim.org\\@evil.com/x", "victim.org"),  # a backslash is a slash in http(s) URLs
-    ("http://victim.org%2e/x", "victim.org"),  # the host is percent-decoded, and the trailing dot is the same host
+    (
+        "http://victim.org%2e/x",
+        "victim.org",
+    ),  # the host is percent-decoded, and the trailing dot is the same host
     ("http://victim.org%2E%2E/x", "victim.org"),  # trailing dots never make another site
     ("http://evil.com@victim.org/x", "victim.org"),  # user info is not the host
     ("http://victim.org:80@evil.com/x", "evil.com"),

@@ -53,7 +53,9 @@ def _server_env(tmp_path: Path) -> dict:
         env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'live.sqlite3'}"
     else:  # this test's own database, which a transactional test commits to
         s = connection.settings_dict
-        env["DATABASE_URL"] = f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+        env["DATABASE_URL"] = (
+            f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+        )
     return env
 
 

@@ -69,7 +69,9 @@ def test_the_login_page_is_throttled_and_a_header_does_not_reset_it(db, throttle
     client = Client()
     codes = [
         client.post(
-            reverse("web:login"), {"username": "alice", "password": f"guess {n}"}, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}"
+            reverse("web:login"),
+            {"username": "alice", "password": f"guess {n}"},
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{n}",
         ).status_code
         for n in range(6)
     ]
@@ -114,7 +116,9 @@ def test_a_username_is_locked_after_repeated_failures_from_any_address(db, locko
     )  # fmt: skip
     assert right.status_code == 429
     assert "locked" in right.json()["message"] and "token" not in right.json()
-    page = Client(REMOTE_ADDR="192.0.2.201").post(reverse("web:login"), {"username": "alice", "password": PASSWORD})
+    page = Client(REMOTE_ADDR="192.0.2.201").post(
+        reverse("web:login"), {"username": "alice", "password": PASSWORD}
+    )
     assert page.status_code == 429 and "locked" in page.content.decode()
 
 
@@ -123,10 +127,20 @@ def test_a_right_password_before_the_limit_resets_the_count(db, lockout):
     api = client_for(None)
     for _ in range(2):
         api.post(reverse("artist-login"), {"username": "bob", "password": "wrong"}, format="json")
-    assert api.post(reverse("artist-login"), {"username": "bob", "password": PASSWORD}, format="json").status_code == 200
+    assert (
+        api.post(
+            reverse("artist-login"), {"username": "bob", "password": PASSWORD}, format="json"
+        ).status_code
+        == 200
+    )
     for _ in range(2):
         api.post(reverse("artist-login"), {"username": "bob", "password": "wrong"}, format="json")
-    assert api.post(reverse("artist-login"), {"username": "bob", "password": PASSWORD}, format="json").status_code == 200
+    assert (
+        api.post(
+            reverse("artist-login"), {"username": "bob", "password": PASSWORD}, format="json"
+        ).status_code
+        == 200
+    )
 
 
 # --- throttled verification and opt-out creation -----------------------------------------------------------------
@@ -179,7 +193,9 @@ def test_an_oversized_check_body_is_refused_with_json_413_before_parsing(other_a
 
 def test_a_body_that_is_not_json_is_refused_unread_past_the_limit(other_artist, settings):
     settings.OPTOUT_CHECK_MAX_BODY_BYTES = 1000
-    response = client_for(other_artist).generic("POST", "/api/check", b"[" * 50_000, content_type="application/json")
+    response = client_for(other_artist).generic(
+        "POST", "/api/check", b"[" * 50_000, content_type="application/json"
+    )
     assert response.status_code == 413
 
 

@@ -66,7 +66,9 @@ def test_an_owner_creates_lists_rotates_and_revokes_tokens(db):
 def test_nobody_revokes_another_persons_token(db):
     alice, mallory = UserFactory(username="alice"), UserFactory(username="mallory")
     row, alice_token = AuthToken.objects.create(user=alice)
-    response = _authed(AuthToken.objects.create(user=mallory)[1]).delete(reverse("token-revoke", args=[row.token_key]))
+    response = _authed(AuthToken.objects.create(user=mallory)[1]).delete(
+        reverse("token-revoke", args=[row.token_key])
+    )
     assert response.status_code == 404
     assert _authed(alice_token).get(reverse("optout-list")).status_code == 200
 

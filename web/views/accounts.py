@@ -25,9 +25,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user = artist_signup(
-                username=data["username"], email=data["email"], password=data["password1"]
-            )
+            user = artist_signup(username=data["username"], email=data["email"], password=data["password1"])
         except ApplicationError as exc:
             for problem in exc.extra.get("password", []):
                 form.add_error("password1", problem)

@@ -17,5 +17,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
-            self.style.SUCCESS(f"re-keyed {count} rows (the unkeyed head was {old_head}); publish a new anchor")
+            self.style.SUCCESS(
+                f"re-keyed {count} rows (the unkeyed head was {old_head}); publish a new anchor"
+            )
         )

@@ -241,11 +241,17 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 # Left at 0, a client cannot pick its own throttle bucket by writing the header.
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("PROVENANT_NUM_PROXIES", default=0)
 # Lockout (django-axes): this many wrong passwords for one username (from any address), or from one address (for
-# any usernames), lock it for the cool-off: rotating addresses does not help a guesser. Counters live in the cache.
+# any usernames), lock it for the cool-off: rotating addresses does not help a guesser. Counters live in Redis when
+# there is one (atomic across processes), else in the database (the file cache is not atomic between processes).
 AXES_FAILURE_LIMIT = env.int("PROVENANT_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = env.float("PROVENANT_LOGIN_LOCKOUT_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either locks: one name from anywhere, or one address
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler"
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    else "axes.handlers.database.AxesDatabaseHandler"
+)
+AXES_DISABLE_ACCESS_LOG = True  # failures are counted; successful logins are not logged
 AXES_CLIENT_IP_CALLABLE = "core.throttles.client_address"
 AXES_LOCKOUT_CALLABLE = "core.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True

@@ -17,7 +17,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -189,7 +189,7 @@ def _row_hash(row: tuple, key: bytes, prev_hash: str) -> str:
     )  # fmt: skip
 
 
-def verify(*, anchors: list[Anchor] = (), batch_size: int = 5000) -> AuditReport:
+def verify(*, anchors: Sequence[Anchor] = (), batch_size: int = 5000) -> AuditReport:
     """Check every row's keyed hash and link, the head, and each anchor; report every problem found."""
     key = audit_key()
     report, edited, unkeyed, anchor_hashes = AuditReport(), [], [], {}
@@ -253,7 +253,9 @@ def _head_problems(report: AuditReport) -> list[AuditProblem]:
     return []
 
 
-def _anchor_problems(report: AuditReport, anchors, found: dict[int, str]) -> list[AuditProblem]:
+def _anchor_problems(
+    report: AuditReport, anchors: Sequence[Anchor], found: dict[int, str]
+) -> list[AuditProblem]:
     problems = []
     for anchor in anchors:
         if anchor.seq == 0:

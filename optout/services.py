@@ -248,7 +248,7 @@ def optout_create(
     )
     with transaction.atomic():
         # one artist's creates queue on their user row, so a concurrent replay or duplicate sees the first one
-        User.objects.select_for_update().filter(pk=artist.pk).exists()
+        User.objects.select_for_update().only("pk").get(pk=artist.pk)
         if digest and (
             existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)
         ):

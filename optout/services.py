@@ -1,4 +1,4 @@
-"""Writes: accounts, claims, opt-out requests and their state machine, audit appends.
+"""Writes: claims, opt-out requests and their state machine, audit appends.
 
 Invariants kept here:
 - nobody opts out a work another verified artist owns (owner = verified contributor claim or verified domain);

@@ -352,14 +352,17 @@ class CheckApi(APIView):
 
     @extend_schema(
         request=inline_serializer("CheckRequest", {"items": CheckItemSerializer(many=True)}),
-        responses=inline_serializer(
-            "CheckResponse",
-            {
-                "count": serializers.IntegerField(),
-                "denied": serializers.IntegerField(),
-                "results": CheckResultSerializer(many=True),
-            },  # fmt: skip
-        ),
+        responses={
+            200: inline_serializer(
+                "CheckResponse",
+                {
+                    "count": serializers.IntegerField(),
+                    "denied": serializers.IntegerField(),
+                    "results": CheckResultSerializer(many=True),
+                },  # fmt: skip
+            ),
+            413: OpenApiResponse(description="the body is over OPTOUT_CHECK_MAX_BODY_BYTES; it was not read"),
+        },
     )
     def post(self, request):
         items = request.data.get("items") if isinstance(request.data, dict) else None

@@ -247,8 +247,10 @@ def optout_create(
         artist, asset_ids=asset_ids, asset_id=asset_id, contributor_id=contributor_id, domain=domain
     )
     with transaction.atomic():
-        # one artist's creates queue on their user row, so a concurrent replay or duplicate sees the first one
-        User.objects.select_for_update().only("pk").get(pk=artist.pk)
+        # One artist's creates queue on their user row, so a concurrent replay or duplicate sees the first one.
+        # NO KEY: rows that merely reference the user (a revoke's history row, checked at COMMIT as PostgreSQL's
+        # foreign keys are deferred) must not wait on it, or a revoke holding the audit head would deadlock.
+        User.objects.select_for_update(no_key=True).only("pk").get(pk=artist.pk)
         if digest and (
             existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)
         ):

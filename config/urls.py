@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("provenance.urls")),
+    path("", include("websignals.urls")),
     path("api/", include("embeddings.urls")),
     path("api/", include("optout.urls")),
     path("api/", include("training_filter.urls")),

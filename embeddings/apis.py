@@ -23,6 +23,9 @@ class HitSerializer(serializers.Serializer):
     why = serializers.CharField()
     cluster = serializers.IntegerField(allow_null=True)
     opted_out = serializers.BooleanField()
+    site_opt_out = serializers.CharField(
+        help_text="the work's own site refuses AI training: the rule that says so (empty when it does not)"
+    )
     source = serializers.CharField()
     url = serializers.CharField()
     domain = serializers.CharField()

@@ -115,4 +115,14 @@ def hit_rows(hits: list[Hit]) -> list[dict[str, Any]]:
                 "licence": asset.licence,
             }
         )
+    _flag_site_signals(rows)
     return rows
+
+
+def _flag_site_signals(rows: list[dict[str, Any]]) -> None:
+    """A work whose own site refuses AI training (robots.txt, ai.txt, TDMRep, X-Robots-Tag, as fetched) is
+    flagged with the line that decided: it leaves manifest builds even though nobody opted it out here."""
+    from websignals.selectors import url_decisions
+
+    for row, decision in zip(rows, url_decisions([row["url"] for row in rows]), strict=True):
+        row["site_opt_out"] = decision.reason if decision is not None else ""

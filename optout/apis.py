@@ -335,8 +335,17 @@ class CheckResultSerializer(serializers.Serializer):
     key = serializers.CharField()
     allowed = serializers.BooleanField()
     optout_id = serializers.IntegerField(allow_null=True)
-    match = serializers.ChoiceField(choices=["sha256", "url", "domain", "phash"], allow_null=True)
+    match = serializers.ChoiceField(
+        choices=["sha256", "url", "domain", "phash", "site_signal"], allow_null=True
+    )
     reason = serializers.CharField()
+    rule = serializers.CharField(
+        required=False, help_text="site_signal only: robots-txt, ai-txt, tdmrep, ..."
+    )
+    evidence_url = serializers.CharField(
+        required=False, help_text="site_signal only: the document that decided"
+    )
+    evidence_at = serializers.DateTimeField(required=False, help_text="site_signal only: when it was fetched")
 
 
 class CheckApi(APIView):

@@ -298,8 +298,26 @@ def check(items: list) -> list[dict]:
     if with_phash:
         ids, dists = phash_index().match(np.array([parsed[i].phash for i in with_phash], dtype=np.int64))
         phash_hits = {i: (int(o), int(d)) for i, o, d in zip(with_phash, ids, dists, strict=True) if o >= 0}
-    return [_answer(item, p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, (item, p) in
-            enumerate(zip(items, parsed, strict=True))]  # fmt: skip
+    answers = [_answer(item, p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, (item, p) in
+               enumerate(zip(items, parsed, strict=True))]  # fmt: skip
+    _apply_site_signals(items, answers)
+    return answers
+
+
+def _apply_site_signals(items: list, answers: list[dict]) -> None:
+    """A URL no opt-out covers may still be refused by its own site (robots.txt AI groups, ai.txt, TDMRep,
+    X-Robots-Tag), as fetched by websignals: the same decision manifest builds make."""
+    from websignals.selectors import url_decisions
+
+    positions = [i for i, a in enumerate(answers) if a["allowed"] and isinstance(items[i].get("url"), str)]
+    for i, decision in zip(positions, url_decisions([items[i]["url"] for i in positions]), strict=True):
+        if decision is not None:
+            answers[i] = {
+                **_denied(answers[i]["key"], None, "site_signal", decision.reason),
+                "rule": decision.rule,
+                "evidence_url": decision.evidence_url,
+                "evidence_at": decision.evidence_at.isoformat(),
+            }
 
 
 def _answer(item: dict, p: _Parsed, i: int, sha_hits, url_hits, domain_hits, phash_hits) -> dict:
@@ -319,5 +337,5 @@ def _answer(item: dict, p: _Parsed, i: int, sha_hits, url_hits, domain_hits, pha
     return {"key": key, "allowed": True, "optout_id": None, "match": None, "reason": "not opted out"}
 
 
-def _denied(key, optout_id: int, match: str, reason: str) -> dict:
+def _denied(key, optout_id: int | None, match: str, reason: str) -> dict:
     return {"key": key, "allowed": False, "optout_id": optout_id, "match": match, "reason": reason}

@@ -1,22 +1,22 @@
 """Ownership proofs fetched from outside: the well-known file over HTTP(S) and DNS TXT records.
 
 Both fetchers are plain functions passed into the service, so tests use a real local HTTP server and an injected
-resolver. The HTTP fetcher refuses private and loopback addresses unless settings allow them: a verification
-request must not become a way to probe the server's own network.
+resolver. The HTTP fetch goes through core.fetch (one resolution, public addresses only, the default port, no
+redirects, a total deadline and a byte cap): a verification request must not become a way to probe the server's
+own network, and its errors say what went wrong without transport detail.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from django.conf import settings
 
+from core.fetch import Outcome, fetch_one
+
 WELL_KNOWN_PATH = "/.well-known/provenant-verify.txt"
 TXT_PREFIX = "provenant-verify="
+MAX_BYTES = 4096
 
 HttpFetcher = Callable[[str], str]
 TxtResolver = Callable[[str], list[str]]
@@ -26,34 +26,15 @@ class VerificationFailed(Exception):
     pass
 
 
-def _refuse_private(host: str) -> None:
-    if settings.OPTOUT_VERIFY_ALLOW_PRIVATE:
-        return
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError as exc:
-        raise VerificationFailed(f"{host} does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise VerificationFailed(f"{host} resolves to a private address")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # a redirect could lead to an address the check above never saw
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def fetch_http(url: str) -> str:
-    host = urllib.request.urlparse(url).hostname or ""
-    _refuse_private(host)
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        with opener.open(url, timeout=settings.OPTOUT_VERIFY_TIMEOUT_S) as response:
-            return response.read(4096).decode("utf-8", errors="replace")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise VerificationFailed(f"could not fetch {url}: {exc}") from exc
+    result = fetch_one(url, max_bytes=MAX_BYTES, deadline_s=settings.OPTOUT_VERIFY_TIMEOUT_S, max_redirects=0)
+    if result.outcome == Outcome.REFUSED:
+        raise VerificationFailed(f"{url} was not fetched: {result.reason}")
+    if result.outcome != Outcome.FETCHED:
+        raise VerificationFailed(f"{url} could not be fetched: {result.reason}")
+    if not result.ok:
+        raise VerificationFailed(f"{url} answered HTTP {result.status}")
+    return result.body.decode("utf-8", errors="replace")
 
 
 def resolve_txt(name: str) -> list[str]:

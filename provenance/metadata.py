@@ -287,10 +287,19 @@ MIME_TYPES = {
 }
 
 
+def xmp_packet(data: bytes) -> bytes:
+    """The XMP packet embedded in a file's bytes, wherever the container keeps it. Pillow hands over XMP for
+    JPEG, PNG, WebP and TIFF, but not for GIF (an application extension it reads only the first 255 bytes of)
+    or AVIF (an `application/rdf+xml` item); the packet itself is stored uncompressed in all of them."""
+    start = data.find(b"<x:xmpmeta")
+    end = data.find(b"</x:xmpmeta>", start)
+    return data[start : end + len(b"</x:xmpmeta>")] if start >= 0 and end > start else b""
+
+
 def raster_metadata(data: bytes, image_format: str, info: dict) -> WorkMetadata:
     """Everything a raster file says about itself, most authoritative first: XMP, IPTC IIM, EXIF, C2PA."""
     meta = WorkMetadata()
-    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp") or xmp_packet(data)
     if xmp:
         meta.merge(xmp_metadata(xmp))
     if image_format == "JPEG":

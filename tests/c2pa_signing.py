@@ -72,6 +72,15 @@ DIGITAL_ART = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCreation"
 
 def signed_jpeg(entries: dict, *, signer, label: str = "c2pa.training-mining", colour: str = "navy") -> bytes:
     """A JPEG carrying a signed manifest with a training-and-data-mining assertion of the given entries."""
+    source = io.BytesIO()
+    Image.new("RGB", (96, 64), colour).save(source, "JPEG")
+    return signed_file(source.getvalue(), "image/jpeg", entries, signer=signer, label=label)
+
+
+def signed_file(
+    data: bytes, mime: str, entries: dict, *, signer, label: str = "c2pa.training-mining"
+) -> bytes:
+    """`data` (any format c2pa-python writes) signed with a training-and-data-mining assertion."""
     import c2pa
 
     manifest = {
@@ -84,9 +93,7 @@ def signed_jpeg(entries: dict, *, signer, label: str = "c2pa.training-mining", c
             {"label": label, "data": {"entries": entries}},
         ],
     }
-    source, signed = io.BytesIO(), io.BytesIO()
-    Image.new("RGB", (96, 64), colour).save(source, "JPEG")
-    source.seek(0)
+    source, signed = io.BytesIO(data), io.BytesIO()
     with c2pa.Builder(json.dumps(manifest)) as builder:
-        builder.sign(signer, "image/jpeg", source, signed)
+        builder.sign(signer, mime, source, signed)
     return signed.getvalue()

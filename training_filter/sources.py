@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import islice
 
 import pyarrow as pa
 from django.conf import settings
@@ -113,6 +114,7 @@ def registry_snapshot_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str
     for row in registry_rows(as_of=build.as_of):
         yield (row.kind, row.key, row.reason or "", row.rule or "", str(row.optout_id or ""))
     yield from _signal_rows(build)
+    yield from _site_signal_rows(build)
 
 
 def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
@@ -135,6 +137,41 @@ def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str
         denial = signal_denial(own, url=urls.get(asset_id, ""), domain_rules=[])
         if denial is not None:
             yield ("signal", str(asset_id), denial[1], denial[0], "")
+
+
+def _site_signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str]]:
+    """Rows refused by their own site (websignals' evidence fetched at or before the cut-off), judged here once
+    per URL by the same function as the check API, so that every shard applies the same decision by exact key
+    and the removal list carries the line that decided (`robots.txt CCBot Disallow: /`)."""
+    from core.urlkeys import url_keys
+    from websignals.selectors import hosts_with_evidence, url_decisions
+    from websignals.sources import site_of
+
+    hosts = hosts_with_evidence(as_of=build.as_of)
+    if not hosts:
+        return
+    for urls in _input_urls(build):
+        candidates = [u for u in urls if u and (site := site_of(u)) is not None and site[1] in hosts]
+        if not candidates:
+            continue
+        keys, _ = url_keys(pa.array(candidates, pa.string()))
+        decisions = url_decisions(candidates, as_of=build.as_of)
+        for key, decision in zip(keys.to_pylist(), decisions, strict=True):
+            if decision is not None and key:
+                yield ("signal_url", key, decision.reason, decision.rule, "")
+
+
+def _input_urls(build: ManifestBuild) -> Iterator[list[str]]:
+    batch_rows = settings.MANIFEST_BATCH_ROWS
+    if build.input_kind == ManifestBuild.InputKind.PARQUET:
+        for spec in parquet_input.plan_shards(build.input_ref, target_rows=settings.MANIFEST_SHARD_ROWS):
+            for table in parquet_input.read_shard(build.input_ref, spec, batch_rows=batch_rows):
+                yield table.column("url").to_pylist()
+        return
+    assets = Asset.objects.filter(collection__name=build.input_ref).exclude(url="").order_by("id")
+    urls = assets.values_list("url", flat=True).iterator(chunk_size=batch_rows)
+    while batch := list(islice(urls, batch_rows)):
+        yield batch
 
 
 def signal_denial(signals, *, url: str, domain_rules) -> tuple[str, str] | None:

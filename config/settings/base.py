@@ -18,7 +18,16 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # Ours, lowest layer first: each app uses only those before it (web, the pages, uses them all).
-PROJECT_APPS = ["core", "provenance", "embeddings", "optout", "training_filter", "generator", "web"]
+PROJECT_APPS = [
+    "core",
+    "provenance",
+    "websignals",
+    "embeddings",
+    "optout",
+    "training_filter",
+    "generator",
+    "web",
+]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -118,6 +127,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Dataset provenance, artist search and opt-out for image-generation training data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"SignalCrawlStatusEnum": "websignals.models.SignalCrawl.Status"},
 }
 
 # Celery: the embedded default broker is kombu's filesystem transport, which needs no server and works
@@ -284,8 +294,41 @@ OPTOUT_NEAR_COPY_PHASH_RADIUS = env.int("OPTOUT_NEAR_COPY_PHASH_RADIUS", default
 OPTOUT_MAX_WORKS_PER_REQUEST = env.int("OPTOUT_MAX_WORKS_PER_REQUEST", default=10_000)
 # domain verification: https://DOMAIN/.well-known/provenant-verify.txt or a DNS TXT record
 OPTOUT_VERIFY_SCHEME = env.str("OPTOUT_VERIFY_SCHEME", default="https")
-OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)
-OPTOUT_VERIFY_ALLOW_PRIVATE = env.bool("OPTOUT_VERIFY_ALLOW_PRIVATE", default=False)
+OPTOUT_VERIFY_TIMEOUT_S = env.float("OPTOUT_VERIFY_TIMEOUT_S", default=5.0)  # total, per fetch and DNS query
+
+# --- fetching from other people's servers (core/fetch.py) and the web's own opt-out signals (websignals) -------
+# Identifies us to site operators: a page that says who crawls, why, and how to see what we read about a site.
+PROVENANT_OPERATOR_URL = env.str("PROVENANT_OPERATOR_URL", default="https://provenant.example/signals/")
+FETCH_USER_AGENT = env.str("FETCH_USER_AGENT", default=f"Provenant/0.1.0 (+{PROVENANT_OPERATOR_URL})")
+FETCH_DEADLINE_S = env.float("FETCH_DEADLINE_S", default=10.0)  # total: resolve, connect, redirects, body
+FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=512 * 1024)  # RFC 9309 asks parsers to read >= 500 KiB
+FETCH_MAX_REDIRECTS = env.int("FETCH_MAX_REDIRECTS", default=3)  # and only on the same host
+FETCH_CONCURRENCY = env.int("FETCH_CONCURRENCY", default=64)  # requests in flight per crawling process
+FETCH_HOST_INTERVAL_S = env.float(
+    "FETCH_HOST_INTERVAL_S", default=1.0
+)  # at most one request a second per host
+FETCH_RESOLVER = "core.fetch.system_resolve"
+# Never set in production: tests serving on loopback allow 127.0.0.0/8 and map the default ports to theirs.
+FETCH_EXTRA_ALLOWED_NETWORKS: list[str] = []
+FETCH_PORT_MAP: dict[str, int] = {}
+# robots.txt groups that count as an AI-training opt-out when they disallow a path (a `*` group does not: it
+# speaks to every crawler, search engines included, and says nothing about training). Documented in
+# docs/signals.md; override with a comma-separated list.
+WEBSIGNALS_AI_AGENTS = env.list(
+    "WEBSIGNALS_AI_AGENTS",
+    default=[
+        "CCBot", "GPTBot", "Google-Extended", "anthropic-ai", "ClaudeBot", "Claude-Web", "Bytespider",
+        "Applebot-Extended", "meta-externalagent", "FacebookBot", "cohere-ai", "Diffbot", "omgili",
+        "PerplexityBot", "Amazonbot", "img2dataset", "AI2Bot", "Ai2Bot-Dolma", "ImagesiftBot", "Timpibot",
+    ],
+)  # fmt: skip
+# our own agent tokens, matched against ai.txt groups (else the `*` group applies)
+WEBSIGNALS_OWN_AGENTS = env.list("WEBSIGNALS_OWN_AGENTS", default=["provenant"])
+WEBSIGNALS_MAX_AGE_S = env.int("WEBSIGNALS_MAX_AGE_S", default=7 * 24 * 3600)  # refetch a site after this
+WEBSIGNALS_BATCH_HOSTS = env.int("WEBSIGNALS_BATCH_HOSTS", default=500)  # hosts per Celery task
+# hosts crawled at once per task (each mostly waits for its own turn), and when a dead worker's batch is taken over
+WEBSIGNALS_HOSTS_IN_FLIGHT = env.int("WEBSIGNALS_HOSTS_IN_FLIGHT", default=256)
+WEBSIGNALS_BATCH_LEASE_S = env.int("WEBSIGNALS_BATCH_LEASE_S", default=3600)
 
 # --- training_filter: manifest builds ------------------------------------------------------------------------
 # Published manifests live in MANIFEST_DIR/build-NNNNNN; work files (registry snapshot, shard outputs) in .work/.

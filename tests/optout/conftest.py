@@ -3,13 +3,13 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.optout.factories import OperatorFactory, UserFactory
+from tests.websignals.conftest import connects, sites  # noqa: F401 (fixtures: loopback sites, recorded connects)
 
 
 @pytest.fixture(autouse=True)
 def _optout_settings(settings):
     # tests that are not about throttling are not throttled; the throttle test switches it back on
     settings.PROVENANT_THROTTLE_ENABLED = False
-    settings.OPTOUT_VERIFY_ALLOW_PRIVATE = True
     settings.OPTOUT_VERIFY_SCHEME = "http"
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

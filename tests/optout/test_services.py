@@ -1,7 +1,5 @@
 """Claims, ownership and the opt-out state machine, through the services."""
 
-import http.server
-import threading
 from datetime import timedelta
 
 import pytest
@@ -24,29 +22,26 @@ pytestmark = pytest.mark.django_db(transaction=False)
 
 
 @pytest.fixture
-def well_known_server():
-    """A real HTTP server on 127.0.0.1 serving /.well-known/provenant-verify.txt with `body["text"]`."""
+def well_known_server(sites):
+    """A real HTTP server on 127.0.0.1 serving /.well-known/provenant-verify.txt with `body["text"]`, reached as
+    art.example.test through the injected resolver."""
+    from tests.websignals.conftest import serve
+    from tests.websignals.sites import Page
+
     body = {"text": ""}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            if self.path != "/.well-known/provenant-verify.txt":
-                self.send_error(404)
-                return
-            data = body["text"].encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    class Live(Page):
+        @property
+        def body(self):  # read at request time, so tests can change it
+            return body["text"].encode()
 
-        def log_message(self, *args):
+        @body.setter
+        def body(self, value):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}", body
-    server.shutdown()
+    serve(sites, "art.example.test")
+    sites.add("art.example.test", "/.well-known/provenant-verify.txt", Live())
+    return "art.example.test", body
 
 
 def test_domain_verified_by_token_on_a_real_http_server(artist, well_known_server):
@@ -85,9 +80,9 @@ def test_domain_verified_by_dns_txt_record(artist):
 def test_private_addresses_are_refused_outside_tests(settings):
     from optout.verification import VerificationFailed, fetch_http
 
-    settings.OPTOUT_VERIFY_ALLOW_PRIVATE = False
-    with pytest.raises(VerificationFailed, match="private"):
-        fetch_http("http://127.0.0.1:9/.well-known/provenant-verify.txt")
+    settings.FETCH_EXTRA_ALLOWED_NETWORKS = []
+    with pytest.raises(VerificationFailed, match="not public"):
+        fetch_http("http://127.0.0.1/.well-known/provenant-verify.txt")
 
 
 def test_domain_optout_waits_for_verification_then_activates(artist):

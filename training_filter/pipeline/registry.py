@@ -2,7 +2,8 @@
 
 Kinds: url, domain, sha256, phash, asset (from optout.registry), plus `signal` (asset ids whose machine-readable
 signals deny training) and `signal_domain` (domains whose domain-level signals deny it), resolved once at
-snapshot time so that every shard applies the same decisions.
+snapshot time so that every shard applies the same decisions; `signal_url` (normalised URLs that their own site
+refuses, from the fetched robots.txt, ai.txt, TDMRep and headers, judged at the cut-off).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ SNAPSHOT_SCHEMA = pa.schema(
         ("optout_id", pa.string()),
     ]
 )
-EXACT_KINDS = ("url", "sha256", "asset", "signal", "domain", "signal_domain")
+EXACT_KINDS = ("url", "sha256", "asset", "signal", "signal_url", "domain", "signal_domain")
 
 
 def write_snapshot(rows: Iterable[tuple[str, str, str, str, str]] | pa.Table, path: Path) -> int:

@@ -53,8 +53,8 @@ ALIASES = {
     "height": ("height", "HEIGHT"),
 }
 # the order in which matches are attributed: the most specific evidence first
-MATCH_ORDER = ("url", "sha256", "asset", "signal", "phash", "domain", "signal_domain")
-REASON_OF = {"signal_domain": "signal"}
+MATCH_ORDER = ("url", "sha256", "asset", "signal", "signal_url", "phash", "domain", "signal_domain")
+REASON_OF = {"signal_domain": "signal", "signal_url": "signal"}
 # fixed writer options: same rows in, same bytes out (no timestamps are written by Parquet)
 WRITER_OPTIONS = {
     "compression": "zstd",
@@ -105,6 +105,7 @@ def match_batch(table: pa.Table, registry: RegistryIndex) -> tuple[np.ndarray, n
         "sha256": pc.ascii_lower(pc.cast(table.column("sha256"), pa.string())),
         "asset": asset_ids,
         "signal": asset_ids,
+        "signal_url": url_key,
         "phash": table.column("phash").combine_chunks(),
     }
     for number, kind in enumerate(MATCH_ORDER, start=1):

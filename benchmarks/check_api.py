@@ -186,16 +186,16 @@ def main() -> None:
     settings.PROVENANT_THROTTLE_ENABLED = False
     import orjson
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
     from rest_framework.test import APIClient
 
     started = time.perf_counter()
     registry = populate(args.keys)
     print(f"registry: {args.keys:,} active keys ready in {time.perf_counter() - started:.1f} s")
     user, _ = get_user_model().objects.get_or_create(username="bench-pipeline")
-    token, _ = Token.objects.get_or_create(user=user)
+    _row, token = AuthToken.objects.create(user=user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     body = orjson.dumps({"items": make_items(registry["sample"], args.items, args.hit_rate)})
 
     first, _ = measure_calls(client, body, 1)  # includes building the pHash index

@@ -1,8 +1,10 @@
 """Vectorised URL normalisation with pyarrow.compute, agreeing with core.urlnorm (the reference semantics).
 
-The common shape (http(s), plain ASCII host, no port, user info or query) is normalised with array kernels;
-every other row (queries, ports, IDNA hosts, odd characters) goes through core.urlnorm.normalize_url itself,
-so the two can never disagree on the rare forms and the hot path stays vectorised.
+The common shape (http(s), a plain ASCII host, a path and query of characters the WHATWG parser leaves alone, no
+dot segments, port or user info) is normalised with array kernels; every other row (ports, user info, IDNA or
+numeric hosts, backslashes, percent-encoded dots, characters a browser would percent-encode) goes through
+core.urlnorm.normalize_url itself, so the two can never disagree on the rare forms and the hot path stays
+vectorised.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ import pyarrow.compute as pc
 
 from core.urlnorm import host_of, normalize_url
 
-# scheme, host, path and query of the simple shape; a fragment is dropped; anything else falls back to Python
-_SIMPLE = r"^(?i:https?)://(?P<host>[A-Za-z0-9.\-]+)(?P<path>/[^?#\s\\]*)?(?:\?(?P<query>[^#]*))?(?:#.*)?$"
+# scheme, host, path and query of the simple shape; a fragment is dropped; anything else falls back to Python.
+# The path's characters are those WHATWG serialises unchanged (no space, quote, angle bracket, backslash, non-ASCII).
+_SIMPLE = (
+    r"^(?i:https?)://(?P<host>[A-Za-z0-9.\-]+)(?P<path>/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?"
+    r"(?:\?(?P<query>[^#]*))?(?:#.*)?$"
+)
+# a dot segment (`/./`, `/../`, `%2e`) is resolved by the parser; a host ending in a number is an IPv4 address to
+# it (`0x7f.1` is 127.0.0.1); an `xn--` label is checked as punycode: all of these go to the reference
+_NOT_SIMPLE_PATH = r"/\.|%2[eE]"
+_NOT_SIMPLE_HOST = r"(?:^|\.)(?:[0-9]+|0[xX][0-9A-Fa-f]*)\.?$|xn--"
 # a query of one or two name=value pairs of characters that urlencode leaves alone: sorted here, vectorised
 _SAFE = r"[A-Za-z0-9_.\-~]"
 _QUERY = rf"^(?P<k1>{_SAFE}+)=(?P<v1>{_SAFE}*)(?:&(?P<k2>{_SAFE}+)=(?P<v2>{_SAFE}*))?$"
@@ -65,10 +75,13 @@ def url_keys(urls: pa.Array) -> tuple[pa.Array, pa.Array]:
     # www.example.com. -> example.com; an empty or dot-edged label is rare: let Python decide those
     simple = pc.and_(simple, pc.invert(pc.or_(pc.equal(host, ""), pc.match_substring(host, ".."))))
     simple = pc.and_(simple, pc.invert(pc.starts_with(host, ".")))
+    simple = pc.and_(simple, pc.invert(pc.match_substring_regex(host, _NOT_SIMPLE_HOST)))
+    path = pc.struct_field(parts, "path")
+    simple = pc.and_(simple, pc.invert(pc.fill_null(pc.match_substring_regex(path, _NOT_SIMPLE_PATH), False)))
     simple = pc.fill_null(simple, False)
     query, simple_query = _sorted_query(pc.struct_field(parts, "query"))
     simple = pc.and_(simple, simple_query)
-    key = pc.binary_join_element_wise(host, _clean_path(pc.struct_field(parts, "path")), query, "")
+    key = pc.binary_join_element_wise(host, _clean_path(path), query, "")
     key = pc.if_else(simple, key, None)
     host = pc.if_else(simple, host, None)
     return _fallback(urls, key, host, simple)

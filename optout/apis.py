@@ -4,7 +4,7 @@ is not revealed); operator-only actions answer 403 to artists."""
 from __future__ import annotations
 
 import orjson
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import BaseParser, ParseError
@@ -14,14 +14,15 @@ from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 from core.pagination import DefaultPagination
+from core.throttles import TokenRateThrottle
 from optout import checking, selectors, services
 from optout.models import ContributorClaim, DomainClaim, OptOut, OptOutStateChange
-from optout.throttles import SettingsScopedRateThrottle, TokenRateThrottle
 from optout.verification import TXT_PREFIX, WELL_KNOWN_PATH
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="A replay with the same key returns the first result and changes nothing.",
+    description="A replay with the same key and body returns the first result and changes nothing; the same key "
+    "with another body answers 422.",
 )  # fmt: skip
 
 
@@ -41,55 +42,6 @@ def _get_or_404(queryset, pk: int):
     if obj is None:
         raise NotFound("Not found.")
     return obj
-
-
-# --- accounts ---------------------------------------------------------------------------------------------------
-
-
-class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    username = serializers.CharField()
-
-
-class ArtistSignupApi(APIView):
-    permission_classes = [permissions.AllowAny]
-    authentication_classes: list = []
-    throttle_classes = [SettingsScopedRateThrottle]
-    throttle_scope = "signup"
-
-    class ArtistSignupInputSerializer(serializers.Serializer):
-        username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
-        email = serializers.EmailField()
-        password = serializers.CharField(min_length=8, max_length=128, write_only=True)
-
-    @extend_schema(request=ArtistSignupInputSerializer, responses={201: TokenOutputSerializer})
-    def post(self, request):
-        data = self._validated(request)
-        user, token = services.artist_signup(**data)
-        return Response({"token": token, "username": user.username}, status=status.HTTP_201_CREATED)
-
-    def _validated(self, request) -> dict:
-        serializer = self.ArtistSignupInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-
-class ArtistLoginApi(APIView):
-    permission_classes = [permissions.AllowAny]
-    authentication_classes: list = []
-    throttle_classes = [SettingsScopedRateThrottle]
-    throttle_scope = "login"
-
-    class ArtistLoginInputSerializer(serializers.Serializer):
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(max_length=128, write_only=True)
-
-    @extend_schema(request=ArtistLoginInputSerializer, responses={200: TokenOutputSerializer})
-    def post(self, request):
-        serializer = self.ArtistLoginInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        token = services.artist_login(**serializer.validated_data)
-        return Response({"token": token, "username": serializer.validated_data["username"]})
 
 
 # --- opt-outs ---------------------------------------------------------------------------------------------------
@@ -115,6 +67,8 @@ class StateChangeOutputSerializer(serializers.ModelSerializer):
 
 class OptOutListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "optout_create"
+    throttle_methods = ("POST",)
 
     class OptOutListCreateInputSerializer(serializers.Serializer):
         scope = serializers.ChoiceField(choices=OptOut.Scope.choices)
@@ -135,12 +89,16 @@ class OptOutListCreateApi(APIView):
     @extend_schema(
         request=OptOutListCreateInputSerializer,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: OptOutOutputSerializer, 200: OptOutOutputSerializer},
+        responses={
+            201: OptOutOutputSerializer,
+            200: OptOutOutputSerializer,
+            422: OpenApiResponse(description="the Idempotency-Key was used for another request"),
+        },
     )
     def post(self, request):
         serializer = self.OptOutListCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key", "")[:200] or None
+        key = request.headers.get("Idempotency-Key") or None
         optout, created = services.optout_create(
             artist=request.user, idempotency_key=key, **serializer.validated_data
         )
@@ -240,6 +198,8 @@ class DomainClaimOutputSerializer(serializers.ModelSerializer):
 
 class DomainClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "claim"
+    throttle_methods = ("POST",)
 
     class DomainClaimListCreateInputSerializer(serializers.Serializer):
         domain = serializers.CharField(max_length=255)
@@ -272,7 +232,10 @@ class DomainClaimDetailApi(APIView):
 
 
 class DomainClaimVerifyApi(APIView):
+    """Each call fetches from the artist's domain: throttled so it cannot be used to hammer a host."""
+
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "verify"
 
     @extend_schema(request=None, responses=DomainClaimOutputSerializer)
     def post(self, request, claim_id: int):
@@ -291,6 +254,8 @@ class ContributorClaimOutputSerializer(serializers.ModelSerializer):
 
 class ContributorClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "claim"
+    throttle_methods = ("POST",)
 
     class ContributorClaimListCreateInputSerializer(serializers.Serializer):
         contributor_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
@@ -402,17 +367,21 @@ class CheckApi(APIView):
     throttle_scope = "check"
     parser_classes = [OrjsonParser]
     renderer_classes = [OrjsonRenderer]
+    max_body_setting = "OPTOUT_CHECK_MAX_BODY_BYTES"  # core.middleware answers 413 past it, unread
 
     @extend_schema(
         request=inline_serializer("CheckRequest", {"items": CheckItemSerializer(many=True)}),
-        responses=inline_serializer(
-            "CheckResponse",
-            {
-                "count": serializers.IntegerField(),
-                "denied": serializers.IntegerField(),
-                "results": CheckResultSerializer(many=True),
-            },  # fmt: skip
-        ),
+        responses={
+            200: inline_serializer(
+                "CheckResponse",
+                {
+                    "count": serializers.IntegerField(),
+                    "denied": serializers.IntegerField(),
+                    "results": CheckResultSerializer(many=True),
+                },  # fmt: skip
+            ),
+            413: OpenApiResponse(description="the body is over OPTOUT_CHECK_MAX_BODY_BYTES; it was not read"),
+        },
     )
     def post(self, request):
         items = request.data.get("items") if isinstance(request.data, dict) else None

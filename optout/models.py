@@ -103,9 +103,10 @@ class OptOut(TimeStampedModel):
     )
     domain = models.CharField(max_length=255, blank=True)
     assets = models.ManyToManyField(Asset, through="OptOutItem", related_name="optouts")
-    # what the artist sent as Idempotency-Key: a replayed create returns the first opt-out
+    # SHA-256 of what the artist sent as Idempotency-Key (optout.idempotency), and of the request it came with
     # NULL, not '', when absent: the unique constraint must not treat all key-less requests as one
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -197,7 +198,8 @@ class RegistryClock(models.Model):
 
 
 class AuditEntry(models.Model):
-    """One row of the hash-chained audit log: `hash` = sha256(prev_hash + canonical JSON of this row)."""
+    """One row of the hash-chained audit log: `hash` = HMAC-SHA256(audit key, prev_hash + canonical JSON of this
+    row); `key_id` names the key (a legacy row, hashed with plain SHA-256 before the log was keyed, has '')."""
 
     seq = models.BigIntegerField(unique=True)
     event = models.CharField(max_length=100)
@@ -205,6 +207,7 @@ class AuditEntry(models.Model):
     created_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ["seq"]

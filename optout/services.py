@@ -1,4 +1,4 @@
-"""Writes: accounts, claims, opt-out requests and their state machine, audit appends.
+"""Writes: claims, opt-out requests and their state machine, audit appends.
 
 Invariants kept here:
 - nobody opts out a work another verified artist owns (owner = verified contributor claim or verified domain):
@@ -16,16 +16,13 @@ import secrets
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from core.exceptions import ApplicationError
 from core.urlnorm import normalize_url
-from optout import audit, gate, notifications, selectors
+from optout import audit, gate, idempotency, notifications, selectors
 from optout import signals as optout_signals
 from optout.domains import clean_domain
 from optout.models import (
@@ -46,6 +43,7 @@ from provenance.models import Asset, Contributor
 User = get_user_model()
 Status = OptOut.Status
 Scope = OptOut.Scope
+AUDITED_ASSET_IDS = 10_000  # the works of a request written into its audit row (the count always is)
 
 
 def audit_append(*, event: str, payload: dict) -> None:
@@ -60,32 +58,6 @@ def registry_touch() -> None:
     version = secrets.randbits(62)
     if not RegistryClock.objects.filter(pk=1).update(version=version):
         RegistryClock.objects.update_or_create(pk=1, defaults={"version": version})
-
-
-# --- accounts ---------------------------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def artist_signup(*, username: str, email: str, password: str) -> tuple[object, str]:
-    if User.objects.filter(username__iexact=username).exists():
-        raise ApplicationError("That username is taken.", status_code=409)
-    user = User(username=username, email=email)
-    try:
-        validate_password(password, user)
-    except ValidationError as exc:
-        raise ApplicationError("The password is too weak.", extra={"password": exc.messages}) from exc
-    user.set_password(password)
-    user.save()
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key
-
-
-def artist_login(*, username: str, password: str) -> str:
-    user = authenticate(username=username, password=password)
-    if user is None or not user.is_active:
-        raise ApplicationError("Wrong username or password.", status_code=401)
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
 
 
 # --- claims -----------------------------------------------------------------------------------------------------
@@ -279,12 +251,16 @@ def optout_create(
     reason: str = "",
     idempotency_key: str | None = None,
 ) -> tuple[OptOut, bool]:
-    """(opt-out, created). A replay (same Idempotency-Key, or the same domain / identity / seed work while the
-    first request is pending or active) returns the first opt-out unchanged."""
-    if idempotency_key:
-        existing = OptOut.objects.filter(artist=artist, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing, False
+    """(opt-out, created). A replay (same Idempotency-Key and request, or the same domain / identity / seed work
+    while the first request is pending or active) returns the first opt-out unchanged; the same key with another
+    request answers 422."""
+    digest = idempotency.key_digest(idempotency_key) if idempotency_key else None
+    fingerprint = idempotency.request_fingerprint(
+        scope=scope, asset_ids=asset_ids, asset_id=asset_id, contributor_id=contributor_id, domain=domain,
+        reason=reason,
+    )  # fmt: skip
+    if digest and (existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)):
+        return existing, False
     builder = {
         Scope.WORKS: _plan_works,
         Scope.NEAR_COPIES: _plan_near_copies,
@@ -296,13 +272,20 @@ def optout_create(
     plan = builder(
         artist, asset_ids=asset_ids, asset_id=asset_id, contributor_id=contributor_id, domain=domain
     )
-    duplicate = _same_open_request(artist, scope, plan)
-    if duplicate is not None:
-        return duplicate, False
-    try:
-        return _optout_save(artist=artist, scope=scope, plan=plan, reason=reason, key=idempotency_key), True
-    except IntegrityError:  # two replays raced on the same Idempotency-Key
-        return OptOut.objects.get(artist=artist, idempotency_key=idempotency_key), False
+    with transaction.atomic():
+        # One artist's creates queue on their user row, so a concurrent replay or duplicate sees the first one.
+        # NO KEY: rows that merely reference the user (a revoke's history row, checked at COMMIT as PostgreSQL's
+        # foreign keys are deferred) must not wait on it, or a revoke holding the audit head would deadlock.
+        User.objects.select_for_update(no_key=True).only("pk").get(pk=artist.pk)
+        if digest and (
+            existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)
+        ):
+            return existing, False
+        duplicate = _same_open_request(artist, scope, plan)
+        if duplicate is not None:
+            return duplicate, False
+        key = (digest, fingerprint) if digest else None
+        return _optout_save(artist=artist, scope=scope, plan=plan, reason=reason, key=key), True
 
 
 def _same_open_request(artist, scope: str, plan: dict) -> OptOut | None:
@@ -381,7 +364,7 @@ def _plan_domain(artist, *, domain, **_) -> dict:
 
 
 @transaction.atomic
-def _optout_save(*, artist, scope: str, plan: dict, reason: str, key: str | None) -> OptOut:
+def _optout_save(*, artist, scope: str, plan: dict, reason: str, key: tuple[str, str] | None) -> OptOut:
     optout = OptOut.objects.create(
         artist=artist,
         scope=scope,
@@ -389,9 +372,11 @@ def _optout_save(*, artist, scope: str, plan: dict, reason: str, key: str | None
         seed_asset_id=plan.get("seed"),
         contributor=plan.get("contributor"),
         domain=plan.get("domain", ""),
-        idempotency_key=key or None,
+        idempotency_key=key[0] if key else None,
+        idempotency_fingerprint=key[1] if key else "",
     )
     OptOutItem.objects.bulk_create([OptOutItem(optout=optout, asset_id=i) for i in plan["assets"]])
+    _audit_requested(optout=optout, plan=plan)
     _keys_create(optout=optout, asset_ids=plan["assets"], domain=plan.get("domain", ""))
     _history(optout=optout, from_status="", to=Status.PENDING, actor=artist, note="requested")
     if plan["active"]:
@@ -402,6 +387,19 @@ def _optout_save(*, artist, scope: str, plan: dict, reason: str, key: str | None
         _optout_save(artist=artist, scope=Scope.WORKS, plan={"assets": plan["review"], "active": False},
                      reason=reason, key=None)  # fmt: skip
     return optout
+
+
+def _audit_requested(*, optout: OptOut, plan: dict) -> None:
+    """The request itself (who, what, why), logged when it is made, whether it goes active or waits for review."""
+    assets = plan["assets"]
+    audit.append(
+        event="optout.requested",
+        payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "scope": optout.scope,
+                 "reason": optout.reason, "domain": optout.domain, "contributor_id": optout.contributor_id,
+                 "seed_asset_id": optout.seed_asset_id, "asset_count": len(assets),
+                 "asset_ids": assets[:AUDITED_ASSET_IDS], "skipped_asset_ids": plan.get("skipped", [])[:1000],
+                 "at": optout.created_at.isoformat()},
+    )  # fmt: skip
 
 
 def _keys_create(*, optout: OptOut, asset_ids: list[int], domain: str) -> None:

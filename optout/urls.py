@@ -1,10 +1,13 @@
 from django.urls import path
 
-from optout import apis
+from optout import account_apis, apis
 
 urlpatterns = [
-    path("auth/signup", apis.ArtistSignupApi.as_view(), name="artist-signup"),
-    path("auth/login", apis.ArtistLoginApi.as_view(), name="artist-login"),
+    path("auth/signup", account_apis.ArtistSignupApi.as_view(), name="artist-signup"),
+    path("auth/login", account_apis.ArtistLoginApi.as_view(), name="artist-login"),
+    path("auth/tokens", account_apis.TokenListCreateApi.as_view(), name="token-list"),
+    path("auth/tokens/rotate", account_apis.TokenRotateApi.as_view(), name="token-rotate"),
+    path("auth/tokens/<str:token_key>", account_apis.TokenRevokeApi.as_view(), name="token-revoke"),
     path("optouts", apis.OptOutListCreateApi.as_view(), name="optout-list"),
     path("optouts/<int:optout_id>", apis.OptOutDetailApi.as_view(), name="optout-detail"),
     path("optouts/<int:optout_id>/history", apis.OptOutHistoryApi.as_view(), name="optout-history"),

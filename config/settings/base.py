@@ -36,7 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     *PROJECT_APPS,
 ]
@@ -44,12 +45,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.RequestBodyLimitMiddleware",  # before anything (the CSRF check included) reads a body
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -73,9 +76,22 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'provenant.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The embedded default is shared by the web server, the ingest command and a worker process.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # The embedded default is shared by the web server's threads, the ingest command and a worker process.
+    # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock when a transaction begins,
+    # so concurrent writers queue on the busy timeout instead of failing with "database is locked" when a
+    # reader's transaction tries to upgrade to a writer's.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out username before the password is even checked
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -97,7 +113,7 @@ MEDIA_ROOT = Path(env.str("PROVENANT_MEDIA_ROOT", default=str(DATA_DIR / "media"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
@@ -230,15 +246,57 @@ else:
             "LOCATION": str(DATA_DIR / "cache"),
         }
     }
-# Throttles read these at request time; PROVENANT_THROTTLE_ENABLED=False switches them off (test settings).
+# Throttles (core/throttles.py) read these at request time, for the API and the pages alike;
+# PROVENANT_THROTTLE_ENABLED=False switches them off (test settings).
 PROVENANT_THROTTLE_ENABLED = env.bool("PROVENANT_THROTTLE_ENABLED", default=True)
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["optout.throttles.SettingsScopedRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["core.throttles.SettingsScopedRateThrottle"]
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "signup": env.str("THROTTLE_SIGNUP", default="10/hour"),
     "login": env.str("THROTTLE_LOGIN", default="20/minute"),
     "search": env.str("THROTTLE_SEARCH", default="60/minute"),
     "check": env.str("THROTTLE_CHECK", default="120/minute"),  # per API token
+    "optout_create": env.str("THROTTLE_OPTOUT_CREATE", default="60/hour"),
+    "claim": env.str("THROTTLE_CLAIM", default="30/hour"),  # domain and identity claims
+    "verify": env.str("THROTTLE_VERIFY", default="20/hour"),  # domain verification fetches
+    "token": env.str("THROTTLE_TOKEN", default="30/hour"),  # API tokens created or rotated
 }
+# The client address is REMOTE_ADDR. Behind reverse proxies that append to X-Forwarded-For, set
+# PROVENANT_NUM_PROXIES to how many there are: the address that many entries from the right is the client's.
+# Left at 0, a client cannot pick its own throttle bucket by writing the header.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("PROVENANT_NUM_PROXIES", default=0)
+# Lockout (django-axes): this many wrong passwords for one username (from any address), or from one address (for
+# any usernames), lock it for the cool-off: rotating addresses does not help a guesser. Counters live in Redis when
+# there is one (atomic across processes), else in the database (the file cache is not atomic between processes).
+AXES_FAILURE_LIMIT = env.int("PROVENANT_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = env.float("PROVENANT_LOGIN_LOCKOUT_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either locks: one name from anywhere, or one address
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler"
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    else "axes.handlers.database.AxesDatabaseHandler"
+)
+AXES_DISABLE_ACCESS_LOG = True  # failures are counted; successful logins are not logged
+AXES_CLIENT_IP_CALLABLE = "core.throttles.client_address"
+AXES_LOCKOUT_CALLABLE = "core.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Request bodies (core/middleware.py): any JSON or form body up to this; multipart uploads up to
+# PROVENANT_MAX_UPLOAD_BYTES; the check API up to OPTOUT_CHECK_MAX_BODY_BYTES. Larger ones answer 413 unread.
+PROVENANT_MAX_BODY_BYTES = env.int("PROVENANT_MAX_BODY_BYTES", default=1024 * 1024)
+OPTOUT_CHECK_MAX_BODY_BYTES = env.int("OPTOUT_CHECK_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+# API tokens (django-rest-knox): stored as SHA-512 digests, shown once. Tokens from login/signup expire after
+# PROVENANT_LOGIN_TOKEN_HOURS; tokens an artist or operator makes for a pipeline after PROVENANT_API_TOKEN_DAYS
+# (0: never). At most PROVENANT_MAX_TOKENS_PER_USER live tokens per account.
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": None, "AUTO_REFRESH": False}
+PROVENANT_LOGIN_TOKEN_HOURS = env.int("PROVENANT_LOGIN_TOKEN_HOURS", default=24)
+PROVENANT_API_TOKEN_DAYS = env.int("PROVENANT_API_TOKEN_DAYS", default=365)
+PROVENANT_MAX_TOKENS_PER_USER = env.int("PROVENANT_MAX_TOKENS_PER_USER", default=50)
+# The audit log's rows are HMAC-SHA256 keyed with a secret kept outside the database: PROVENANT_AUDIT_KEY, or
+# the file PROVENANT_AUDIT_KEY_FILE (made with a random key on first use unless PROVENANT_AUDIT_KEY_CREATE=False).
+# Keep the key where a database administrator cannot read it, and back it up apart from the database.
+PROVENANT_AUDIT_KEY = env.str("PROVENANT_AUDIT_KEY", default="")
+PROVENANT_AUDIT_KEY_FILE = Path(env.str("PROVENANT_AUDIT_KEY_FILE", default=str(DATA_DIR / "audit.key")))
+PROVENANT_AUDIT_KEY_CREATE = env.bool("PROVENANT_AUDIT_KEY_CREATE", default=True)
 OPTOUT_CHECK_MAX_ITEMS = env.int("OPTOUT_CHECK_MAX_ITEMS", default=10_000)
 # Active exact keys (URL, domain, sha256) held in each web process's memory up to this many (~150 B each),
 # reloaded when the registry changes; a bigger registry is looked up in PostgreSQL per request instead.

@@ -26,3 +26,9 @@ if env.str("PROVENANT_TEST_DB", default=""):
 # switch them on for themselves.
 PROVENANT_THROTTLE_ENABLED = False
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# The audit log's key (prod reads it from the environment or a file kept away from the database).
+PROVENANT_AUDIT_KEY = "test-audit-key-not-secret"
+# Per-username lockout counts failures in the cache across tests; the lockout tests switch it on for themselves.
+AXES_ENABLED = False
+SILENCED_SYSTEM_CHECKS = ["axes.W001"]  # the per-process cache of the tests is fine for them

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from tests.training_filter.conftest import FakeRegistryRow, write_manifest
 from tests.training_filter.test_builds import ROWS, run_build
@@ -30,8 +30,8 @@ def operator():
 @pytest.fixture
 def token_holder(api_client):
     user = User.objects.create_user("trainer", password="pw")
-    token = Token.objects.create(user=user)
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _row, token = AuthToken.objects.create(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return api_client
 
 

@@ -1,4 +1,5 @@
-"""Artists' accounts: sign-up (through the opt-out service, which also issues the API token), login, logout."""
+"""Artists' accounts: sign-up (through the opt-out accounts service), login, logout. Sign-up and login are
+throttled per address as their API twins are; django-axes locks a username out after repeated failures."""
 
 from __future__ import annotations
 
@@ -8,22 +9,23 @@ from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.exceptions import ApplicationError
+from core.throttles import throttle
 from web.forms import SignupForm
 
 
+@throttle("signup")
 def signup(request: HttpRequest) -> HttpResponse:
-    from optout.services import artist_signup
+    from optout.accounts import artist_signup
 
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user, _token = artist_signup(
-                username=data["username"], email=data["email"], password=data["password1"]
-            )
+            user = artist_signup(username=data["username"], email=data["email"], password=data["password1"])
         except ApplicationError as exc:
             for problem in exc.extra.get("password", []):
                 form.add_error("password1", problem)
@@ -43,6 +45,7 @@ def _safe_next(request: HttpRequest) -> str:
     return ""
 
 
+@method_decorator(throttle("login"), name="dispatch")
 class ArtistLoginView(LoginView):
     template_name = "web/login.html"
     redirect_authenticated_user = True

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.exceptions import ApplicationError
+from core.throttles import throttle
 from optout.models import OptOut
 from provenance.models import Asset
 from web import selectors
@@ -18,6 +19,7 @@ PREVIEW_COPIES = 24
 
 
 @login_required
+@throttle("optout_create")
 def optout_confirm(request: HttpRequest) -> HttpResponse:
     """GET shows what would be opted out (the work, and its near-copies for that scope); POST creates it."""
     source = request.POST if request.method == "POST" else request.GET

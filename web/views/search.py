@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core.exceptions import ApplicationError
+from core.throttles import throttle
 from web import selectors
 from web.forms import SearchForm
 
@@ -14,6 +15,7 @@ RESULTS = 24  # cards on the page at first
 MORE_RESULTS = 24  # behind "more results", fetched with the first ones: an upload cannot be searched again
 
 
+@throttle("search", methods=("GET", "POST"))
 def home(request: HttpRequest) -> HttpResponse:
     """GET with ?q= searches by words; POST (multipart) searches by picture. Errors come back in the page."""
     if request.method == "POST":

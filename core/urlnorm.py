@@ -23,7 +23,7 @@ _PLAIN_HOST = re.compile(r"[a-z0-9.\-]+")  # what WHATWG host parsing leaves as 
 _NUMERIC_END = re.compile(r"(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)\.?$")  # WHATWG parses such a host as IPv4
 
 
-def _parse(url: str) -> dict | None:
+def parse_http_url(url: str) -> dict | None:
     """The WHATWG parse of an http(s) URL (a bare `host/path` is taken as http://), or None."""
     url = url.strip()
     if not url:
@@ -65,13 +65,13 @@ def normalize_host(host: str) -> str:
 
 def host_of(url: str) -> str:
     """The normalised host of a URL ('' when it has none)."""
-    parts = _parse(url)
+    parts = parse_http_url(url)
     return _clean_host(parts["hostname"]) if parts else ""
 
 
 def normalize_url(url: str) -> str:
     """A canonical key for a URL: host and scheme-insensitive, path-case-sensitive. '' for a non-URL."""
-    parts = _parse(url)
+    parts = parse_http_url(url)
     if parts is None:
         return ""
     host = _clean_host(parts["hostname"])

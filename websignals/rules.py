@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
-from urllib.parse import urlsplit
+
+from core.urlnorm import parse_http_url
 
 # Our crawler's user-agent tokens, matched case-insensitively against ai.txt groups and X-Robots-Tag prefixes.
 DEFAULT_AGENTS: tuple[str, ...] = ("provenant",)
@@ -50,13 +51,10 @@ def _deny(rule: str, reason: str, signal: SignalLike) -> Decision:
 
 
 def _path_of(url: str) -> str:
-    if not url:
+    parts = parse_http_url(url) if url else None
+    if parts is None:
         return "/"
-    try:
-        parts = urlsplit(url if "://" in url else "http://" + url)
-    except ValueError:
-        return "/"
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (parts["pathname"] or "/") + parts["search"]
 
 
 @lru_cache(maxsize=4096)

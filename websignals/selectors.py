@@ -77,7 +77,10 @@ def _hosts_known_now() -> frozenset[str]:
 
 
 def _maybe_known(url: str, hosts: frozenset[str]) -> bool:
-    """A cheap look at the URL's host; anything unusual (IDNA, odd syntax) is passed on to the exact parser."""
+    """A cheap look at the URL's host; anything unusual (IDNA, escapes, backslashes, user info, odd syntax) is
+    passed on to the exact parser, since a browser may fetch another host than the plain split shows."""
+    if not url.isascii() or any(ch in url for ch in "\\%@\t\r\n"):
+        return True
     host = url.partition("//")[2].partition("/")[0].rpartition("@")[2].partition(":")[0].lower().rstrip(".")
     return not host.isascii() or "?" in host or "#" in host or host in hosts
 

@@ -4,9 +4,9 @@ external Parquet manifest (img2dataset layout: a `url` column)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 from core.exceptions import ApplicationError
+from core.urlnorm import parse_http_url
 from provenance.models import Asset, Collection
 
 URL_COLUMNS = ("url", "URL")
@@ -34,19 +34,12 @@ def manifest_urls(path: str) -> Iterator[str]:
 
 
 def site_of(url: str) -> tuple[str, str] | None:
-    """(scheme, host as fetched: lower case, IDNA) of an http(s) URL on a default port; None otherwise."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
+    """(scheme, host as fetched: lower case, IDNA) of an http(s) URL on a default port; None otherwise. Parsed as a
+    browser would (WHATWG), so `http://victim.org\\@evil.com/` is judged as victim.org, the host it fetches."""
+    parts = parse_http_url(url)
+    if parts is None or parts["port"] not in ("", "80", "443"):
         return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")
-    if scheme not in ("http", "https") or not host or port not in (None, 80, 443):
-        return None
-    try:
-        return scheme, host.encode("idna").decode("ascii").lower() if not host.isascii() else host.lower()
-    except UnicodeError:
-        return None
+    return parts["protocol"][:-1], parts["hostname"].rstrip(".")
 
 
 def hosts_of(urls: Iterator[str], *, with_urls: bool) -> dict[str, dict]:

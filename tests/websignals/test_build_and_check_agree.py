@@ -33,6 +33,9 @@ ROWS = [
     ("h2", "http://quiet.example.test/tdm.jpg", ("tdmrep", "tdm-reservation header: 1")),
     ("h3", "http://quiet.example.test/admin/a.jpg", None),  # a `*` group is not an AI opt-out
     ("n1", "http://nowhere.example.test/a.jpg", None),  # does not resolve: unreachable, not a denial
+    # judged by the host and path a browser fetches (WHATWG): `\\` ends the host, `%2e%2e` is a dot segment
+    ("x1", "http://ai.example.test\\@evil.example.test/x/a.png", ("ai-txt", "ai.txt Disallow: *.png for User-Agent *")),
+    ("x2", "http://tdm.example.test/open/%2e%2e/reserved/a.jpg", ("tdmrep", "tdmrep.json location /reserved/* tdm-reservation 1")),
 ]  # fmt: skip
 
 

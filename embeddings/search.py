@@ -652,4 +652,4 @@ def _geometric_agreement(asset_id: int, local_path: str, candidates: list[int]) 
     if not local_path or not candidates:
         return {}
     query = [("", geometry.asset_features(asset_id, local_path))]
-    return {hit.asset_id: hit.score for hit in _verify(query, candidates)}
+    return {hit.asset_id: hit.score for hit in _verify(query, candidates, "")}

@@ -6,10 +6,9 @@ class GeneratorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        try:  # opt-out sits below us and offers the signal; guarded while it is being written
-            from optout.signals import optout_activated
-        except ImportError:
-            return
         from generator.receivers import on_optout_activated
 
+        from optout.signals import optout_activated
+
+        # opt-out sits below us: it sends the signal, we mark the models trained on the work stale
         optout_activated.connect(on_optout_activated, dispatch_uid="generator-mark-stale")

@@ -18,6 +18,7 @@ from core.exceptions import ApplicationError
 from generator import conf
 from generator.manifest import ManifestSource, TrainingExample, content_hash, manifest_read
 from generator.models import AttributionRecord, GeneratedImage, GeneratorModel
+from optout.exclusions import active_optout_owners
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +201,6 @@ def _model_ready(model, kept, names, figures, seconds, *, checkpoint, attributio
 
 
 def _actively_opted_out(asset_ids: list[int]) -> set[int]:
-    try:  # opt-out offers the registry view; guarded so a missing piece below never blocks training
-        from optout.exclusions import active_optout_owners
-    except ImportError:
-        return set()
     return set(asset_ids) & set(active_optout_owners())
 
 

@@ -9,11 +9,8 @@ class OptoutConfig(AppConfig):
         from optout import receivers
 
         receivers.connect()
-        # search sits below us: it offers the hook, we supply the ids (guarded until the module exists)
-        try:
-            from core.exclusions import register_exclusion_provider
-        except ImportError:
-            return
+        # search sits below us: it offers the hook, we supply the ids
+        from core.exclusions import register_exclusion_provider
         from optout.exclusions import optout_exclusions
 
         register_exclusion_provider(optout_exclusions)

@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
+from optout.services import audit_append
 from training_filter.models import ManifestBuild, ManifestShard
 
 # The pipeline (pyarrow, duckdb: a quarter of a second) is imported inside the functions that run in workers, so
@@ -308,11 +309,7 @@ def manifest_build_finalise(*, build_id: int) -> ManifestBuild:
 
 
 def _audit(build_id: int, content_hash: str, stats: dict) -> None:
-    """Record the publication in the opt-out app's hash-chained audit log (when installed)."""
-    try:
-        from optout.services import audit_append
-    except ImportError:
-        return
+    """Record the publication in the opt-out app's hash-chained audit log."""
     audit_append(
         event="manifest_published", payload={"build": build_id, "content_hash": content_hash, **stats}
     )

@@ -1,6 +1,5 @@
 """Reads the pages need beyond the apps' own selectors: search hits shaped into cards and near-copy groups,
-an artist's opt-outs with history, and the operator dashboard's queues. Apps that may still be missing
-(manifest builds, generator) are imported inside guards, so the pages degrade to a "not available" state."""
+an artist's opt-outs with history, and the operator dashboard's queues and progress rows."""
 
 from __future__ import annotations
 
@@ -10,9 +9,12 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
 
+from embeddings.models import IndexRun
+from generator.models import GeneratorModel
 from optout import selectors as optout_selectors
 from optout.models import ClaimStatus, ContributorClaim, DomainClaim, OptOut, OptOutStateChange
 from provenance.models import Asset, Contributor
+from training_filter.models import ManifestBuild
 
 MATCH_LABELS = {
     "exact": "identical file",
@@ -155,20 +157,28 @@ def review_queue() -> dict[str, Any]:
     }
 
 
-def manifest_builds(limit: int = 20) -> list | None:
-    """Recent manifest builds, or None when the manifest app is not installed yet."""
-    try:
-        from training_filter.models import ManifestBuild
-    except ImportError:
-        return None
+def manifest_builds(limit: int = 20) -> list[ManifestBuild]:
+    """Recent manifest builds, newest first."""
     return list(ManifestBuild.objects.order_by("-id")[:limit])
 
 
-def build_progress_rows(builds: list) -> list[dict[str, Any]]:
+# The statuses in which a job still moves: the dashboard polls its progress while any row is in one.
+BUILD_ACTIVE = {ManifestBuild.Status.PENDING, ManifestBuild.Status.RUNNING, ManifestBuild.Status.FINALISING}
+INDEX_ACTIVE = {IndexRun.Status.PENDING, IndexRun.Status.RUNNING}
+
+
+def build_progress_rows(builds: list[ManifestBuild]) -> list[dict[str, Any]]:
+    """One row per build for the dashboard's poller: `done`/`total` fill the progress bar, `running` says whether
+    to poll again, and the `*_text` keys fill the cells of the same name."""
     return [
         {
             "id": b.pk,
             "status": b.status,
+            "running": b.status in BUILD_ACTIVE,
+            "done": b.shards_done,
+            "total": b.shards_total,
+            "progress_text": f"{b.shards_done}/{b.shards_total}",
+            "rows_text": f"{b.rows_in} → {b.rows_out}",
             "shards_done": b.shards_done,
             "shards_total": b.shards_total,
             "percent": round(100 * b.shards_done / b.shards_total) if b.shards_total else 0,
@@ -180,35 +190,33 @@ def build_progress_rows(builds: list) -> list[dict[str, Any]]:
     ]
 
 
-def generator_models(limit: int = 20) -> list | None:
-    """Recent generator models (with staleness), or None when the generator app is not installed yet."""
-    try:
-        from generator.models import GeneratorModel
-    except ImportError:
-        return None
+def generator_models(limit: int = 20) -> list[GeneratorModel]:
+    """Recent generator models (with staleness), newest first."""
     return list(GeneratorModel.objects.order_by("-id")[:limit])
 
 
-def index_runs(limit: int = 10) -> list:
+def index_runs(limit: int = 10) -> list[IndexRun]:
     """Recent indexing runs, newest first: the whole-work index and the parts embedded in the background."""
-    from embeddings.models import IndexRun
-
     return list(IndexRun.objects.select_related("collection").order_by("-id")[:limit])
 
 
-def index_progress_rows(runs: list) -> list[dict[str, Any]]:
+def index_progress_rows(runs: list[IndexRun]) -> list[dict[str, Any]]:
+    """One row per indexing run for the dashboard's poller, keyed as `build_progress_rows`'s."""
     rows = []
     for run in runs:
-        done = run.parts_embedded if run.kind == "parts" else run.embedded + run.skipped
+        done = min(run.parts_embedded if run.kind == "parts" else run.embedded + run.skipped, run.total)
+        percent = round(100 * done / run.total) if run.total else 100
         rows.append(
             {
                 "id": run.pk,
                 "collection": run.collection.name,
                 "kind": run.kind,
                 "status": run.status,
-                "done": min(done, run.total),
+                "running": run.status in INDEX_ACTIVE,
+                "done": done,
                 "total": run.total,
-                "percent": round(100 * min(done, run.total) / run.total) if run.total else 100,
+                "percent": percent,
+                "progress_text": f"{done}/{run.total} ({percent} %)",
                 "parts_embedded": run.parts_embedded,
                 "batches": f"{run.batches_done}/{run.batches_total}" if run.batches_total else "",
                 "failed": run.failed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.views.decorators.http import require_GET
 
+from generator.models import GeneratedImage
 from provenance.models import Asset
 from web.thumbnails import SIZES, ThumbnailUnavailable, thumb_etag, thumbnail_bytes
 
@@ -38,10 +39,6 @@ def thumbnail(request: HttpRequest, asset_id: int, size: int) -> HttpResponse:
 
 @require_GET
 def generated_image(request: HttpRequest, image_id: int) -> HttpResponse:
-    try:
-        from generator.models import GeneratedImage
-    except ImportError as exc:
-        raise Http404("The generator is not available.") from exc
     image = GeneratedImage.objects.filter(pk=image_id).first()
     if image is None or not _may_see(request, image):
         raise Http404("No such image.")

@@ -15,21 +15,21 @@ from optout.models import ContributorClaim, OptOut
 from optout.selectors import is_operator
 from web import selectors
 
-RUNNING = {"pending", "running", "finalising", "preparing"}
-
 
 @staff_member_required(login_url="web:login")
 def dashboard(request: HttpRequest) -> HttpResponse:
     builds = selectors.manifest_builds()
     runs = selectors.index_runs()
+    index_rows = selectors.index_progress_rows(runs)
+    build_rows = selectors.build_progress_rows(builds)
     context = {
-        "index_rows": selectors.index_progress_rows(runs),
-        "index_running": any(r.status in RUNNING for r in runs),
+        "index_rows": index_rows,
+        "index_running": any(row["running"] for row in index_rows),
         **selectors.review_queue(),
         "can_review": is_operator(request.user),
         "builds": builds,
-        "build_rows": selectors.build_progress_rows(builds or []),
-        "builds_running": any(b.status in RUNNING for b in builds or []),
+        "build_rows": build_rows,
+        "builds_running": any(row["running"] for row in build_rows),
         "generators": selectors.generator_models(),
     }
     return render(request, "web/dashboard.html", context)
@@ -38,10 +38,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_member_required(login_url="web:login")
 def builds_progress(request: HttpRequest) -> JsonResponse:
     """Polled by the dashboard while a build runs."""
-    builds = selectors.manifest_builds()
-    if builds is None:
-        return JsonResponse({"available": False, "builds": []})
-    return JsonResponse({"available": True, "builds": selectors.build_progress_rows(builds)})
+    return JsonResponse({"builds": selectors.build_progress_rows(selectors.manifest_builds())})
 
 
 @staff_member_required(login_url="web:login")

@@ -587,12 +587,12 @@ def _imagenet_features(gen, images, work: Path) -> tuple[np.ndarray, np.ndarray]
     import torch
     from torch.nn import functional as F
 
-    from embeddings.torchvision_compat import ensure_torchvision_importable
+    from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
     import timm
 
-    from embeddings.default_model import load_lite0_trunk
+    from embeddings.encoders.default_model import load_lite0_trunk
 
     trunk = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
     load_lite0_trunk(trunk)

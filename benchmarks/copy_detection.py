@@ -263,9 +263,10 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     from tqdm import tqdm
 
-    import embeddings.encoder as encoder_module
+    import embeddings.encoders.factory as encoder_module
     from core import exclusions
-    from embeddings import index, search
+    from embeddings.search import cascade as search
+    from embeddings.search import index
     from provenance import hashing
     from provenance.imaging import load_rgb, load_rgb_path
     from provenance.models import Asset

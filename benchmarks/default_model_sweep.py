@@ -33,8 +33,8 @@ def main() -> None:
     import torch
     from django.conf import settings
 
-    from embeddings import default_model as dm
-    from embeddings.default_model_build import image_feature_table, training_items
+    from embeddings.encoders import default_model as dm
+    from embeddings.encoders.default_model_build import image_feature_table, training_items
 
     torch.set_num_threads(settings.PROVENANT_TORCH_THREADS)
     items = training_items(collection=args.collection, limit=None)

@@ -65,7 +65,7 @@ def collection_examples(root: Path):
     """(training examples, held-out examples) of the openclipart folder, read from the files themselves (credit,
     title, keywords from each SVG's RDF block; pixels from the PNG rendering beside it), so training needs no
     ingest. Split by a hash of the work's path (`is_held_out`): the same works are held out on every machine."""
-    from embeddings.default_model import is_held_out
+    from embeddings.encoders.default_model import is_held_out
     from generator.manifest import TrainingExample
     from provenance.metadata import svg_metadata
     from provenance.names import clean_creator
@@ -89,7 +89,7 @@ def collection_examples(root: Path):
 
 def tower_held_out(sources: list[str]) -> set[str] | None:
     """The works the default model's heads never saw (its split is by asset id), where the collection is ingested."""
-    from embeddings.default_model import is_held_out
+    from embeddings.encoders.default_model import is_held_out
     from provenance.models import Asset
 
     rows = Asset.objects.filter(source__in=sources).values_list("pk", "source")
@@ -213,7 +213,7 @@ def sample_batch(
 def embed_images(pixels: np.ndarray) -> np.ndarray:
     from PIL import Image
 
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
 
     return get_encoder().encode_images([Image.fromarray(p) for p in pixels])
 
@@ -235,7 +235,7 @@ def kid(fake: np.ndarray, real: np.ndarray, subset: int) -> tuple[float, float]:
     import torch
     from torch import nn
 
-    from embeddings.torchvision_compat import ensure_torchvision_importable
+    from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()  # torchmetrics imports torchvision
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -391,7 +391,7 @@ def prompt_sets(held, held_data: dict, args) -> tuple[dict, dict]:
 
 def references(prompts: dict, real: dict, args) -> dict:
     """The default model's embeddings of the prompts and of the real held-out works."""
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
 
     encoder = get_encoder()
     return {

@@ -68,8 +68,8 @@ def _post(url: str, data: bytes) -> tuple[float, dict]:
 
 def _queries(count: int, seed: int) -> list[tuple[str, bytes, int]]:
     from benchmarks.copy_detection import _jpeg, transform
-    from embeddings import index
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
+    from embeddings.search import index
     from provenance.imaging import load_rgb_path
     from provenance.models import Asset
 
@@ -105,7 +105,7 @@ def _run(url: str, queries, regions: bool) -> dict:
 
 
 def _detector_cost(queries) -> float:
-    from embeddings.regions import find_regions
+    from embeddings.search.regions import find_regions
     from provenance.imaging import load_rgb
 
     seconds = []

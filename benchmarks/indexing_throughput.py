@@ -41,7 +41,7 @@ def naive_loop(paths: list[str], weights: Path, threads: int):
     import open_clip
     import torch
 
-    from embeddings import default_model as dm
+    from embeddings.encoders import default_model as dm
     from provenance.imaging import ImageRejected, load_rgb_path
 
     torch.set_num_threads(threads)
@@ -64,8 +64,8 @@ def naive_loop(paths: list[str], weights: Path, threads: int):
 
 
 def batched_path(paths: list[str], weights: Path, threads: int, workers: int, batch_size: int):
-    from embeddings import default_model as dm
-    from embeddings.openclip_encoder import OpenClipEncoder
+    from embeddings.encoders import default_model as dm
+    from embeddings.encoders.openclip import OpenClipEncoder
 
     encoder = OpenClipEncoder(dm.MODEL_NAME, str(weights), threads=threads, batch_size=batch_size)
     encoder.encode_texts(["warm up"])  # load the model outside the timed part, as the naive loop does
@@ -88,8 +88,8 @@ def main() -> None:
     django.setup()
     import numpy as np
 
-    from embeddings import default_model as dm
-    from embeddings.torchvision_compat import ensure_torchvision_importable
+    from embeddings.encoders import default_model as dm
+    from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
     weights = Path(args.weights) if args.weights else dm.checkpoint_path()

@@ -4,7 +4,7 @@
 
 The collection's real vectors (from its index shards) are padded with synthetic ones drawn around them (a real
 vector plus noise, renormalised), so the clusters look like real embeddings rather than uniform noise. The index is
-built and published by embeddings.index exactly as in production (exact up to PROVENANT_INDEX_EXACT_MAX, IVF
+built and published by embeddings.search.index exactly as in production (exact up to PROVENANT_INDEX_EXACT_MAX, IVF
 beyond) into a scratch directory under var/benchmarks/, loaded memory-mapped, and queried through
 `index.search_vectors` with an exclusion selector of 1,000 ids. Metadata is fetched with an indexed primary-key
 query from a 1M-row SQLite table (var/benchmarks/latency-meta.sqlite3), as a search result page does. Recall@10 of
@@ -88,8 +88,8 @@ def _exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int
 
 
 def measure_size(size: int, real: np.ndarray, args, settings, lines: list[str], results: dict) -> None:
-    from embeddings import index
-    from embeddings.encoder import EmbeddingSpace
+    from embeddings.encoders.space import EmbeddingSpace
+    from embeddings.search import index
 
     rng = np.random.default_rng(size)
     dim = real.shape[1]
@@ -161,14 +161,14 @@ def measure_size(size: int, real: np.ndarray, args, settings, lines: list[str], 
 def measure_parts(
     size: int, real: np.ndarray, real_parts: np.ndarray, args, settings, lines: list[str]
 ) -> None:
-    """What an image search adds with part embeddings (embeddings.parts): a second kNN over PER_WORK vectors per
+    """What an image search adds with part embeddings (embeddings.search.parts): a second kNN over PER_WORK vectors per
     work, for each of the same k works. Timed per query together with the whole-work kNN and the metadata, as the
-    cascade runs them. Built with embeddings.index.build_index (exact or IVF by size, as published) and written
+    cascade runs them. Built with embeddings.search.index.build_index (exact or IVF by size, as published) and written
     where search_vectors loads it memory-mapped; the part vectors are padded from the collection's real ones."""
     import faiss
 
-    from embeddings import index, parts
-    from embeddings.encoder import EmbeddingSpace
+    from embeddings.encoders.space import EmbeddingSpace
+    from embeddings.search import index, parts
 
     rng = np.random.default_rng(size + 1)
     dim = real.shape[1]
@@ -226,8 +226,8 @@ def measure_parts(
 
 def measure_encoding(args, lines: list[str], results: dict) -> None:
     """One uploaded picture: decode + encode (the cascade encodes the query, its mirror and one crop)."""
-    from embeddings.encoder import get_encoder
-    from embeddings.search import query_views
+    from embeddings.encoders.factory import get_encoder
+    from embeddings.search.cascade import query_views
     from provenance.imaging import load_rgb
     from provenance.models import Asset
 
@@ -274,8 +274,8 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from embeddings import index, parts
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
+    from embeddings.search import index, parts
 
     real_space = get_encoder().space
     _, real = index.load_vectors(real_space)

@@ -88,7 +88,7 @@ class SearchImageApi(_SearchBase):
     def post(self, request):
         from django.conf import settings
 
-        from embeddings.search import search_image_bytes
+        from embeddings.search.cascade import search_image_bytes
 
         upload = request.FILES.get("image")
         if upload is None:

@@ -1,4 +1,4 @@
-"""Job state of indexing runs. The vectors themselves live in shards on disk (see embeddings/index.py)."""
+"""Job state of indexing runs. The vectors themselves live in shards on disk (see embeddings/search/index.py)."""
 
 from django.db import models
 
@@ -25,7 +25,7 @@ class IndexRun(TimeStampedModel):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     total = models.PositiveIntegerField(default=0)
     embedded = models.PositiveIntegerField(default=0)
-    # works whose parts were embedded (embeddings.parts)
+    # works whose parts were embedded (embeddings.search.parts)
     parts_embedded = models.PositiveIntegerField(default=0)
     hashed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)

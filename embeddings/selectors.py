@@ -9,9 +9,9 @@ from django.db.models import Q
 
 from core.exclusions import collect_exclusions
 from core.urlnorm import host_of, normalize_url
-from embeddings import index
-from embeddings.encoder import get_encoder
-from embeddings.search import Hit, assign_clusters
+from embeddings.encoders.factory import get_encoder
+from embeddings.search import index
+from embeddings.search.cascade import Hit, assign_clusters
 from provenance.models import Asset, Contributor
 
 

@@ -15,9 +15,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from embeddings import geometry, index, keypoints, parts, thumbnails
-from embeddings.encoder import get_encoder
+from embeddings.encoders.factory import get_encoder
 from embeddings.models import IndexRun
+from embeddings.search import geometry, index, keypoints, parts, thumbnails
 from provenance.hashing import compute_hashes
 from provenance.imaging import ImageRejected, load_rgb_path
 from provenance.models import Asset, Collection
@@ -121,7 +121,7 @@ def index_collection(
 ) -> IndexRun:
     """Index every asset of a collection not yet in the current embedding space, then publish the index.
 
-    `parts`: "inline" embeds each work's parts (embeddings.parts) here too; "background" publishes the
+    `parts`: "inline" embeds each work's parts (embeddings.search.parts) here too; "background" publishes the
     whole-work index first and leaves the parts to Celery batch tasks (index_start), so a site can serve
     searches while they arrive; "off" skips them.
 

@@ -7,7 +7,6 @@ class GeneratorConfig(AppConfig):
 
     def ready(self) -> None:
         from generator.receivers import on_optout_activated
-
         from optout.signals import optout_activated
 
         # opt-out sits below us: it sends the signal, we mark the models trained on the work stale

@@ -32,12 +32,12 @@ def conditioning_spec(kind: str) -> dict:
     if kind == "keywords":
         return {"kind": "keywords", "dim": KEYWORD_DIM}
     if kind == "text":
-        from embeddings.encoder import get_encoder
+        from embeddings.encoders.factory import get_encoder
 
         space = get_encoder().space
         return {"kind": "text", "dim": int(space.dim), "space": space.id}
     if kind == "sentence":
-        from embeddings import default_model as dm
+        from embeddings.encoders import default_model as dm
 
         try:
             folder = dm.minilm_path()
@@ -69,7 +69,7 @@ def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
         return hash_keywords(texts, spec["dim"])
     if spec["kind"] == "sentence":
         return sentence_embeddings(texts, spec)
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
 
     encoder = get_encoder()
     if encoder.space.id != spec.get("space"):
@@ -81,7 +81,7 @@ def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
 
 @functools.cache
 def _minilm_sha256() -> str:
-    from embeddings import default_model as dm
+    from embeddings.encoders import default_model as dm
 
     return dm.file_sha256(dm.minilm_path() / "model.safetensors")
 
@@ -90,7 +90,7 @@ def _minilm_sha256() -> str:
 def _text_tower():
     import tempfile
 
-    from embeddings import default_model as dm
+    from embeddings.encoders import default_model as dm
 
     # the model's config is registered from a private folder: nothing is written where the default model lives
     model, _, tokenizer = dm.create_base_model(tempfile.mkdtemp(prefix="provenant-generator-"))
@@ -98,7 +98,7 @@ def _text_tower():
 
 
 def sentence_embeddings(texts: list[str], spec: dict) -> np.ndarray:
-    from embeddings import default_model as dm
+    from embeddings.encoders import default_model as dm
 
     if _minilm_sha256() != spec.get("weights"):
         raise ValueError("the model was conditioned on other MiniLM weights than the ones installed here")

@@ -190,7 +190,7 @@ CLIP_PRETRAINED = env.str("CLIP_PRETRAINED", default="")
 PROVENANT_MODELS_DIR = Path(env.str("PROVENANT_MODELS_DIR", default=str(DATA_DIR / "models")))
 PROVENANT_INDEX_DIR = Path(env.str("PROVENANT_INDEX_DIR", default=str(DATA_DIR / "index")))
 
-# --- search index and cascade (embeddings/index.py, embeddings/search.py) ---------------------------------------
+# --- search index and cascade (embeddings/search/index.py, embeddings/search/cascade.py) -----------------------
 # Exact inner product up to this many vectors, IVF beyond (exact 1M x 512 costs ~210 ms a query on 2 cores).
 PROVENANT_INDEX_EXACT_MAX = env.int("PROVENANT_INDEX_EXACT_MAX", default=200_000)
 PROVENANT_IVF_NPROBE = env.int("PROVENANT_IVF_NPROBE", default=32)
@@ -200,7 +200,7 @@ PROVENANT_INDEX_SHARD_SIZE = env.int("PROVENANT_INDEX_SHARD_SIZE", default=4096)
 # works per Celery task when indexing through workers (index --queue, and the parts embedded in the background)
 PROVENANT_INDEX_TASK_BATCH = env.int("PROVENANT_INDEX_TASK_BATCH", default=256)
 PROVENANT_INDEX_ORB = env.bool("PROVENANT_INDEX_ORB", default=True)  # precompute keypoints for verification
-# embed six parts of every work too (embeddings/parts.py): crops find their work; 7x the embedding time
+# embed six parts of every work too (embeddings/search/parts.py): crops find their work; 7x the embedding time
 PROVENANT_INDEX_PARTS = env.bool("PROVENANT_INDEX_PARTS", default=True)
 # A query's pHash within this Hamming radius (of 64) of a work's is a hash match; PDQ likewise (of 256), for
 # PDQ hashes of at least this quality (flat images have meaningless PDQ bits).
@@ -208,7 +208,7 @@ PROVENANT_PHASH_RADIUS = env.int("PROVENANT_PHASH_RADIUS", default=8)
 PROVENANT_PDQ_RADIUS = env.int("PROVENANT_PDQ_RADIUS", default=40)
 PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
 # A work whose 16x16 grey thumbnail correlates with the query's at or above this is a hash match too (survives
-# JPEG noise on thin line art that flips pHash bits; embeddings/thumbnails.py, figures in docs/search.md)
+# JPEG noise on thin line art that flips pHash bits; embeddings/search/thumbnails.py, figures in docs/search.md)
 PROVENANT_THUMBNAIL_MIN_COSINE = env.float("PROVENANT_THUMBNAIL_MIN_COSINE", default=0.95)
 PROVENANT_THUMBNAIL_MAX_HITS = env.int("PROVENANT_THUMBNAIL_MAX_HITS", default=3)  # the closest few per query
 # Embedding neighbours fetched per query view, and how many of them get ORB + RANSAC verification.
@@ -225,7 +225,7 @@ PROVENANT_NEAR_COPY_MAX = env.int("PROVENANT_NEAR_COPY_MAX", default=100)
 # At most this many members of one near-copy cluster among an image search's top results before other works get
 # their turn (the rest follow): a series of near-identical drawings would otherwise fill the page.
 PROVENANT_SEARCH_PER_CLUSTER = env.int("PROVENANT_SEARCH_PER_CLUSTER", default=3)
-# Search inside composites (embeddings/regions.py): up to this many separate pictures found in a query (a
+# Search inside composites (embeddings/search/regions.py): up to this many separate pictures found in a query (a
 # screenshot, a grid, a collage, a mockup) each go through the whole cascade as if they had been the query.
 PROVENANT_SEARCH_REGIONS = env.bool("PROVENANT_SEARCH_REGIONS", default=True)
 PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=4)

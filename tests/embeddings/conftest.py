@@ -28,8 +28,9 @@ def fake_encoder(request):
 
 def _fake_encoder(settings, tmp_path):
     from core import exclusions
-    from embeddings import index, search
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
+    from embeddings.search import cascade as search
+    from embeddings.search import index
 
     settings.CLIP_MODEL = "fake"
     settings.PROVENANT_INDEX_DIR = tmp_path / "index"

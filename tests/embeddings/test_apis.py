@@ -82,7 +82,7 @@ def test_find_work_prints_a_json_list(indexed_works, tmp_path, capsys):
 def test_search_modules_import_without_heavy_libraries():
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.test');"
-        "django.setup(); import embeddings.apis, embeddings.urls, embeddings.search, embeddings.selectors;"
+        "django.setup(); import embeddings.apis, embeddings.urls, embeddings.search.cascade, embeddings.selectors;"
         "heavy = [m for m in ('torch', 'faiss', 'cv2', 'open_clip') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
-from embeddings.torchvision_compat import ensure_torchvision_importable
+from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 first = ensure_torchvision_importable()
 second = ensure_torchvision_importable()
 assert first == second, (first, second)
@@ -33,7 +33,7 @@ def test_open_clip_timm_and_torchvision_transforms_work_after_the_shim():
 
 
 def test_the_shim_is_idempotent_in_process():
-    from embeddings.torchvision_compat import ensure_torchvision_importable
+    from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 
     assert ensure_torchvision_importable() == ensure_torchvision_importable()
     import torchvision  # noqa: F401

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import default_model as dm
-from embeddings.openclip_encoder import OpenClipEncoder, WeightsMissing
+from embeddings.encoders import default_model as dm
+from embeddings.encoders.openclip import OpenClipEncoder, WeightsMissing
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
 TINY_SET = 24
@@ -95,7 +95,7 @@ def test_encode_paths_decodes_in_workers_and_reports_undecodable_files(built, tm
 
 
 def _decode(path: Path):
-    from embeddings.batch_decode import DECODE_MAX_SIDE
+    from embeddings.encoders.batch_decode import DECODE_MAX_SIDE
     from provenance.imaging import load_rgb_path
 
     return load_rgb_path(path, max_side=DECODE_MAX_SIDE).image

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from embeddings import geometry
-from embeddings.regions import find_regions
+from embeddings.search import geometry
+from embeddings.search.regions import find_regions
 from provenance.imaging import load_rgb_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from embeddings import index
 from embeddings.models import IndexRun
+from embeddings.search import index
 from embeddings.services import index_collection
 
 
@@ -20,7 +20,7 @@ def test_index_run_embeds_every_work_and_publishes_an_exact_index(indexed_works,
 
 
 def test_thumbnails_are_indexed_in_their_own_space_beside_the_embeddings(indexed_works):
-    from embeddings import thumbnails
+    from embeddings.search import thumbnails
 
     assert index.read_meta(thumbnails.SPACE)["ntotal"] == len(indexed_works)
     ids, vectors = index.load_vectors(thumbnails.SPACE)
@@ -118,7 +118,7 @@ def test_ivf_index_beyond_the_exact_limit_finds_the_same_neighbours(settings, fa
 
 
 def test_a_work_owning_several_vectors_keeps_them_all_from_its_latest_shard(fake_encoder):
-    from embeddings import parts
+    from embeddings.search import parts
 
     space = parts.parts_space(fake_encoder.space)
     rng = np.random.default_rng(0)
@@ -131,7 +131,7 @@ def test_a_work_owning_several_vectors_keeps_them_all_from_its_latest_shard(fake
 
 
 def test_indexing_embeds_each_works_parts_in_the_parts_space(indexed_works, fake_encoder):
-    from embeddings import parts
+    from embeddings.search import parts
 
     assert IndexRun.objects.get().parts_embedded == len(indexed_works)
     ids, _ = index.load_vectors(parts.parts_space(fake_encoder.space))
@@ -145,7 +145,7 @@ def test_indexing_embeds_each_works_parts_in_the_parts_space(indexed_works, fake
 def test_parts_follow_in_the_background_after_the_whole_work_index_is_published(
     works, fake_encoder, django_capture_on_commit_callbacks
 ):
-    from embeddings import parts
+    from embeddings.search import parts
 
     with django_capture_on_commit_callbacks() as queued:
         run = index_collection(collection_name="fixtures", parts="background")
@@ -165,7 +165,7 @@ def test_parts_follow_in_the_background_after_the_whole_work_index_is_published(
 def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothing(
     works, fake_encoder, settings, django_capture_on_commit_callbacks
 ):
-    from embeddings import keypoints, parts
+    from embeddings.search import keypoints, parts
     from embeddings.services import index_batch, index_start
 
     settings.PROVENANT_INDEX_TASK_BATCH = 5

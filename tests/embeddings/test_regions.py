@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from benchmarks import composites
-from embeddings.regions import find_regions
-from embeddings.search import search_image
+from embeddings.search.cascade import search_image
+from embeddings.search.regions import find_regions
 from provenance.imaging import load_rgb
 from tests.embeddings.conftest import jpeg_bytes
 
@@ -71,7 +71,7 @@ def test_a_work_in_a_screenshot_ranks_as_if_it_had_been_the_query(indexed_works)
 def test_region_search_can_be_switched_off_and_skips_a_query_that_is_a_work_as_a_whole(
     indexed_works, settings, monkeypatch
 ):
-    from embeddings import regions
+    from embeddings.search import regions
 
     calls = []
     monkeypatch.setattr(regions, "find_regions", lambda image, limit: calls.append(limit) or [])

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from core import exclusions
-from embeddings import index
-from embeddings.search import near_copy_ids, search_image, search_image_bytes
+from embeddings.search import index
+from embeddings.search.cascade import near_copy_ids, search_image, search_image_bytes
 from embeddings.selectors import search_contributor, search_domain, search_text
 from provenance.imaging import load_rgb
 from tests.embeddings.conftest import jpeg_bytes
@@ -110,7 +110,7 @@ def test_a_turned_copy_keeps_its_hash_match_in_the_full_cascade(indexed_works):
 def test_a_turned_look_alike_counts_only_when_the_embedding_stage_agrees(
     indexed_works, monkeypatch, embedding_agrees
 ):
-    import embeddings.search as search
+    from embeddings.search import cascade as search
 
     target, stranger = indexed_works[7], indexed_works[1]
     look_alike = search.Hit(stranger.id, 0.97, "hash", "16x16 thumbnail correlation 0.970 (upside down)")
@@ -166,7 +166,7 @@ def test_a_crop_finds_its_work_through_the_embeddings_of_the_works_parts(indexed
 
 
 def test_without_part_embeddings_the_crop_is_further_from_its_work(works, settings, fake_encoder):
-    from embeddings import parts
+    from embeddings.search import parts
     from embeddings.services import index_collection
 
     settings.PROVENANT_INDEX_PARTS = False
@@ -276,7 +276,7 @@ def test_domain_search_includes_subdomains_and_ranks_the_exact_url_first(indexed
 
 
 def test_geometric_matches_rank_by_inliers_without_a_cap(indexed_works, monkeypatch):
-    from embeddings import geometry
+    from embeddings.search import geometry
 
     first, second = indexed_works[0].id, indexed_works[1].id
     verifying = []
@@ -299,13 +299,13 @@ def test_geometric_matches_rank_by_inliers_without_a_cap(indexed_works, monkeypa
 
 
 def _hit(asset_id: int, cluster: int, score: float):
-    from embeddings.search import Hit
+    from embeddings.search.cascade import Hit
 
     return Hit(asset_id, score, "embedding", "", cluster=cluster)
 
 
 def test_one_cluster_takes_at_most_its_share_of_the_page_before_other_works():
-    from embeddings.search import diversify
+    from embeddings.search.cascade import diversify
 
     series = [_hit(i, 1, 0.99 - i / 100) for i in range(1, 9)]  # eight near-identical drawings
     others = [_hit(20, 20, 0.6), _hit(30, 30, 0.5)]
@@ -317,7 +317,7 @@ def test_one_cluster_takes_at_most_its_share_of_the_page_before_other_works():
 @pytest.mark.parametrize("band", [(0, 0, 900, 50), (0, 620, 900, 700), (820, 0, 900, 700)])
 def test_a_band_across_the_query_is_not_a_separate_picture(indexed_works, band):
     """A title bar, a watermark strip, a side panel: flat blocks from edge to edge, not pictures to search for."""
-    from embeddings.regions import find_regions
+    from embeddings.search.regions import find_regions
 
     canvas = Image.new("RGB", (900, 700), (240, 240, 240))
     canvas.paste(_image(indexed_works[11]).resize((300, 260)), (120, 160))

@@ -6,7 +6,7 @@ import torch
 
 @pytest.fixture
 def encoder_setting(settings):
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
 
     get_encoder.cache_clear()
     yield settings
@@ -27,7 +27,7 @@ def test_auto_conditions_on_the_text_towers_sentence_embedding_which_carries_mea
 
 
 def test_auto_falls_back_to_hashed_keywords_when_the_text_tower_is_not_installed(monkeypatch):
-    from embeddings import default_model
+    from embeddings.encoders import default_model
     from generator.conditioning import KEYWORD_DIM, conditioning_spec
 
     def missing():

@@ -61,7 +61,7 @@ def test_measures_table_and_grid_come_out_of_a_recipes_draws(settings, tmp_path,
     """The measuring half of the benchmark on made-up draws, with the deterministic stand-in encoder."""
     from PIL import Image
 
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
 
     settings.CLIP_MODEL = "fake"
     get_encoder.cache_clear()

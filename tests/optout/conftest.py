@@ -48,8 +48,9 @@ def consumer_files(settings, tmp_path):
 @pytest.fixture
 def search_stack(settings, tmp_path):
     """The fake encoder, an index in this test's folder, and no hash table or vectors cached from another test."""
-    from embeddings import index, search
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
+    from embeddings.search import cascade as search
+    from embeddings.search import index
 
     settings.CLIP_MODEL = "fake"
     settings.PROVENANT_INDEX_DIR = tmp_path / "index"

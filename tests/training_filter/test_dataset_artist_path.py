@@ -51,7 +51,7 @@ def with_phash_column(shard: Path, target: Path) -> Path:
 def test_a_work_from_an_img2dataset_download_is_found_opted_out_and_left_out_of_the_manifest(
     tmp_path, fake_encoder, manifest_dir, django_capture_on_commit_callbacks
 ):
-    from embeddings.search import search_image_bytes
+    from embeddings.search.cascade import search_image_bytes
     from embeddings.services import index_collection
     from provenance import services as ingest
     from provenance.models import Asset

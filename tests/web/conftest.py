@@ -30,8 +30,9 @@ COPY_NAME = "reposted/bb_mail_new_copy.png"
 @pytest.fixture(autouse=True)
 def web_settings(settings, tmp_path):
     """Fake encoder, and every file the pages write (index, thumbnails) under this test's tmp folder."""
-    from embeddings import index, search
-    from embeddings.encoder import get_encoder
+    from embeddings.encoders.factory import get_encoder
+    from embeddings.search import cascade as search
+    from embeddings.search import index
     from optout import exclusions as optout_exclusions
 
     settings.CLIP_MODEL = "fake"

@@ -40,7 +40,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _run_search(request: HttpRequest, data: dict) -> tuple[list, str]:
     from embeddings import selectors as search_selectors
-    from embeddings.search import search_image_bytes
+    from embeddings.search.cascade import search_image_bytes
 
     user, top = request.user, RESULTS + MORE_RESULTS
     if data.get("image"):

@@ -29,8 +29,8 @@ class Command(BaseCommand):
         import torch
         from tqdm import tqdm
 
-        from embeddings import default_model as dm
-        from embeddings.default_model_build import build
+        from embeddings.encoders import default_model as dm
+        from embeddings.encoders.default_model_build import build
 
         if options["if_missing"] and self._already_built(dm):
             return

@@ -17,9 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON list")
 
     def handle(self, *args, image, top, **options):
-        from embeddings import index
-        from embeddings.encoder import get_encoder
-        from embeddings.search import search_image_bytes
+        from embeddings.encoders.factory import get_encoder
+        from embeddings.search import index
+        from embeddings.search.cascade import search_image_bytes
         from embeddings.selectors import hit_rows
 
         path = Path(image)

@@ -21,8 +21,8 @@ from django.db.models import Count, Max
 
 from core.exceptions import ApplicationError
 from core.exclusions import collect_exclusions
-from embeddings import geometry, index, parts, regions, thumbnails
-from embeddings.encoder import get_encoder
+from embeddings.encoders.factory import get_encoder
+from embeddings.search import geometry, index, parts, regions, thumbnails
 from provenance import hashing
 from provenance.models import Asset
 
@@ -226,7 +226,7 @@ def trim_border(image: Image.Image, tolerance: int = 24) -> Image.Image | None:
 
 @dataclass
 class _Query:
-    """The query, or one separate picture inside it (embeddings.regions) searched as if it had been the query."""
+    """The query, or one separate picture inside it (embeddings.search.regions) searched as if it had been the query."""
 
     image: Image.Image
     region: regions.Region | None = None
@@ -271,7 +271,7 @@ def _embedding_hits(
     queries: list[_Query], hidden: frozenset[int], k: int
 ) -> tuple[dict[int, Hit], list[list[int]]]:
     """Best cosine per work over every view of every query, to whole works and to their parts
-    (embeddings.parts), and per query its geometric-verification candidates: its rankings interleaved, so that a
+    (embeddings.search.parts), and per query its geometric-verification candidates: its rankings interleaved, so that a
     part matching a crop gets its top candidates verified too. All views are encoded and searched in one batch."""
     encoder = get_encoder()
     views = [
@@ -333,7 +333,7 @@ def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: froz
     orientation. A region is verified as it is, against fewer candidates: it is one of several."""
     from PIL import ImageOps
 
-    from embeddings import keypoints
+    from embeddings.search import keypoints
 
     pictures = [("", query.image)]
     limit, top = settings.PROVENANT_KEYPOINT_CANDIDATES, settings.PROVENANT_GEOMETRIC_TOP

@@ -10,14 +10,14 @@ neighbour for 44 of 47 (docs/search.md).
 
 The part vectors live in an embedding space of their own, derived from the model's (same model, same dimension,
 its own id), so shards, exact or IVF search by size, incremental add and query-time exclusions come from
-embeddings.index unchanged; one work owns several vectors there, all under its asset id.
+embeddings.search.index unchanged; one work owns several vectors there, all under its asset id.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from embeddings.encoder import EmbeddingSpace
+from embeddings.encoders.space import EmbeddingSpace
 
 if TYPE_CHECKING:
     from PIL import Image

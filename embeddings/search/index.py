@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from embeddings.encoder import EmbeddingSpace
+    from embeddings.encoders.space import EmbeddingSpace
 
 INDEX_FILE = "index.faiss"
 INDEX_META = "index.json"
@@ -112,7 +112,7 @@ def stored_ids(space: EmbeddingSpace) -> np.ndarray:
 def load_vectors(space: EmbeddingSpace, shards: list[Path] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids int64, vectors float32) of the given shards (all by default). An id's vectors all come from the
     latest shard holding it: a re-embedded work replaces its old vectors, and a work owning several vectors
-    (embeddings.parts) keeps all of them."""
+    (embeddings.search.parts) keeps all of them."""
     shards = shard_paths(space) if shards is None else shards
     if not shards:
         return np.zeros(0, dtype=np.int64), np.zeros((0, space.dim), dtype=np.float32)

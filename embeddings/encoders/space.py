@@ -1,13 +1,11 @@
-"""The encoder interface every search, index and generator call goes through.
+"""The encoder interface every search, index and generator call goes through, and the space its vectors live in.
 
-`get_encoder()` returns the configured encoder, built lazily on first use and cached per process, so the web
-process never imports torch or open_clip unless a request needs an embedding. `CLIP_MODEL=fake` selects a
-deterministic, dependency-free encoder for fast unit tests.
+The implementations (embeddings.encoders.fake, embeddings.encoders.openclip) import this module; the factory that
+picks one (embeddings.encoders.factory) imports them, so nothing here imports an implementation.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -40,16 +38,3 @@ class Encoder(Protocol):
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """float32 array (n, dim), rows L2-normalised, in the same space as the images."""
-
-
-@functools.cache
-def get_encoder() -> Encoder:
-    from django.conf import settings
-
-    if settings.CLIP_MODEL == "fake":
-        from embeddings.fake_encoder import FakeEncoder
-
-        return FakeEncoder()
-    from embeddings.openclip_encoder import OpenClipEncoder
-
-    return OpenClipEncoder(model_name=settings.CLIP_MODEL, pretrained=settings.CLIP_PRETRAINED)

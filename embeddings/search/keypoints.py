@@ -17,7 +17,7 @@ from collections import Counter
 
 import numpy as np
 
-from embeddings import geometry
+from embeddings.search import geometry
 
 PER_WORK = 300  # descriptors kept per work: enough to vote, bounded memory (32 bytes each)
 MAX_HAMMING = 64  # of 256 bits: a descriptor further than this is not the same corner

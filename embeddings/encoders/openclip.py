@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.exceptions import ApplicationError
-from embeddings import default_model as dm
-from embeddings.encoder import EmbeddingSpace
+from embeddings.encoders import default_model as dm
+from embeddings.encoders.space import EmbeddingSpace
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +39,7 @@ def _setting(name: str, default: Any) -> Any:
 
 def _open_clip():
     """open_clip imports torchvision, which needs the shim first beside the CPU torch."""
-    from embeddings.torchvision_compat import ensure_torchvision_importable
+    from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
     import open_clip
@@ -268,7 +268,7 @@ class OpenClipEncoder:
         """
         import numpy as np
 
-        from embeddings.batch_decode import iter_pixel_batches
+        from embeddings.encoders.batch_decode import iter_pixel_batches
 
         done: list[int] = []
         chunks: list[np.ndarray] = []

@@ -14,7 +14,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from embeddings.encoder import EmbeddingSpace
+from embeddings.encoders.space import EmbeddingSpace
 
 FAKE_DIM = 64
 _GRAY_SIDE = 16

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.exceptions import ApplicationError
-from embeddings import default_model as dm
+from embeddings.encoders import default_model as dm
 
 Progress = Callable[
     ..., Any
@@ -60,7 +60,7 @@ def image_feature_table(
     """Frozen trunk features by input position, reusing a cache keyed by path, size and mtime."""
     import torch
 
-    from embeddings.batch_decode import DECODE_MAX_SIDE, iter_pixel_batches
+    from embeddings.encoders.batch_decode import DECODE_MAX_SIDE, iter_pixel_batches
 
     cache: dict[str, Any] = {}
     if cache_file and cache_file.exists():

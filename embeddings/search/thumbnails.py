@@ -8,7 +8,7 @@ near 1 under re-encoding, downscaling, greyscale and colour shifts and falls for
 other members of a series of similar icons (docs/search.md has the figures).
 
 The vectors are indexed in FAISS as an embedding space of their own, so shards, exact or IVF search by size, and
-query-time exclusions come from embeddings.index unchanged; the space does not depend on the CLIP model, so a new
+query-time exclusions come from embeddings.search.index unchanged; the space does not depend on the CLIP model, so a new
 model does not recompute it.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embeddings.encoder import EmbeddingSpace
+from embeddings.encoders.space import EmbeddingSpace
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -191,7 +191,7 @@ def create_base_model(folder: str | Path, *, embed_dim: int = DEFAULT_EMBED_DIM,
     Returns (model, preprocess, tokenizer), model in eval mode.
     """
     set_offline_env()
-    from embeddings.torchvision_compat import ensure_torchvision_importable
+    from embeddings.encoders.torchvision_compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
     import open_clip
@@ -392,7 +392,7 @@ def save_model(model, *, cfg: dict[str, Any], folder: str | Path, metrics: dict[
     """
     import torch
 
-    from embeddings.encoder import EmbeddingSpace
+    from embeddings.encoders.space import EmbeddingSpace
 
     folder = Path(folder)
     register_model_config(folder, cfg)

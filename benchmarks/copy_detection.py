@@ -266,7 +266,7 @@ def main() -> None:
     import embeddings.encoders.factory as encoder_module
     from core import exclusions
     from embeddings.search import cascade as search
-    from embeddings.search import index
+    from embeddings.search import clusters, index, stores
     from provenance import hashing
     from provenance.imaging import load_rgb, load_rgb_path
     from provenance.models import Asset
@@ -290,8 +290,8 @@ def main() -> None:
         twins[("s", sha)].add(asset_id)
         twins[("p", phash, pdq)].add(asset_id)
     truth_of = {r[0]: twins[("s", r[2])] | twins[("p", r[3], r[4])] for r in rows}
-    table = search.hash_table()
-    eligible = _distinct_works(rows, truth_of, table, hashing, args.distinct_radius, search.near_copy_ids)
+    table = stores.hash_table()
+    eligible = _distinct_works(rows, truth_of, table, hashing, args.distinct_radius, clusters.near_copy_ids)
     print(
         f"{len(eligible)} of {len(rows)} indexed works have no other work within pHash distance "
         f"{args.distinct_radius} and no near-copy (variants of one drawing: colour sets, numbered series); "
@@ -384,7 +384,7 @@ def _merge(args) -> None:
 
 def _distinct_works(rows, truth_of, table, hashing, radius: int, near_copy_ids) -> list:
     """Works with one right answer: no *other* work (besides identical files) within the pHash radius, and none
-    that the product itself calls a near-copy of it (search.near_copy_ids: pHash radius or embedding cosine >=
+    that the product itself calls a near-copy of it (clusters.near_copy_ids: pHash radius or embedding cosine >=
     PROVENANT_NEAR_COPY_COSINE, what an opt-out of the work removes with it). Line-art series pass the pHash test
     (their bits are unstable) while their members are the same drawing to every stage: 1,375 star polygons."""
     position = {int(asset_id): i for i, asset_id in enumerate(table.ids)}

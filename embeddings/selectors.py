@@ -11,7 +11,8 @@ from core.exclusions import collect_exclusions
 from core.urlnorm import host_of, normalize_url
 from embeddings.encoders.factory import get_encoder
 from embeddings.search import index
-from embeddings.search.cascade import Hit, assign_clusters
+from embeddings.search.clusters import assign_clusters
+from embeddings.search.hits import Hit
 from provenance.models import Asset, Contributor
 
 

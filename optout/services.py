@@ -226,7 +226,7 @@ def _gate_reapply_for_owner(*, artist_id: int, asset_ids: Iterable[int], hosts: 
 def near_copies_of(asset_id: int) -> list[int]:
     """The works the search cascade groups with this one as its copies, nearest first (the bound is
     OPTOUT_NEAR_COPY_REVIEW_MAX; the first OPTOUT_NEAR_COPY_AUTO_MAX go with the work, the rest to review)."""
-    from embeddings.search.cascade import confirmed_near_copy_ids
+    from embeddings.search.clusters import confirmed_near_copy_ids
 
     return confirmed_near_copy_ids(
         asset_id,

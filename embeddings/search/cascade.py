@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max
 
 from core.exceptions import ApplicationError
 from core.exclusions import collect_exclusions
 from embeddings.encoders.factory import get_encoder
 from embeddings.search import geometry, index, parts, regions, thumbnails
+from embeddings.search.clusters import assign_clusters
+from embeddings.search.hits import Hit, diversify, keep_better
+from embeddings.search.stores import hash_table
+from embeddings.search.verification import verify_candidates
 from provenance import hashing
 from provenance.models import Asset
 
@@ -32,94 +34,6 @@ if TYPE_CHECKING:
 QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
 THUMBNAIL_NEIGHBOURS = 10  # per query view
 REGION_CANDIDATES = 3  # of each region's embedding candidates, verified against the whole query too
-MATCH_TIERS = {
-    "exact": 5,
-    "hash": 4,
-    "geometric": 3,
-    "caption": 2,
-    "embedding": 1,
-    "contributor": 1,
-    "domain": 1,
-    "url": 2,
-}
-
-
-@dataclass
-class Hit:
-    asset_id: int
-    score: float
-    match: str  # exact | hash | geometric | embedding (image search); caption, contributor, domain, url
-    why: str
-    cluster: int | None = None  # asset id of the best-ranked member of this hit's near-duplicate cluster
-    opted_out: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rank_key(self) -> tuple[int, float]:
-        return MATCH_TIERS.get(self.match, 0), self.score
-
-    @property
-    def tier(self) -> str:
-        """ "work" when the match shows the work itself (the file, its hashes, its keypoints in one layout, an
-        embedding close enough to be a copy, its URL or its credit), else "related"."""
-        if self.match == "embedding":
-            confident = (
-                self.score >= settings.PROVENANT_SEARCH_CONFIDENT_COSINE and "text-image" not in self.why
-            )
-            return "work" if confident else "related"
-        return "related" if self.match in ("caption", "domain") else "work"
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("details")
-        data["tier"] = self.tier
-        return data
-
-
-def _better(hits: dict[int, Hit], hit: Hit) -> None:
-    current = hits.get(hit.asset_id)
-    if current is None or hit.rank_key > current.rank_key:
-        if current is not None:
-            hit.details = {**current.details, **hit.details}
-        hits[hit.asset_id] = hit
-    else:
-        current.details.update(hit.details)
-
-
-# --- perceptual hash table --------------------------------------------------------------------------------------
-
-
-@dataclass
-class HashTable:
-    key: tuple
-    ids: np.ndarray
-    phash: np.ndarray  # int64; rows without a pHash are masked by has_phash
-    has_phash: np.ndarray
-    pdq: np.ndarray  # (n, 32) uint8
-    pdq_ok: np.ndarray  # PDQ present and of usable quality
-
-
-_hash_table: HashTable | None = None
-_hash_lock = threading.Lock()
-
-
-def hash_table() -> HashTable:
-    """All assets' hashes as numpy arrays, reloaded when assets are added or changed (one aggregate query)."""
-    global _hash_table
-    stats = Asset.objects.aggregate(n=Count("id"), last=Max("id"), changed=Max("updated_at"))
-    key = (stats["n"], stats["last"], stats["changed"])
-    with _hash_lock:
-        if _hash_table is not None and _hash_table.key == key:
-            return _hash_table
-        rows = list(Asset.objects.order_by("id").values_list("id", "phash", "pdq", "pdq_quality"))
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        phash = np.array([r[1] if r[1] is not None else 0 for r in rows], dtype=np.int64)
-        has_phash = np.array([r[1] is not None for r in rows], dtype=bool)
-        pdq = hashing.pdq_to_array([r[2] for r in rows])
-        min_quality = settings.PROVENANT_PDQ_MIN_QUALITY
-        pdq_ok = np.array([bool(r[2]) and (r[3] or 0) >= min_quality for r in rows], dtype=bool)
-        _hash_table = HashTable(key, ids, phash, has_phash, pdq, pdq_ok)
-        return _hash_table
 
 
 def _hash_hits(
@@ -131,7 +45,7 @@ def _hash_hits(
     as_is: dict[int, Hit] = {}
     turned: dict[int, Hit] = {}
     for hit, upright in _thumbnail_hits(image, hidden):
-        _better(as_is if upright else turned, hit)
+        keep_better(as_is if upright else turned, hit)
     _add_phash_and_pdq_hits(image, as_is, turned, mirrored)
     visible = [h for h in as_is.values() if h.asset_id not in hidden]
     return visible, [h for h in turned.values() if h.asset_id not in hidden and h.asset_id not in as_is]
@@ -154,13 +68,15 @@ def _add_phash_and_pdq_hits(
             distances = hashing.phash_distances(query_hash, table.phash)
             for i in np.flatnonzero((distances <= radius) & table.has_phash):
                 d = int(distances[i])
-                _better(found, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{how}"))
+                keep_better(found, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{how}"))
         pdq_hex, quality = hashing.pdq_hash(view)
         if quality >= settings.PROVENANT_PDQ_MIN_QUALITY:
             pdq_d = hashing.pdq_distances(pdq_hex, table.pdq)
             for i in np.flatnonzero((pdq_d <= settings.PROVENANT_PDQ_RADIUS) & table.pdq_ok):
                 d = int(pdq_d[i])
-                _better(as_is, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
+                keep_better(
+                    as_is, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}")
+                )
 
 
 def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[tuple[Hit, bool]]:
@@ -262,7 +178,7 @@ def _hash_stage(queries: list[_Query], hidden: frozenset[int], hits: dict[int, H
     for query in queries:
         as_is, query_turned = _hash_hits(query.image, hidden, mirrored=query.region is None)
         for hit in as_is:
-            _better(hits, _located(hit, query))
+            keep_better(hits, _located(hit, query))
         turned += [_located(hit, query) for hit in query_turned]
     return turned
 
@@ -291,7 +207,7 @@ def _embedding_hits(
     for _, label, row_scores, row_ids in rankings:
         for score, asset_id in zip(row_scores, row_ids, strict=True):
             if asset_id >= 0:
-                _better(
+                keep_better(
                     hits,
                     Hit(int(asset_id), float(score), "embedding", f"embedding cosine {score:.3f}{label}"),
                 )
@@ -348,29 +264,7 @@ def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: froz
     for _, features in orientations:
         voted += keypoints.candidates(features, limit=limit, exclude=hidden)
     candidates = list(dict.fromkeys(voted + embedding_candidates[:top]))
-    return _verify(orientations, candidates, query.label)
-
-
-def _inlier_score(inliers: int) -> float:
-    """In [0, 1), rising with every inlier: a capped score would tie a 130- and a 185-inlier match."""
-    return round(inliers / (inliers + 25), 4)
-
-
-def _verify(
-    orientations: list[tuple[str, geometry.Features]], candidate_ids: list[int], where: str
-) -> list[Hit]:
-    paths = dict(Asset.objects.filter(id__in=candidate_ids).values_list("id", "local_path"))
-    minimum = settings.PROVENANT_GEOMETRIC_MIN_INLIERS
-    hits = []
-    for asset_id in candidate_ids:
-        if not paths.get(asset_id):
-            continue
-        candidate = geometry.asset_features(asset_id, paths[asset_id])
-        inliers, label = max((geometry.verify(query, candidate), label) for label, query in orientations)
-        if inliers >= minimum:
-            why = f"{inliers} ORB keypoints agree on one similarity transform{label}{where}"
-            hits.append(Hit(asset_id, _inlier_score(inliers), "geometric", why, details={"inliers": inliers}))
-    return hits
+    return verify_candidates(orientations, candidates, query.label)
 
 
 # --- the cascade ------------------------------------------------------------------------------------------------
@@ -395,7 +289,7 @@ def search_image(
         for asset_id in (
             Asset.objects.filter(sha256=sha256).exclude(id__in=hidden).values_list("id", flat=True)
         ):
-            _better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
+            keep_better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
     turned = _hash_stage(queries, hidden, hits) if "hash" in stages else []
     # A query that is a work's file or matches one by its hashes as a whole is that work, not a composite: its
     # regions would only cost time (the cheap test before the detector).
@@ -410,13 +304,13 @@ def search_image(
             queries, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)
         )
         for hit in embedded.values():
-            _better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
+            keep_better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
     # A turned, flipped or inverted look-alike counts only if the embedding stage, which sees the whole picture,
     # found the work too: fifteen more thumbnail views are fifteen more chances for an unrelated icon to clear the
     # threshold, and a hash match outranks the embedding and keypoint matches of the true work.
     for hit in turned:
         if "embedding" not in stages or hit.asset_id in embedded:
-            _better(hits, hit)
+            keep_better(hits, hit)
     if "geometric" in stages:
         # the whole query also verifies its regions' first candidates: with all its keypoints, a copy pasted at
         # half the width can agree with more of them than the region's own crop does
@@ -424,7 +318,7 @@ def search_image(
         for query, own in zip(queries, candidates, strict=True):
             unconfirmed = [i for i in dict.fromkeys(own) if hits[i].match == "embedding"]
             for hit in _geometric_hits(query, unconfirmed, hidden):
-                _better(hits, hit)
+                keep_better(hits, hit)
     pool = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)
     pool = pool[: max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)]
     assign_clusters(pool)
@@ -437,20 +331,6 @@ def search_image(
 def _located(hit: Hit, query: _Query) -> Hit:
     hit.why += query.label
     return hit
-
-
-def diversify(ranked: list[Hit], top_k: int, per_cluster: int) -> list[Hit]:
-    """The top_k hits with at most per_cluster members of one near-copy cluster ahead of any other work; the
-    cluster's further members fill the places left, in rank order. A query holding one drawing of a series of
-    near-identical ones (star polygons, a flag's variants) matches the whole series, which would push a second
-    picture in the query, or a weaker true match, off the page."""
-    taken: dict[int, int] = {}
-    first, later = [], []
-    for hit in ranked:
-        key = hit.cluster if hit.cluster is not None else hit.asset_id
-        (first if taken.get(key, 0) < per_cluster else later).append(hit)
-        taken[key] = taken.get(key, 0) + 1
-    return (first + later)[:top_k]
 
 
 def search_image_bytes(data: bytes, *, top_k: int = 10, user: Any = None) -> list[Hit]:
@@ -467,189 +347,3 @@ def search_image_bytes(data: bytes, *, top_k: int = 10, user: Any = None) -> lis
     except ImageRejected as exc:
         raise ApplicationError(f"image rejected: {exc}") from exc
     return search_image(decoded.image, sha256=hashlib.sha256(data).hexdigest(), top_k=top_k, user=user)
-
-
-# --- near-duplicate clusters ------------------------------------------------------------------------------------
-
-
-class VectorStore:
-    """Indexed vectors by asset id, memory-mapped from the shards (float16), for cluster checks."""
-
-    def __init__(self, space) -> None:
-        shards = index.shard_paths(space)
-        loaded = [index.load_shard(s) for s in shards]
-        self.key = [s.name for s in shards]
-        ids = np.concatenate([i for i, _ in loaded]) if loaded else np.zeros(0, np.int64)
-        self._arrays = [v for _, v in loaded]
-        offsets = np.cumsum([0] + [len(i) for i, _ in loaded])
-        shard_of = (
-            np.repeat(np.arange(len(loaded)), [len(i) for i, _ in loaded]) if loaded else np.zeros(0, int)
-        )
-        # the last occurrence of an id wins (a re-embedded work)
-        order = np.lexsort((np.arange(len(ids)), ids))
-        self._ids, self._shard, self._row = (
-            ids[order],
-            shard_of[order],
-            (np.arange(len(ids)) - offsets[shard_of])[order] if len(ids) else np.zeros(0, int),
-        )
-
-    def get(self, asset_ids: list[int]) -> dict[int, np.ndarray]:
-        out = {}
-        for asset_id in asset_ids:
-            pos = np.searchsorted(self._ids, asset_id, side="right") - 1
-            if pos >= 0 and self._ids[pos] == asset_id:
-                out[asset_id] = np.asarray(self._arrays[self._shard[pos]][self._row[pos]], dtype=np.float32)
-        return out
-
-
-_stores: dict[str, VectorStore] = {}
-
-
-def vector_store() -> VectorStore:
-    space = get_encoder().space
-    names = [s.name for s in index.shard_paths(space)]
-    store = _stores.get(space.id)
-    if store is None or store.key != names:
-        store = _stores[space.id] = VectorStore(space)
-    return store
-
-
-def assign_clusters(hits: list[Hit]) -> None:
-    """Union hits that are near-copies of each other (pHash within radius or cosine >= threshold)."""
-    if not hits:
-        return
-    ids = [h.asset_id for h in hits]
-    parent = list(range(len(hits)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in _near_copy_pairs(ids):
-        parent[find(j)] = find(i)
-    for i, hit in enumerate(hits):
-        hit.cluster = ids[find(i)]  # hits are ranked, so the root is the best-ranked member seen first
-
-
-def _near_copy_pairs(ids: list[int]) -> list[tuple[int, int]]:
-    phashes = dict(Asset.objects.filter(id__in=ids, phash__isnull=False).values_list("id", "phash"))
-    vectors = vector_store().get(ids)
-    pairs = []
-    for i in range(len(ids)):
-        for j in range(i + 1, len(ids)):
-            a, b = ids[i], ids[j]
-            close_hash = (
-                a in phashes
-                and b in phashes
-                and hashing.phash_distance(phashes[a], phashes[b]) <= settings.PROVENANT_PHASH_RADIUS
-            )
-            close_vec = (
-                a in vectors
-                and b in vectors
-                and float(vectors[a] @ vectors[b]) >= (settings.PROVENANT_NEAR_COPY_COSINE)
-            )
-            if close_hash or close_vec:
-                pairs.append((i, j))
-    return pairs
-
-
-def near_copy_ids(asset_id: int) -> list[int]:
-    """The asset and every indexed near-copy of it (pHash within radius, or cosine >= the near-copy threshold).
-
-    Used by opt-out to remove a work together with its re-hosted copies.
-    """
-    found = {asset_id}
-    phash = Asset.objects.filter(id=asset_id).values_list("phash", flat=True).first()
-    if phash is not None:
-        table = hash_table()
-        close = (
-            hashing.phash_distances(phash, table.phash) <= settings.PROVENANT_PHASH_RADIUS
-        ) & table.has_phash
-        found.update(int(i) for i in table.ids[close])
-    vector = vector_store().get([asset_id]).get(asset_id)
-    if vector is not None:
-        scores, ids = index.search_vectors(
-            get_encoder().space,
-            vector[None, :],
-            settings.PROVENANT_NEAR_COPY_MAX,
-            nprobe=settings.PROVENANT_IVF_NPROBE,
-        )
-        found.update(
-            int(i)
-            for s, i in zip(scores[0], ids[0], strict=True)
-            if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE
-        )
-    return sorted(found)
-
-
-def confirmed_near_copy_ids(asset_id: int, *, phash_radius: int, limit: int) -> list[int]:
-    """The works the cascade would group with `asset_id` as copies of it, nearest first, at most `limit` (the
-    asset itself excluded): the same bytes, or a candidate (pHash within `phash_radius`, or an embedding neighbour
-    at cosine >= PROVENANT_NEAR_COPY_COSINE) that geometric verification against the asset confirms. Where there
-    are no pixels to verify, a pHash neighbour counts alone, and only an informative pHash (a flat image's says
-    nothing: 123 unrelated fixture drawings share one).
-
-    Used by opt-out, where a copy is removed on its owner's word alone: only agreement the cascade itself shows
-    (pHash alone at 8 bits grouped unrelated fixture works by many contributors)."""
-    seed = Asset.objects.filter(id=asset_id).values("phash", "sha256", "local_path").first()
-    if seed is None:
-        return []
-    ranked: dict[int, float] = {}  # asset id -> rank, lower is nearer (0: identical bytes)
-    if seed["sha256"]:
-        ranked.update(
-            (int(i), 0.0) for i in Asset.objects.filter(sha256=seed["sha256"]).values_list("id", flat=True)
-        )
-    by_phash = _phash_candidates(seed["phash"], phash_radius, limit)
-    by_embedding = _embedding_candidates(asset_id)
-    candidates = [i for i in dict.fromkeys([*by_phash, *by_embedding]) if i not in ranked and i != asset_id]
-    with_pixels = _with_pixels(candidates) if seed["local_path"] else set()
-    verified = _geometric_agreement(asset_id, seed["local_path"], [i for i in candidates if i in with_pixels])
-    for i in candidates:
-        if i in verified:
-            ranked[i] = 1.0 - verified[i]
-        elif i in by_phash and i not in with_pixels:
-            ranked[i] = 1.0 + by_phash[i]
-    ranked.pop(asset_id, None)
-    return sorted(ranked, key=lambda i: (ranked[i], i))[:limit]
-
-
-def _phash_candidates(phash: int | None, radius: int, limit: int) -> dict[int, int]:
-    """{asset id: pHash distance} of the nearest works within `radius`, for an informative pHash only."""
-    if phash is None or not hashing.phash_is_informative(phash):
-        return {}
-    table = hash_table()
-    dist = hashing.phash_distances(phash, table.phash)
-    close = np.flatnonzero((dist <= radius) & table.has_phash)
-    close = close[np.argsort(dist[close], kind="stable")][: 3 * limit]
-    return {int(table.ids[i]): int(dist[i]) for i in close}
-
-
-def _embedding_candidates(asset_id: int) -> list[int]:
-    vector = vector_store().get([asset_id]).get(asset_id)
-    if vector is None:
-        return []
-    scores, ids = index.search_vectors(
-        get_encoder().space,
-        vector[None, :],
-        settings.PROVENANT_NEAR_COPY_MAX,
-        nprobe=settings.PROVENANT_IVF_NPROBE,
-    )
-    return [
-        int(i)
-        for s, i in zip(scores[0], ids[0], strict=True)
-        if i >= 0 and s >= settings.PROVENANT_NEAR_COPY_COSINE
-    ]
-
-
-def _with_pixels(asset_ids: list[int]) -> set[int]:
-    return set(Asset.objects.filter(id__in=asset_ids).exclude(local_path="").values_list("id", flat=True))
-
-
-def _geometric_agreement(asset_id: int, local_path: str, candidates: list[int]) -> dict[int, float]:
-    """{candidate: inlier score} of the candidates whose keypoints agree with the asset's on one transform."""
-    if not local_path or not candidates:
-        return {}
-    query = [("", geometry.asset_features(asset_id, local_path))]
-    return {hit.asset_id: hit.score for hit in _verify(query, candidates, "")}

@@ -29,22 +29,17 @@ def fake_encoder(request):
 def _fake_encoder(settings, tmp_path):
     from core import exclusions
     from embeddings.encoders.factory import get_encoder
-    from embeddings.search import cascade as search
-    from embeddings.search import index
+    from embeddings.search.stores import stores_reset
 
     settings.CLIP_MODEL = "fake"
     settings.PROVENANT_INDEX_DIR = tmp_path / "index"
     get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
+    stores_reset()
     saved_providers = list(exclusions._providers)
     yield get_encoder()
     exclusions._providers[:] = saved_providers
     get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
+    stores_reset()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ from PIL import Image, ImageOps
 
 from core import exclusions
 from embeddings.search import index
-from embeddings.search.cascade import near_copy_ids, search_image, search_image_bytes
+from embeddings.search.cascade import search_image, search_image_bytes
+from embeddings.search.clusters import near_copy_ids
 from embeddings.selectors import search_contributor, search_domain, search_text
 from provenance.imaging import load_rgb
 from tests.embeddings.conftest import jpeg_bytes
@@ -111,12 +112,13 @@ def test_a_turned_look_alike_counts_only_when_the_embedding_stage_agrees(
     indexed_works, monkeypatch, embedding_agrees
 ):
     from embeddings.search import cascade as search
+    from embeddings.search.hits import Hit
 
     target, stranger = indexed_works[7], indexed_works[1]
-    look_alike = search.Hit(stranger.id, 0.97, "hash", "16x16 thumbnail correlation 0.970 (upside down)")
-    embedded = {target.id: search.Hit(target.id, 0.9, "embedding", "embedding cosine 0.900")}
+    look_alike = Hit(stranger.id, 0.97, "hash", "16x16 thumbnail correlation 0.970 (upside down)")
+    embedded = {target.id: Hit(target.id, 0.9, "embedding", "embedding cosine 0.900")}
     if embedding_agrees:
-        embedded[stranger.id] = search.Hit(stranger.id, 0.5, "embedding", "embedding cosine 0.500")
+        embedded[stranger.id] = Hit(stranger.id, 0.5, "embedding", "embedding cosine 0.500")
     monkeypatch.setattr(search, "_hash_hits", lambda image, hidden, **kw: ([], [look_alike]))
     monkeypatch.setattr(
         search,
@@ -299,13 +301,13 @@ def test_geometric_matches_rank_by_inliers_without_a_cap(indexed_works, monkeypa
 
 
 def _hit(asset_id: int, cluster: int, score: float):
-    from embeddings.search.cascade import Hit
+    from embeddings.search.hits import Hit
 
     return Hit(asset_id, score, "embedding", "", cluster=cluster)
 
 
 def test_one_cluster_takes_at_most_its_share_of_the_page_before_other_works():
-    from embeddings.search.cascade import diversify
+    from embeddings.search.hits import diversify
 
     series = [_hit(i, 1, 0.99 - i / 100) for i in range(1, 9)]  # eight near-identical drawings
     others = [_hit(20, 20, 0.6), _hit(30, 30, 0.5)]

@@ -49,17 +49,12 @@ def consumer_files(settings, tmp_path):
 def search_stack(settings, tmp_path):
     """The fake encoder, an index in this test's folder, and no hash table or vectors cached from another test."""
     from embeddings.encoders.factory import get_encoder
-    from embeddings.search import cascade as search
-    from embeddings.search import index
+    from embeddings.search.stores import stores_reset
 
     settings.CLIP_MODEL = "fake"
     settings.PROVENANT_INDEX_DIR = tmp_path / "index"
     get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
+    stores_reset()
     yield
     get_encoder.cache_clear()
-    index.forget_loaded()
-    search._hash_table = None
-    search._stores.clear()
+    stores_reset()

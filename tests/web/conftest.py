@@ -31,8 +31,7 @@ COPY_NAME = "reposted/bb_mail_new_copy.png"
 def web_settings(settings, tmp_path):
     """Fake encoder, and every file the pages write (index, thumbnails) under this test's tmp folder."""
     from embeddings.encoders.factory import get_encoder
-    from embeddings.search import cascade as search
-    from embeddings.search import index
+    from embeddings.search.stores import stores_reset
     from optout import exclusions as optout_exclusions
 
     settings.CLIP_MODEL = "fake"
@@ -43,9 +42,7 @@ def web_settings(settings, tmp_path):
 
     def reset():
         get_encoder.cache_clear()
-        index.forget_loaded()
-        search._hash_table = None
-        search._stores.clear()
+        stores_reset()
         optout_exclusions._cached["registry"] = None  # each test has a fresh database: ids repeat
 
     reset()

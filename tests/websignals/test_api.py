@@ -86,7 +86,7 @@ def test_schema_documents_the_signals_endpoints():
 
 
 def test_search_results_flag_a_work_whose_site_opts_out(fetched):
-    from embeddings.search.cascade import Hit
+    from embeddings.search.hits import Hit
     from embeddings.selectors import hit_rows
     from tests.optout.factories import AssetFactory
 

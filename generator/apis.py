@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
+from core.permissions import IsOperator, is_operator
 from generator import conf, selectors, services
 from generator.models import AttributionRecord, GeneratedImage, GeneratorModel
 
@@ -89,8 +90,8 @@ class GenerateApi(APIView):
         limit = conf.get("GENERATOR_MAX_IMAGES_PER_REQUEST")
         if v["n"] > limit:
             raise ApplicationError(f"at most {limit} images per request")
-        if v["override_stale"] and not request.user.is_staff:
-            raise ApplicationError("only an operator (staff) may override a stale model", status_code=403)
+        if v["override_stale"] and not is_operator(request.user):
+            raise ApplicationError("only an operator may override a stale model", status_code=403)
         seed = v.get("seed", secrets.randbits(32))
         images = [
             services.generated_image_create(
@@ -106,7 +107,7 @@ class GeneratedImageDetailApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     def get(self, request, image_id: int):
-        user = None if request.user.is_staff else request.user
+        user = None if is_operator(request.user) else request.user
         image = selectors.generated_image_list(user=user).filter(pk=image_id).first()
         if image is None:
             raise NotFound("Not found.")
@@ -153,7 +154,7 @@ def _when(value: str | None, name: str) -> dt.datetime | None:
 class ContributorShareReportApi(APIView):
     """?start=&end=&pool=&method=gradient|similarity&format=json|csv|png|svg (operators only)."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsOperator]
     renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer, SvgRenderer]
 
     def get(self, request):

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
+from core.permissions import is_operator
 from generator import conf
 from generator.manifest import ManifestSource, TrainingExample, content_hash, manifest_read
 from generator.models import AttributionRecord, GeneratedImage, GeneratorModel
@@ -252,10 +253,8 @@ def _usable_model(model: GeneratorModel | None, *, user, override_stale: bool) -
                 },
                 status_code=409,
             )
-        if user is not None and not getattr(user, "is_staff", False):
-            raise ApplicationError(
-                "only an operator (staff) may generate with a stale model", status_code=403
-            )
+        if user is not None and not is_operator(user):
+            raise ApplicationError("only an operator may generate with a stale model", status_code=403)
     elif model.status != GeneratorModel.Status.READY:
         raise ApplicationError(f"generator {model.version} is {model.status}, not ready", status_code=409)
     return model

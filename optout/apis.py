@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 from core.pagination import DefaultPagination
+from core.permissions import IsOperator, is_operator
 from core.throttles import TokenRateThrottle
 from optout import checking, selectors, services
 from optout.models import ContributorClaim, DomainClaim, OptOut, OptOutStateChange
@@ -24,11 +25,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     description="A replay with the same key and body returns the first result and changes nothing; the same key "
     "with another body answers 422.",
 )  # fmt: skip
-
-
-class IsOperator(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return selectors.is_operator(request.user)
 
 
 def _page(request, view, queryset, serializer_class) -> Response:
@@ -159,7 +155,7 @@ class _OperatorDecisionApi(APIView):
     )
     def post(self, request, optout_id: int):
         optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
-        if not selectors.is_operator(request.user):
+        if not is_operator(request.user):
             raise PermissionDenied("Only operators review opt-outs.")
         serializer = self.OperatorDecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

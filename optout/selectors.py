@@ -6,19 +6,10 @@ from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
 
+from core.permissions import is_operator
 from core.urlnorm import parent_domains
 from optout.models import ClaimStatus, ContributorClaim, DomainClaim, OptOut
 from provenance.models import Asset
-
-OPERATORS_GROUP = "operators"
-
-
-def is_operator(user) -> bool:
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.is_superuser:
-        return True
-    return user.is_staff and user.groups.filter(name=OPERATORS_GROUP).exists()
 
 
 def optouts_visible_to(user) -> QuerySet[OptOut]:

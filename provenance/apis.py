@@ -1,7 +1,8 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions, serializers
+from rest_framework import generics, serializers
 
 from core.exclusions import collect_exclusions
+from core.permissions import IsOperator
 from provenance import selectors
 from provenance.models import Asset, Contributor, IngestRun, Signal
 
@@ -113,11 +114,11 @@ class IngestRunListApi(generics.ListAPIView):
     """Ingest runs with their progress and errors (operators only: paths and errors describe the server)."""
 
     serializer_class = IngestRunSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsOperator]
     queryset = IngestRun.objects.select_related("collection").order_by("-id")
 
 
 class IngestRunDetailApi(generics.RetrieveAPIView):
     serializer_class = IngestRunSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsOperator]
     queryset = IngestRun.objects.select_related("collection")

@@ -1,16 +1,17 @@
-"""Manifest build API. Creating a build is for operators (staff); reading builds, their files and diffs is for
+"""Manifest build API. Creating a build is for operators (core.permissions); reading builds, their files and diffs is for
 any authenticated account (session or API token), and non-operators see published builds only."""
 
 from __future__ import annotations
 
 from django.http import FileResponse
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 from core.pagination import DefaultPagination
+from core.permissions import IsOperator, is_operator
 from training_filter import selectors, services
 from training_filter.models import ManifestBuild
 
@@ -31,14 +32,14 @@ class ManifestBuildOutputSerializer(serializers.ModelSerializer):
 
 
 def _visible(request, build: ManifestBuild) -> ManifestBuild:
-    if not request.user.is_staff and build.status != ManifestBuild.Status.PUBLISHED:
+    if not is_operator(request.user) and build.status != ManifestBuild.Status.PUBLISHED:
         raise ApplicationError(f"No manifest build {build.pk}.", status_code=404)
     return build
 
 
 class ManifestBuildListApi(APIView):
     def get_permissions(self):
-        return [IsAdminUser()] if self.request.method == "POST" else [IsAuthenticated()]
+        return [IsOperator()] if self.request.method == "POST" else [IsAuthenticated()]
 
     class InputSerializer(serializers.Serializer):
         collection = serializers.CharField(required=False, allow_blank=True, default="")
@@ -47,7 +48,7 @@ class ManifestBuildListApi(APIView):
 
     def get(self, request):
         builds = selectors.manifest_build_list(status=request.query_params.get("status", ""))
-        if not request.user.is_staff:
+        if not is_operator(request.user):
             builds = builds.filter(status=ManifestBuild.Status.PUBLISHED)
         paginator = DefaultPagination()
         page = paginator.paginate_queryset(builds, request, view=self)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.core.factories import OperatorFactory
+
 TINY = {
     "GENERATOR_RESOLUTION": 16,
     "GENERATOR_STEPS": 6,
@@ -94,8 +96,8 @@ def trained_model(manifest_folder):
 
 
 @pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_user("operator", password="x", is_staff=True)
+def operator():
+    return OperatorFactory(username="operator")
 
 
 @pytest.fixture

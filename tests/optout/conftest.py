@@ -2,7 +2,7 @@ import pytest
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from tests.optout.factories import OperatorFactory, UserFactory
+from tests.core.factories import OperatorFactory, UserFactory
 from tests.websignals.conftest import connects, sites  # noqa: F401 (fixtures: loopback sites, recorded connects)
 
 

@@ -8,8 +8,9 @@ from django.urls import reverse
 from PIL import Image
 from rest_framework.test import APIClient
 
+from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory, UserFactory
+from tests.provenance.factories import AssetFactory
 
 CHECK = "/api/check"
 

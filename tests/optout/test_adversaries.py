@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from optout import services
 from optout.models import AuditEntry, ClaimStatus, DomainClaim, OptOut, OptOutKey
+from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
 from tests.optout.consumers import (
     check_url,
@@ -20,12 +21,8 @@ from tests.optout.consumers import (
     verify_domain,
     work,
 )
-from tests.optout.factories import (
-    ContributorClaimFactory,
-    ContributorFactory,
-    DomainClaimFactory,
-    UserFactory,
-)
+from tests.optout.factories import ContributorClaimFactory, DomainClaimFactory
+from tests.provenance.factories import ContributorFactory
 
 pytestmark = pytest.mark.usefixtures("consumer_files")
 SOME_PHASH = 0x0F0F_3C3C_5A5A_9696

@@ -13,7 +13,7 @@ from django.urls import reverse
 from optout import audit, services
 from optout.models import AuditEntry, AuditHead
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory
+from tests.provenance.factories import AssetFactory
 
 
 @pytest.fixture

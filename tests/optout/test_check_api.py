@@ -9,7 +9,7 @@ from django.urls import reverse
 from optout import services
 from provenance.hashing import phash_hex
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory
+from tests.provenance.factories import AssetFactory
 
 CHECK = "/api/check"
 

@@ -27,7 +27,8 @@ import json
 from django.contrib.auth.models import Group
 from knox.models import AuthToken
 from optout import services
-from tests.optout.factories import AssetFactory, ContributorFactory, UserFactory
+from tests.core.factories import UserFactory
+from tests.provenance.factories import AssetFactory, ContributorFactory
 artist = UserFactory(username="racer")
 operator = UserFactory(username="referee", is_staff=True)
 operator.groups.add(Group.objects.get_or_create(name="operators")[0])

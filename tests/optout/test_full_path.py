@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from tests.core.factories import OperatorFactory
 from tests.optout.conftest import client_for
-from tests.optout.factories import OperatorFactory
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
 WORK_COUNT = 6

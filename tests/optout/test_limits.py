@@ -8,8 +8,10 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
+from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory, DomainClaimFactory, UserFactory
+from tests.optout.factories import DomainClaimFactory
+from tests.provenance.factories import AssetFactory
 
 PASSWORD = "correct horse battery"
 

@@ -23,7 +23,7 @@ from tests.optout.consumers import (
     kept_by_manifest_build,
     work,
 )
-from tests.optout.factories import ContributorFactory
+from tests.provenance.factories import ContributorFactory
 
 pytestmark = pytest.mark.usefixtures("consumer_files")
 

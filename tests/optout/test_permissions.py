@@ -7,7 +7,7 @@ from django.urls import reverse
 from optout import services
 from optout.models import OptOut
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory, ContributorFactory
+from tests.provenance.factories import AssetFactory, ContributorFactory
 
 ROLES = ["owner", "other", "anonymous", "operator"]
 

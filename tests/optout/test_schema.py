@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from knox.models import AuthToken
 from schemathesis.checks import not_a_server_error
 
-from tests.optout.factories import AssetFactory, UserFactory
+from tests.core.factories import UserFactory
+from tests.provenance.factories import AssetFactory
 
 OPTOUT_PATHS = r"^/api/(optouts|claims|check|auth)"
 EXAMPLES_PER_OPERATION = 8

@@ -11,12 +11,8 @@ from optout import registry, services
 from optout import signals as optout_signals
 from optout.exclusions import optout_exclusions
 from optout.models import ClaimStatus, OptOut, OptOutStateChange
-from tests.optout.factories import (
-    AssetFactory,
-    ContributorClaimFactory,
-    ContributorFactory,
-    DomainClaimFactory,
-)
+from tests.optout.factories import ContributorClaimFactory, DomainClaimFactory
+from tests.provenance.factories import AssetFactory, ContributorFactory
 
 pytestmark = pytest.mark.django_db(transaction=False)
 

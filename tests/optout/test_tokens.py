@@ -9,8 +9,9 @@ from django.urls import reverse
 from knox.models import AuthToken
 
 from optout.models import AuditEntry, OptOut
+from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory, UserFactory
+from tests.provenance.factories import AssetFactory
 
 SIGNUP = {"username": "painter", "email": "p@example.org", "password": "a long passphrase 42"}
 

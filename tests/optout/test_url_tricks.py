@@ -6,7 +6,8 @@ import pytest
 from optout import checking, services
 from optout.models import ClaimStatus
 from tests.optout.conftest import client_for
-from tests.optout.factories import AssetFactory, DomainClaimFactory
+from tests.optout.factories import DomainClaimFactory
+from tests.provenance.factories import AssetFactory
 
 
 @pytest.fixture(autouse=True)

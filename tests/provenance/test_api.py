@@ -1,8 +1,8 @@
 import pytest
-from django.contrib.auth import get_user_model
 
 from provenance import services
 from provenance.models import Asset
+from tests.core.factories import OperatorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def test_contributors_are_searchable_by_alias(api_client, ingested):
 
 def test_ingest_runs_are_visible_to_operators_only(api_client, ingested):
     assert api_client.get("/api/ingest-runs/").status_code in (401, 403)
-    operator = get_user_model().objects.create_user("op", password="pw-123456789", is_staff=True)
+    operator = OperatorFactory(username="op")
     api_client.force_authenticate(operator)
 
     run = api_client.get(f"/api/ingest-runs/{ingested.id}/").json()

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from knox.models import AuthToken
 
+from tests.core.factories import OperatorFactory
 from tests.training_filter.conftest import FakeRegistryRow, write_manifest
 from tests.training_filter.test_builds import ROWS, run_build
 from training_filter.models import ManifestBuild
@@ -24,7 +25,7 @@ def published(manifest_dir, fake_registry, tmp_path) -> ManifestBuild:
 
 @pytest.fixture
 def operator():
-    return User.objects.create_user("op", password="pw", is_staff=True)
+    return OperatorFactory(username="op")
 
 
 @pytest.fixture

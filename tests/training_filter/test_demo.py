@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.core.factories import OperatorFactory
 from training_filter import services
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +51,7 @@ def approve_optout(asset_ids: list[int]):
 
     user_model = get_user_model()
     artist = user_model.objects.create_user("artist", "a@example.org", "pw")
-    operator = user_model.objects.create_user("operator", "o@example.org", "pw", is_staff=True)
+    operator = OperatorFactory(username="operator")
     optout_row, _ = optout.optout_create(artist=artist, scope="works", asset_ids=asset_ids, reason="mine")
     return optout.optout_approve(optout=optout_row, operator=operator)
 

@@ -7,7 +7,9 @@ from django.utils import timezone
 
 from optout import registry, services
 from optout.models import ClaimStatus
-from tests.optout.factories import AssetFactory, DomainClaimFactory, OperatorFactory, UserFactory
+from tests.core.factories import OperatorFactory, UserFactory
+from tests.optout.factories import DomainClaimFactory
+from tests.provenance.factories import AssetFactory
 from tests.training_filter.conftest import write_manifest
 from training_filter import sources
 from training_filter.models import ManifestBuild

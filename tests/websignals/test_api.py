@@ -3,8 +3,8 @@
 import pytest
 from django.test import Client
 
+from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
-from tests.optout.factories import UserFactory
 from tests.websignals.conftest import serve
 from tests.websignals.sites import Page
 from tests.websignals.test_crawl import crawl
@@ -60,7 +60,7 @@ def test_crawl_progress_is_visible_to_accounts(fetched):
 def test_an_async_crawl_runs_one_task_per_batch_after_commit(
     sites, settings, django_capture_on_commit_callbacks
 ):
-    from tests.optout.factories import AssetFactory
+    from tests.provenance.factories import AssetFactory
 
     serve(sites, "a.example.test", "b.example.test")
     settings.WEBSIGNALS_BATCH_HOSTS = 1
@@ -88,7 +88,7 @@ def test_schema_documents_the_signals_endpoints():
 def test_search_results_flag_a_work_whose_site_opts_out(fetched):
     from embeddings.search.hits import Hit
     from embeddings.selectors import hit_rows
-    from tests.optout.factories import AssetFactory
+    from tests.provenance.factories import AssetFactory
 
     refused = AssetFactory(url="http://art.example.test/a.png")
     elsewhere = AssetFactory(url="http://elsewhere.example.test/b.png")

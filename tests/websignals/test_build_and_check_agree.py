@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from django.utils import timezone
 
+from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
-from tests.optout.factories import UserFactory
 from tests.training_filter.conftest import write_manifest
 from tests.websignals.conftest import serve
 from tests.websignals.sites import Page

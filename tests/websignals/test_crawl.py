@@ -216,7 +216,7 @@ def test_robots_agent_list_is_a_setting(web, settings):
 
 @pytest.mark.django_db
 def test_fetch_signals_command_runs_a_collection_and_resumes(web, capsys):
-    from tests.optout.factories import AssetFactory
+    from tests.provenance.factories import AssetFactory
 
     asset = AssetFactory(url=URLS[0])
     call_command("fetch_signals", "--collection", asset.collection.name, "--max-age", "7d")

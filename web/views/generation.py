@@ -1,20 +1,22 @@
-"""Generation (prompt -> image with its contributor shares) and the contributor-share report (staff)."""
+"""Generation (prompt -> image with its contributor shares) and the contributor-share report (operators)."""
 
 from __future__ import annotations
 
 import os
 from decimal import Decimal
 
-from django.contrib.admin.views.decorators import staff_member_required
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from core.exceptions import ApplicationError
+from core.permissions import is_operator
 from generator import selectors, services
 from generator.reports import report_chart as chart
 from generator.reports import report_csv as to_csv
 from web.forms import GenerateForm, ReportForm
+
+operator_required = user_passes_test(is_operator, login_url="web:login")
 
 
 @login_required
@@ -38,7 +40,7 @@ def generate(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def generated(request: HttpRequest, image_id: int) -> HttpResponse:
-    user = None if request.user.is_staff else request.user
+    user = None if is_operator(request.user) else request.user
     image = selectors.generated_image_list(user=user).filter(pk=image_id).first()
     if image is None:
         raise Http404("No such image.")
@@ -68,20 +70,20 @@ def _report(request: HttpRequest):
     return form, report
 
 
-@staff_member_required(login_url="web:login")
+@operator_required
 def reports(request: HttpRequest) -> HttpResponse:
     form, report = _report(request)
     query = request.GET.urlencode()
     return render(request, "web/reports.html", {"form": form, "report": report, "query": query})
 
 
-@staff_member_required(login_url="web:login")
+@operator_required
 def report_chart(request: HttpRequest) -> HttpResponse:
     _form, report = _report(request)
     return HttpResponse(chart(report, fmt="png"), content_type="image/png")
 
 
-@staff_member_required(login_url="web:login")
+@operator_required
 def report_csv(request: HttpRequest) -> HttpResponse:
     _form, report = _report(request)
     response = HttpResponse(to_csv(report), content_type="text/csv")

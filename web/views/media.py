@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.views.decorators.http import require_GET
 
+from core.permissions import is_operator
 from generator.models import GeneratedImage
 from provenance.models import Asset
 from web.thumbnails import SIZES, ThumbnailUnavailable, thumb_etag, thumbnail_bytes
@@ -49,4 +50,4 @@ def generated_image(request: HttpRequest, image_id: int) -> HttpResponse:
 
 def _may_see(request: HttpRequest, image) -> bool:
     user = request.user
-    return bool(user.is_authenticated and (user.is_staff or image.created_by_id == user.pk))
+    return bool(user.is_authenticated and (is_operator(user) or image.created_by_id == user.pk))

@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.exceptions import ApplicationError
+from core.permissions import is_operator
 from optout.models import ContributorClaim, OptOut
-from optout.selectors import is_operator
 from web import selectors
 
 

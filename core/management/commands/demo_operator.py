@@ -5,6 +5,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
+from core.permissions import OPERATORS_GROUP
+
 
 class Command(BaseCommand):
     help = "Create (once) the demo operator account and write its credentials to a file."
@@ -25,7 +27,7 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()
-        user.groups.add(Group.objects.get_or_create(name="operators")[0])
+        user.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"demo operator: username {username}  password {password}\n")
         path.chmod(0o600)

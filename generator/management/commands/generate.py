@@ -5,6 +5,7 @@ import shutil
 from django.core.management.base import BaseCommand, CommandError
 
 from core.exceptions import ApplicationError
+from core.permissions import is_operator
 
 
 class Command(BaseCommand):
@@ -29,9 +30,9 @@ class Command(BaseCommand):
             user = get_user_model().objects.filter(username=opts["operator"]).first()
             if user is None:
                 raise CommandError(f"no user {opts['operator']!r}")
-        if opts["override_stale"] and (user is None or not user.is_staff):
+        if opts["override_stale"] and (user is None or not is_operator(user)):
             raise CommandError(
-                "--override-stale needs --operator naming a staff user (the override is recorded)"
+                "--override-stale needs --operator naming an operator (the override is recorded)"
             )
         try:
             image = generated_image_create(

@@ -56,7 +56,7 @@ def main() -> None:
     import torch
 
     from generator import conf
-    from generator.ml.attribution import FeatureConfig
+    from generator.ml.features import FeatureConfig
     from generator.runtime import LoadedGenerator
 
     product = FeatureConfig()  # the recipe the product trains with and the LDS benchmark measures

@@ -271,7 +271,7 @@ def share_vectors(gen, jobs: list[tuple[str, int]]) -> np.ndarray:
 
 def unrelated_pairs(prompts: list[str], count: int) -> list[tuple[int, int]]:
     """Random pairs of prompts with no keyword in common."""
-    from generator.ml.attribution import keyword_tokens
+    from generator.conditioning import keyword_tokens
 
     tokens = [set(keyword_tokens(p)) for p in prompts]
     pairs = [
@@ -291,7 +291,7 @@ def share_correlation(shares: np.ndarray, pairs: list[tuple[int, int]]) -> tuple
 def subject_mass(gen, data: dict, examples, subjects: int, seeds: int) -> np.ndarray:
     """Per subject (rows): the share of the training works by contributors with a training work tagged with it
     (what a prompt-blind attribution would give them), and the influence share mass they get for "a <subject>"."""
-    from generator.ml.attribution import keyword_tokens
+    from generator.conditioning import keyword_tokens
 
     labels = data["labels"]
     tags = [set(keyword_tokens(examples[i].caption)) for i in data["kept"]]

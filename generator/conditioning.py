@@ -15,8 +15,10 @@ training did.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -24,6 +26,28 @@ log = logging.getLogger(__name__)
 
 KEYWORD_DIM = 256
 KINDS = ("auto", "sentence", "text", "keywords", "none")
+
+
+STOPWORDS = frozenset(
+    "a an and the of in on with for to by from at or is are svg png clip art clipart".split()
+)
+
+
+def keyword_tokens(text: str) -> list[str]:
+    words = "".join(ch.lower() if ch.isalnum() else " " for ch in text).split()
+    return [w for w in words if len(w) > 1 and w not in STOPWORDS]
+
+
+def hash_keywords(texts: Iterable[str], dim: int) -> np.ndarray:
+    """A hashed bag of keywords, L2-normalised: the UNet's first linear layer turns it into a learned embedding."""
+    rows = []
+    for text in texts:
+        v = np.zeros(dim, dtype=np.float32)
+        for w in keyword_tokens(text):
+            v[int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") % dim] += 1.0
+        n = np.linalg.norm(v)
+        rows.append(v / n if n > 0 else v)
+    return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
 
 
 def conditioning_spec(kind: str) -> dict:
@@ -64,8 +88,6 @@ def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
     if spec["kind"] == "none":
         return None
     if spec["kind"] == "keywords":
-        from generator.ml.attribution import hash_keywords
-
         return hash_keywords(texts, spec["dim"])
     if spec["kind"] == "sentence":
         return sentence_embeddings(texts, spec)

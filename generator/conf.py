@@ -4,6 +4,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from generator.ml.features import FeatureConfig
+
 DEFAULTS = {
     "GENERATOR_CONDITIONING": "auto",  # auto | text (default model's text embedding) | keywords | none
     "GENERATOR_RESOLUTION": 32,
@@ -18,12 +20,13 @@ DEFAULTS = {
     "GENERATOR_SAVE_EVERY": 200,
     "GENERATOR_SAMPLING_STEPS": 50,
     "GENERATOR_GUIDANCE": 3.0,  # provisional: docs/generator.md says why, and how the benchmark will choose it
-    "GENERATOR_PROJ_DIM": 2048,
-    "GENERATOR_FEATURE_TIMESTEPS": 10,  # the LDS benchmark's recipe (generator.ml.attribution.FeatureConfig)
-    "GENERATOR_FEATURE_NOISE_DRAWS": 1,
-    "GENERATOR_FEATURE_NORMALISE": True,
-    "GENERATOR_FEATURE_OUTPUT": "main-effect",  # or "vnorm" (D-TRAK's; generator.ml.attribution.OUTPUTS)
-    "GENERATOR_LAMBDA_REL": 10.0,  # ridge lambda relative to mean diag(Phi^T Phi), chosen on validation images
+    # the attribution recipe of a new model (generator.ml.features.FeatureConfig says why these)
+    "GENERATOR_PROJ_DIM": FeatureConfig.proj_dim,
+    "GENERATOR_FEATURE_TIMESTEPS": FeatureConfig.timesteps,
+    "GENERATOR_FEATURE_NOISE_DRAWS": FeatureConfig.noise_draws,
+    "GENERATOR_FEATURE_NORMALISE": FeatureConfig.normalise,
+    "GENERATOR_FEATURE_OUTPUT": FeatureConfig.output,
+    "GENERATOR_LAMBDA_REL": FeatureConfig.lambda_rel,
     "GENERATOR_SHARES_TOP_K": 5,
     "GENERATOR_SIMILARITY_TOP_K": 5,
     "GENERATOR_SIMILARITY_TEMPERATURE": 0.01,
@@ -33,7 +36,9 @@ DEFAULTS = {
 
 
 def get(name: str):
-    return getattr(settings, name, DEFAULTS[name])
+    """The setting, or its default here where settings leave it unset (None: no environment variable gave it)."""
+    value = getattr(settings, name, None)
+    return DEFAULTS[name] if value is None else value
 
 
 def generator_dir() -> Path:

@@ -34,7 +34,8 @@ class LoadedGenerator:
         guidance: float,
         similarity_top_k: int,
     ):
-        from generator.ml.attribution import FeatureConfig, GradientFeaturizer, GramFeaturizer
+        from generator.ml.attribution import GradientFeaturizer, GramFeaturizer
+        from generator.ml.features import FeatureConfig
 
         self.spec, self.resolution = spec, resolution
         self.sampling_steps, self.guidance, self.top_k = sampling_steps, guidance, similarity_top_k

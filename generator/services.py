@@ -107,7 +107,7 @@ def generator_model_start(
 ) -> GeneratorModel:
     """The training record for this manifest and config: an unfinished one is resumed, not duplicated."""
     from generator.conditioning import conditioning_spec
-    from generator.ml.attribution import FeatureConfig
+    from generator.ml.features import FeatureConfig
 
     source = manifest_source_resolve(manifest_ref)
     try:

@@ -15,6 +15,7 @@ import numpy as np
 
 from generator.conditioning import encode_prompts
 from generator.manifest import TrainingExample
+from generator.ml.features import FeatureConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,13 @@ class RunConfig:
     channels: tuple[int, ...] = (32, 48, 64)
     cond_layers: int = 2  # generator.ml.unet.UNetConfig says why these two
     scale_shift: bool = True
-    proj_dim: int = 2048
-    feature_timesteps: int = 10
-    feature_noise_draws: int = 1
-    feature_normalise: bool = True
-    feature_output: str = "main-effect"
-    lambda_rel: float = 10.0
+    # the attribution recipe, as FeatureConfig defines it (flattened: recorded run configs keep this shape)
+    proj_dim: int = FeatureConfig.proj_dim
+    feature_timesteps: int = FeatureConfig.timesteps
+    feature_noise_draws: int = FeatureConfig.noise_draws
+    feature_normalise: bool = FeatureConfig.normalise
+    feature_output: str = FeatureConfig.output
+    lambda_rel: float = FeatureConfig.lambda_rel
     threads: int = 2
     # where training and the attribution feature pass run ("cuda" on a lent GPU); generation stays on the CPU
     device: str = "cpu"
@@ -182,12 +184,7 @@ def build_attribution(run_dir: Path, data: dict, config: RunConfig, spec: dict, 
     import torch
     from tqdm import tqdm
 
-    from generator.ml.attribution import (
-        ContributorAccumulator,
-        FeatureConfig,
-        GradientFeaturizer,
-        GramFeaturizer,
-    )
+    from generator.ml.attribution import ContributorAccumulator, GradientFeaturizer, GramFeaturizer
 
     t0 = time.perf_counter()
     model = load_unet(run_dir).to(config.device)

@@ -375,11 +375,11 @@ CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
     "schedule": env.float("PROVENANT_MANIFEST_REFRESH_S", default=15 * 60),
 }
 
-# --- embeddings: encoder runtime (embeddings-model engineer) -----------------------------------------------
+# --- embeddings: encoder runtime -------------------------------------------------------------------------
 PROVENANT_TORCH_THREADS = env.int("PROVENANT_TORCH_THREADS", default=2)  # intra-op threads of encoding
 PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images or captions per forward pass
 
-# --- generator (generator engineer; defaults and meanings in generator/conf.py) ----------------------------
+# --- generator (defaults and meanings in generator/conf.py) ---------------------------------------------
 GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "generator")))
 # auto: the default model's text embedding when it is built, else hashed keywords | text | keywords | none
 GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="auto")
@@ -392,12 +392,11 @@ GENERATOR_CHANNELS = tuple(env.list("PROVENANT_GENERATOR_CHANNELS", cast=int, de
 GENERATOR_DEVICE = env.str(
     "PROVENANT_GENERATOR_DEVICE", default="cpu"
 )  # cuda: train on a GPU (docs/generator.md)
-GENERATOR_LAMBDA_REL = env.float(
-    "PROVENANT_GENERATOR_LAMBDA_REL", default=10.0
-)  # chosen on validation images
 GENERATOR_THREADS = env.int("PROVENANT_GENERATOR_THREADS", default=2)
-# the attribution feature recipe a new model is trained with (a trained model keeps its own; the ledger says which)
-GENERATOR_FEATURE_TIMESTEPS = env.int("PROVENANT_GENERATOR_FEATURE_TIMESTEPS", default=10)
-GENERATOR_FEATURE_NOISE_DRAWS = env.int("PROVENANT_GENERATOR_FEATURE_NOISE_DRAWS", default=1)
-GENERATOR_FEATURE_NORMALISE = env.bool("PROVENANT_GENERATOR_FEATURE_NORMALISE", default=True)
-GENERATOR_FEATURE_OUTPUT = env.str("PROVENANT_GENERATOR_FEATURE_OUTPUT", default="main-effect")
+# The attribution feature recipe a new model is trained with (a trained model keeps its own; the ledger says which).
+# Unset (None), each takes its default from generator.ml.features.FeatureConfig through generator.conf.
+GENERATOR_FEATURE_TIMESTEPS = env.int("PROVENANT_GENERATOR_FEATURE_TIMESTEPS", default=None)
+GENERATOR_FEATURE_NOISE_DRAWS = env.int("PROVENANT_GENERATOR_FEATURE_NOISE_DRAWS", default=None)
+GENERATOR_FEATURE_NORMALISE = env.bool("PROVENANT_GENERATOR_FEATURE_NORMALISE", default=None)
+GENERATOR_FEATURE_OUTPUT = env.str("PROVENANT_GENERATOR_FEATURE_OUTPUT", default=None)
+GENERATOR_LAMBDA_REL = env.float("PROVENANT_GENERATOR_LAMBDA_REL", default=None)  # ridge lambda, relative

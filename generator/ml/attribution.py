@@ -12,15 +12,13 @@ n contributors (what the LDS benchmark trains on), the best additive fit of that
 effect n/(n-1) a_c . (A - 2 r) (the ||a_c||^2 terms cancel exactly), i.e. a_c . (2 v* - v_full - v_0). Taking v_0 = 0
 this is the directional derivative of f along c's parameter change: D-TRAK's squared norm of v (f = ||v||^2) keeps
 only the A term and TRAK's diffusion loss only the r term; each scored lower on the benchmark than both together
-(docs/generator.md, session 9).
+(docs/generator.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -28,41 +26,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from generator.ml.diffusion import T_STEPS, noise_pair
+from generator.ml.features import OUTPUT_NAMES, FeatureConfig
 
 log = logging.getLogger(__name__)
 
 METHOD_VERSION_SIMILARITY = "gram-randconv-topk-v1"
-
-
-@dataclass
-class FeatureConfig:
-    proj_dim: int = 2048
-    # The recipe benchmarks/attribution_lds.py measures (docs/generator.md): 10 timesteps x 1 noise draw (20 x 1
-    # and 10 x 2 scored the same within one standard error, at twice the training-time feature pass and twice the
-    # per-image latency), unit-length features (every image weighs the same in the solve and the score),
-    # lambda_rel 10; normalise and lambda were chosen on validation images.
-    timesteps: int = 10
-    noise_draws: int = 1
-    normalise: bool = True
-    # The output function (OUTPUTS): main-effect scored 0.803 against v-norm's 0.761 on the benchmark. Artifacts
-    # written before the option existed used "vnorm" (generator.runtime reads them so).
-    output: str = "main-effect"
-    seed: int = 1234
-    lambda_rel: float = 10.0  # lambda = lambda_rel * mean diag(Phi^T Phi); chosen on validation images
-
-    def __post_init__(self):
-        if self.output not in OUTPUTS:
-            raise ValueError(f"unknown attribution output {self.output!r}; one of {sorted(OUTPUTS)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def method_version(self) -> str:
-        """The ledger's version label, read from the recipe a model's features were made with (models trained
-        under an older default keep their own recipe, so the label must come from the model, not the settings)."""
-        kind = "unit" if self.normalise else "raw"
-        output = self.output.replace("-", "")
-        return f"dtrak-{output}-countsketch{self.proj_dim}-t{self.timesteps}d{self.noise_draws}-{kind}"
 
 
 def _main_effect(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -75,6 +43,7 @@ def _v_norm(v: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 # Per-probe scalar outputs whose parameter gradients are the features (the module docstring says why main-effect).
 OUTPUTS = {"main-effect": _main_effect, "vnorm": _v_norm}
+assert tuple(OUTPUTS) == OUTPUT_NAMES  # the recipe validates against the names, without importing torch
 
 
 class CountSketch:
@@ -310,27 +279,3 @@ def similarity_scores(
         block = np.sort(sims[:, labels == c], axis=1)[:, ::-1]
         out[:, c] = block[:, : max(1, min(top_k, block.shape[1]))].mean(axis=1) if block.shape[1] else 0.0
     return out
-
-
-# --- keyword conditioning ----------------------------------------------------------------------------------
-
-STOPWORDS = frozenset(
-    "a an and the of in on with for to by from at or is are svg png clip art clipart".split()
-)
-
-
-def keyword_tokens(text: str) -> list[str]:
-    words = "".join(ch.lower() if ch.isalnum() else " " for ch in text).split()
-    return [w for w in words if len(w) > 1 and w not in STOPWORDS]
-
-
-def hash_keywords(texts: Iterable[str], dim: int) -> np.ndarray:
-    """A hashed bag of keywords, L2-normalised: the UNet's first linear layer turns it into a learned embedding."""
-    rows = []
-    for text in texts:
-        v = np.zeros(dim, dtype=np.float32)
-        for w in keyword_tokens(text):
-            v[int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") % dim] += 1.0
-        n = np.linalg.norm(v)
-        rows.append(v / n if n > 0 else v)
-    return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)

@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from generator.ml.attribution import ContributorAccumulator, FeatureConfig, GradientFeaturizer
+from generator.ml.attribution import ContributorAccumulator, GradientFeaturizer
+from generator.ml.features import FeatureConfig
 from generator.ml.unet import UNet, UNetConfig
 
 CONFIG = FeatureConfig(proj_dim=256, timesteps=3)

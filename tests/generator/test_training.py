@@ -66,7 +66,7 @@ def test_an_unknown_attribution_output_is_refused_before_training(manifest_folde
 def test_keyword_conditioning_is_deterministic_and_normalised():
     import numpy as np
 
-    from generator.ml.attribution import hash_keywords
+    from generator.conditioning import hash_keywords
 
     a, b = hash_keywords(["Red Cat, sitting", "red cat sitting"], 64)
     assert np.allclose(a, b) and np.isclose(np.linalg.norm(a), 1.0)

@@ -1,7 +1,7 @@
 """The ownership gate: what an opt-out may publish, decided when it activates and again whenever ownership moves.
 
 Every activation path (operator approval, domain verification, identity approval, C2PA signer binding, near-copy
-expansion) goes through `_transition` in services, which calls `gate_apply` in the same transaction before any key
+expansion) goes through `optout_transition` (optout.services.transitions), which calls `gate_apply` in the same transaction before any key
 goes live; a newly verified claim calls `gate_reapply_for_owner`. The invariant: no key of an artist's opt-out
 covers a work, a host or a near-identical image that another verified artist owns. So the gate
 

@@ -33,6 +33,12 @@ def optout_covered_asset_ids(*, optout: OptOut, limit: int) -> list[int]:
     return list(covered.values_list("asset_id", flat=True)[:limit])
 
 
+def owned_by_others(artist, asset_ids: Iterable[int]) -> dict[int, int]:
+    """{asset id: owner id} of the works among `asset_ids` that a verified artist other than `artist` owns."""
+    owners = verified_owners(asset_ids)
+    return {a: owner for a, owner in owners.items() if owner != artist.pk}
+
+
 def assets_under_domain(host: str) -> QuerySet[Asset]:
     """Works on the domain or any subdomain of it."""
     return Asset.objects.filter(Q(domain=host) | Q(domain__endswith="." + host))

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from optout import services
 from optout.models import AuditEntry, ClaimStatus, DomainClaim, OptOut, OptOutKey
+from optout.services import optouts as optouts_services
 from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
 from tests.optout.consumers import (
@@ -185,7 +186,7 @@ def test_near_copies_past_the_cap_wait_for_review(artist, settings, monkeypatch)
     )
     seed = work(contributor=mine)
     copies = [work() for _ in range(5)]
-    monkeypatch.setattr(services, "near_copies_of", lambda asset_id: [c.pk for c in copies])
+    monkeypatch.setattr(optouts_services, "near_copies_of", lambda asset_id: [c.pk for c in copies])
     response = client_for(artist).post(
         reverse("optout-list"), {"scope": "near_copies", "asset_id": seed.pk}, format="json"
     )

@@ -11,6 +11,7 @@ from optout import registry, services
 from optout import signals as optout_signals
 from optout.exclusions import optout_exclusions
 from optout.models import ClaimStatus, OptOut, OptOutStateChange
+from optout.services import optouts as optouts_services
 from tests.optout.factories import ContributorClaimFactory, DomainClaimFactory
 from tests.provenance.factories import AssetFactory, ContributorFactory
 
@@ -117,7 +118,7 @@ def test_near_copy_optout_of_a_verified_work_is_active_at_once_and_skips_others_
     copy = AssetFactory(domain="rehost.example")
     theirs = AssetFactory(domain="theirs.example")
     DomainClaimFactory(artist=other_artist, domain="theirs.example", status=ClaimStatus.VERIFIED)
-    monkeypatch.setattr(services, "near_copies_of", lambda asset_id: [copy.pk, theirs.pk])
+    monkeypatch.setattr(optouts_services, "near_copies_of", lambda asset_id: [copy.pk, theirs.pk])
     optout, _ = services.optout_create(artist=artist, scope="near_copies", asset_id=seed.pk)
     assert optout.status == OptOut.Status.ACTIVE
     assert sorted(optout.items.values_list("asset_id", flat=True)) == sorted([seed.pk, copy.pk])

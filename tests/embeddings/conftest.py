@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.provenance.factories import AssetFactory, CollectionFactory, ContributorFactory
+
 FIXTURE_COUNT = 16
 
 
@@ -69,19 +71,19 @@ def rendered_fixtures(tmp_path_factory) -> list[dict]:
 @pytest.fixture
 def works(db, rendered_fixtures):
     """Asset rows for the fixture works, credited to three contributors on three domains."""
-    from provenance.models import Asset, Collection, Contributor, ContributorAlias
+    from provenance.models import ContributorAlias
 
-    collection = Collection.objects.create(name="fixtures")
+    collection = CollectionFactory(name="fixtures")
     people = []
     for i, name in enumerate(["Ada Lovelace", "Grace Hopper", "Hedy Lamarr"]):
-        person = Contributor.objects.create(display_name=name, name_key=name.lower().replace(" ", ""))
+        person = ContributorFactory(display_name=name, name_key=name.lower().replace(" ", ""))
         ContributorAlias.objects.create(contributor=person, raw_name=f"{name.split()[0].lower()}_{i}")
         people.append(person)
     domains = ["art.example.org", "cdn.pictures.example.com", "other.test"]
     assets = []
     for i, work in enumerate(rendered_fixtures):
         assets.append(
-            Asset.objects.create(
+            AssetFactory(
                 collection=collection,
                 source=str(work["path"].relative_to(work["path"].parents[2])),
                 url=f"https://{domains[i % 3]}/works/{i}.svg",

@@ -11,6 +11,7 @@ from embeddings.search.clusters import near_copy_ids
 from embeddings.selectors import search_contributor, search_domain, search_text
 from provenance.imaging import load_rgb
 from tests.embeddings.conftest import jpeg_bytes
+from tests.provenance.factories import AssetFactory, CollectionFactory
 
 
 def _image(asset):
@@ -40,15 +41,14 @@ def star_polygons(db, tmp_path):
     from embeddings.services import index_collection
     from provenance.hashing import compute_hashes
     from provenance.imaging import load_rgb_path
-    from provenance.models import Asset, Collection
 
-    collection = Collection.objects.create(name="stars")
+    collection = CollectionFactory(name="stars")
     root = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart" / "shapes" / "stars"
     stars = []
     for path in sorted(root.glob("star_*step.svg")):
         phash, pdq, quality = compute_hashes(load_rgb_path(path).image)
         stars.append(
-            Asset.objects.create(
+            AssetFactory(
                 collection=collection,
                 source=path.name,
                 local_path=str(path),

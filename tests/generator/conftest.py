@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.factories import OperatorFactory
+from tests.provenance.factories import CollectionFactory
 
 TINY = {
     "GENERATOR_RESOLUTION": 16,
@@ -45,9 +46,9 @@ def tiny_generator_settings(settings, tmp_path):
 @pytest.fixture
 def training_assets(db, openclipart_dir: Path):
     """Nine assets by three contributors, each with its contributor in the registry."""
-    from provenance.models import Asset, Collection, Contributor
+    from provenance.models import Asset, Contributor
 
-    collection = Collection.objects.create(name="gen-test")
+    collection = CollectionFactory(name="gen-test")
     files = sorted(openclipart_dir.rglob("*.svg"))[:9]
     assets = []
     for i, path in enumerate(files):

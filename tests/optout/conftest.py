@@ -2,8 +2,8 @@ import pytest
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from tests.core.conftest import connects, sites  # noqa: F401 (fixtures: loopback sites, recorded connects)
 from tests.core.factories import OperatorFactory, UserFactory
-from tests.websignals.conftest import connects, sites  # noqa: F401 (fixtures: loopback sites, recorded connects)
 
 
 @pytest.fixture(autouse=True)

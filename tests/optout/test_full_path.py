@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from tests.core.factories import OperatorFactory
 from tests.optout.conftest import client_for
+from tests.provenance.factories import AssetFactory, CollectionFactory, ContributorFactory
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
 WORK_COUNT = 6
@@ -29,16 +30,15 @@ def fixture_works(db, search_stack, tmp_path):
     from embeddings.services import index_collection
     from provenance.hashing import compute_hashes
     from provenance.imaging import load_rgb, load_rgb_path
-    from provenance.models import Asset, Collection, Contributor
 
-    collection = Collection.objects.create(name="fixtures")
-    ada = Contributor.objects.create(display_name="Ada Painter", name_key="adapainter")
+    collection = CollectionFactory(name="fixtures")
+    ada = ContributorFactory(display_name="Ada Painter", name_key="adapainter")
     assets, images = [], []
     for i, path in enumerate(sorted(FIXTURES.rglob("*.svg"))[:WORK_COUNT]):
         image = load_rgb_path(path).image
         phash, pdq, quality = compute_hashes(image)
         images.append(image)
-        assets.append(Asset.objects.create(
+        assets.append(AssetFactory(
             collection=collection, source=str(path.relative_to(FIXTURES)), url=f"https://ada.example/works/{i}.svg",
             domain="ada.example", local_path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
             format="SVG", title=path.stem, contributor=ada if i < 3 else None, phash=phash, pdq=pdq,
@@ -49,7 +49,7 @@ def fixture_works(db, search_stack, tmp_path):
     copy_path.write_bytes(copy_bytes)
     copy_image = load_rgb(copy_bytes).image
     phash, pdq, quality = compute_hashes(copy_image)
-    copy = Asset.objects.create(
+    copy = AssetFactory(
         collection=collection, source="rehosted.jpg", url="https://mirror.example/x/cat.jpg", domain="mirror.example",
         local_path=str(copy_path), sha256=hashlib.sha256(copy_bytes).hexdigest(), format="JPEG",
         title="re-hosted copy", phash=phash, pdq=pdq, pdq_quality=quality,

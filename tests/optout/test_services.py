@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=False)
 def well_known_server(sites):
     """A real HTTP server on 127.0.0.1 serving /.well-known/provenant-verify.txt with `body["text"]`, reached as
     art.example.test through the injected resolver."""
-    from tests.websignals.conftest import serve
-    from tests.websignals.sites import Page
+    from tests.core.conftest import serve
+    from tests.core.sites import Page
 
     body = {"text": ""}
 

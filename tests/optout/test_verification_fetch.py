@@ -7,9 +7,9 @@ import pytest
 
 from optout import verification
 from optout.models import ClaimStatus, DomainClaim
+from tests.core import sites as sites_module
+from tests.core.sites import Page
 from tests.optout.conftest import client_for
-from tests.websignals import sites as sites_module
-from tests.websignals.sites import Page
 
 WELL_KNOWN = "/.well-known/provenant-verify.txt"
 

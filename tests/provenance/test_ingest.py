@@ -13,6 +13,7 @@ from PIL import Image
 from provenance import services
 from provenance.models import Asset, Contributor, IngestRun, Signal
 from provenance.tasks import ingest_run_task
+from tests.provenance.factories import ContributorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +110,7 @@ def test_linking_an_alias_moves_its_works_to_the_other_contributor(few_works):
     ingest(few_works)
     asset = Asset.objects.exclude(contributor=None).first()
     alias = asset.contributor.aliases.get(raw_name=asset.creator_raw)
-    target = Contributor.objects.create(display_name="Someone Else", name_key="someoneelse")
+    target = ContributorFactory(display_name="Someone Else", name_key="someoneelse")
 
     services.contributor_link_alias(alias_id=alias.id, contributor_id=target.id)
 

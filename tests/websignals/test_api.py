@@ -3,10 +3,10 @@
 import pytest
 from django.test import Client
 
+from tests.core.conftest import serve
 from tests.core.factories import UserFactory
+from tests.core.sites import Page
 from tests.optout.conftest import client_for
-from tests.websignals.conftest import serve
-from tests.websignals.sites import Page
 from tests.websignals.test_crawl import crawl
 from websignals import services
 from websignals.models import SignalCrawl

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from django.utils import timezone
 
+from tests.core.conftest import serve
 from tests.core.factories import UserFactory
+from tests.core.sites import Page
 from tests.optout.conftest import client_for
 from tests.training_filter.conftest import write_manifest
-from tests.websignals.conftest import serve
-from tests.websignals.sites import Page
 from websignals import services
 
 SITES = {

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from tests.websignals.conftest import serve
-from tests.websignals.sites import Page
+from tests.core.conftest import serve
+from tests.core.sites import Page
 from websignals import selectors, services
 from websignals.models import SignalCrawl, SiteEvidence
 

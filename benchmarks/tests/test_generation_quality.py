@@ -1,14 +1,9 @@
 """The generation-quality benchmark's measures, on inputs whose answer is known."""
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
+import generation_quality as gq
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import generation_quality as gq  # noqa: E402
 
 
 def _unit(x):

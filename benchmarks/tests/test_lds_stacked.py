@@ -1,19 +1,14 @@
 """The LDS benchmark's stacked trainer (every model in one vmap) must train each member exactly as it trains alone."""
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
+import attribution_lds
+import lds_stacked
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import attribution_lds  # noqa: E402
-import lds_stacked  # noqa: E402
-
-from generator.ml.diffusion import TrainConfig  # noqa: E402
+from generator.ml.diffusion import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,9 +6,9 @@ import time
 import pytest
 
 from core.fetch import Fetcher, Outcome, fetch_one
-from tests.websignals import sites as sites_module
-from tests.websignals.conftest import serve
-from tests.websignals.sites import Page
+from tests.core import sites as sites_module
+from tests.core.conftest import serve
+from tests.core.sites import Page
 
 
 def test_fetch_connects_to_the_checked_address_with_host_header_and_user_agent(sites, connects, settings):

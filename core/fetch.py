@@ -67,7 +67,7 @@ class Refused(Exception):
 
 
 def system_resolve(host: str) -> list[str]:
-    return [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
 
 
 def connect_port(scheme: str) -> int:

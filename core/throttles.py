@@ -15,13 +15,14 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
 
 def client_address(request: HttpRequest) -> str:
     """The caller's address as the throttles see it (REMOTE_ADDR, or the NUM_PROXIES-th address from the right
     of X-Forwarded-For when the site sits behind that many trusted proxies)."""
-    return BaseThrottle().get_ident(request) or ""
+    return BaseThrottle().get_ident(Request(request)) or ""
 
 
 class SettingsScopedRateThrottle(ScopedRateThrottle):

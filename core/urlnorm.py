@@ -15,6 +15,7 @@ import re
 from urllib.parse import parse_qsl, urlencode
 
 from ada_url import parse_url
+from ada_url.ada_adapter import ParseAttributes
 
 _DEFAULT_PORTS = ("80", "443")
 _SPECIAL = ("http:", "https:")
@@ -23,7 +24,7 @@ _PLAIN_HOST = re.compile(r"[a-z0-9.\-]+")  # what WHATWG host parsing leaves as 
 _NUMERIC_END = re.compile(r"(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)\.?$")  # WHATWG parses such a host as IPv4
 
 
-def parse_http_url(url: str) -> dict | None:
+def parse_http_url(url: str) -> ParseAttributes | None:
     """The WHATWG parse of an http(s) URL (a bare `host/path` is taken as http://), or None."""
     url = url.strip()
     if not url:

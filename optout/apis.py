@@ -3,11 +3,13 @@ is not revealed); operator-only actions answer 403 to artists."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.parsers import BaseParser, ParseError
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,7 +31,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 def _page(request, view, queryset, serializer_class) -> Response:
     paginator = DefaultPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
+    page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 

@@ -47,13 +47,12 @@ def assets_under_domain(host: str) -> QuerySet[Asset]:
 def verified_owners(asset_ids: Iterable[int]) -> dict[int, int]:
     """{asset id: artist id} for works a verified artist owns, by contributor identity or by domain."""
     ids = list(asset_ids)
-    rows = Asset.objects.filter(pk__in=ids).values_list("pk", "contributor_id", "domain")
+    rows = list(Asset.objects.filter(pk__in=ids).values_list("pk", "contributor_id", "domain"))
     contributor_owner = dict(
         ContributorClaim.objects.filter(status=ClaimStatus.VERIFIED).values_list(
             "contributor_id", "artist_id"
         )
     )
-    rows = list(rows)
     hosts = {h for _, _, domain in rows if domain for h in parent_domains(domain)}
     domain_owner = dict(
         DomainClaim.objects.filter(status=ClaimStatus.VERIFIED, domain__in=hosts).values_list(

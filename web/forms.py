@@ -35,7 +35,7 @@ class SearchForm(forms.Form):
         return upload
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("image") and not (data.get("q") or "").strip() and not self.errors:
             raise forms.ValidationError("Choose a picture to upload or type something to search for.")
         return data
@@ -60,7 +60,7 @@ class SignupForm(forms.Form):
         return username
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", "The two passwords differ.")
         return data

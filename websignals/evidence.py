@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from websignals.rules import WEB_RULES, Decision
 
@@ -26,9 +26,16 @@ _META = re.compile(
 
 
 class EvidenceLike(Protocol):
-    document: str
-    url: str
-    body: str
+    # read-only members: a frozen dataclass or a model row satisfies them
+    @property
+    def document(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+
+
+Evidence = TypeVar("Evidence", bound=EvidenceLike)
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,10 @@ def signals_of(row: EvidenceLike) -> list[WebSignal]:
     return signals
 
 
-def judge(rows: Iterable[EvidenceLike], url: str) -> tuple[Decision, EvidenceLike] | None:
+def judge(rows: Iterable[Evidence], url: str) -> tuple[Decision, Evidence] | None:
     """The first denial for `url` (in PRECEDENCE order) and the evidence row it came from; None if none denies.
     Header rows apply only to the URL they were fetched for (the caller passes only those)."""
-    by_document: dict[str, list[EvidenceLike]] = {}
+    by_document: dict[str, list[Evidence]] = {}
     for row in rows:
         by_document.setdefault(row.document, []).append(row)
     for document in PRECEDENCE:

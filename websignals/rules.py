@@ -25,9 +25,13 @@ DEFAULT_AGENTS: tuple[str, ...] = ("provenant",)
 
 
 class SignalLike(Protocol):
-    kind: str
-    value: str
-    location: str
+    # read-only members: a frozen dataclass or a model row satisfies them
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def location(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def signal_crawl_batch_claim(*, crawl_id: int, index: int, worker: str) -> bool:
 
 
 def signal_crawl_batch_run(
-    *, crawl_id: int, index: int, worker: str, on_host: Callable[[HostResult], None] | None = None
+    *, crawl_id: int, index: int, worker: str, on_host: Callable[[HostResult], object] | None = None
 ) -> str:
     """Crawl one batch. Returns 'done', 'already-done' or 'busy'."""
     batch = SignalCrawlBatch.objects.select_related("crawl").get(crawl_id=crawl_id, index=index)

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Every value a deployment may change is read here, from the environment."""
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -112,7 +113,7 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when the f
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("PROVENANT_MEDIA_ROOT", default=str(DATA_DIR / "media")))
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

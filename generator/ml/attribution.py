@@ -153,9 +153,12 @@ def _worker_start(model: nn.Module, config: FeatureConfig, resolution: int) -> N
 
 
 def _worker_features(job: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
+    worker = _WORKER
+    if worker is None:
+        raise RuntimeError("the worker's featurizer is made by its pool initializer")
     images, conds = job
     x, c = torch.from_numpy(images), None if conds is None else torch.from_numpy(conds)
-    return torch.stack([_WORKER(x[i], None if c is None else c[i]) for i in range(x.shape[0])]).numpy()
+    return torch.stack([worker(x[i], None if c is None else c[i]) for i in range(x.shape[0])]).numpy()
 
 
 def unit_normalise(phi):
@@ -247,10 +250,9 @@ class GramFeaturizer(nn.Module):
     def __init__(self, seed: int = 7):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.convs = nn.ModuleList(
-            [nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1, stride=2)]
-        )
-        for conv in self.convs:
+        convs = [nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1, stride=2)]
+        self.convs = nn.ModuleList(convs)
+        for conv in convs:
             with torch.no_grad():
                 conv.weight.copy_(
                     torch.randn(conv.weight.shape, generator=g) / np.sqrt(conv.weight[0].numel())

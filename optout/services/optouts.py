@@ -4,6 +4,8 @@ artist's verified claims allow it (optout.services.transitions)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -57,12 +59,13 @@ def optout_create(
     )  # fmt: skip
     if digest and (existing := idempotency.replay_of(artist=artist, digest=digest, fingerprint=fingerprint)):
         return existing, False
-    builder = {
+    builders: dict[str, Callable[..., dict]] = {
         Scope.WORKS: _plan_works,
         Scope.NEAR_COPIES: _plan_near_copies,
         Scope.CONTRIBUTOR: _plan_contributor,
         Scope.DOMAIN: _plan_domain,
-    }.get(scope)
+    }
+    builder = builders.get(scope)
     if builder is None:
         raise ApplicationError(f"Unknown scope {scope!r}.", extra={"scopes": list(Scope.values)})
     plan = builder(

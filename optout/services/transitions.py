@@ -11,6 +11,7 @@ activated/revoked signals go out only after commit.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -47,7 +48,7 @@ def optout_history_write(*, optout: OptOut, from_status: str, to: str, actor, no
     )
 
 
-ALLOWED_TRANSITIONS = {
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     Status.ACTIVE: {Status.PENDING},
     Status.REJECTED: {Status.PENDING},
     Status.REVOKED: {Status.PENDING, Status.ACTIVE},
@@ -78,7 +79,7 @@ def optout_transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
     if current.status not in sources:
         optout.status = current.status
         return False
-    from_status, left_out = current.status, {}
+    from_status, left_out = current.status, dict[str, Any]()
     if to == Status.ACTIVE:
         to, note, left_out = _gate_at_activation(current, note)
     OptOut.objects.filter(pk=optout.pk).update(status=to, updated_at=timezone.now())

@@ -8,7 +8,6 @@ from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -49,10 +48,10 @@ def _safe_next(request: HttpRequest) -> str:
 class ArtistLoginView(LoginView):
     template_name = "web/login.html"
     redirect_authenticated_user = True
-    next_page = reverse_lazy("web:home")
+    next_page = "web:home"  # a URL name: LoginView resolves it
 
 
 class ArtistLogoutView(LogoutView):
     """POST only (Django's LogoutView refuses GET), so a link on another site cannot sign anyone out."""
 
-    next_page = reverse_lazy("web:home")
+    next_page = "web:home"  # a URL name: LogoutView resolves it

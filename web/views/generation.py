@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404, HttpRequest, HttpResponse
@@ -54,7 +55,7 @@ def generated(request: HttpRequest, image_id: int) -> HttpResponse:
 
 def _report(request: HttpRequest):
     form = ReportForm(request.GET or None, initial={"method": "gradient", "pool": 1000})
-    data = (
+    data: dict[str, Any] = (
         form.cleaned_data
         if form.is_bound and form.is_valid()
         else {"method": "gradient", "pool": Decimal(1000)}

@@ -39,7 +39,7 @@ def thumbnail(request: HttpRequest, asset_id: int, size: int) -> HttpResponse:
 
 
 @require_GET
-def generated_image(request: HttpRequest, image_id: int) -> HttpResponse:
+def generated_image(request: HttpRequest, image_id: int) -> FileResponse:
     image = GeneratedImage.objects.filter(pk=image_id).first()
     if image is None or not _may_see(request, image):
         raise Http404("No such image.")

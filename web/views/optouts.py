@@ -25,9 +25,9 @@ def optout_confirm(request: HttpRequest) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     form = OptOutConfirmForm(source if request.method == "POST" else None, initial=source.dict())
     asset = _asset_or_404(source.get("asset"))
-    scope = (
-        source.get("scope") if source.get("scope") in dict(OptOutConfirmForm.SCOPES) else OptOut.Scope.WORKS
-    )
+    labels: dict[str, str] = dict(OptOutConfirmForm.SCOPES)
+    requested = source.get("scope", "")
+    scope = requested if requested in labels else OptOut.Scope.WORKS
     if request.method == "POST" and form.is_valid():
         try:
             optout = _create(request, asset=asset, scope=scope, reason=form.cleaned_data["reason"])
@@ -41,7 +41,7 @@ def optout_confirm(request: HttpRequest) -> HttpResponse:
             return redirect("web:my-optouts")
     copies = _near_copies(asset) if scope == OptOut.Scope.NEAR_COPIES else [asset.pk]
     context = {"form": form, "asset": asset, "scope": scope, "copies": copies[:PREVIEW_COPIES],
-               "copy_count": len(copies), "scope_label": dict(OptOutConfirmForm.SCOPES)[scope]}  # fmt: skip
+               "copy_count": len(copies), "scope_label": labels[scope]}  # fmt: skip
     return render(request, "web/optout_confirm.html", context, status=400 if form.errors else 200)
 
 
@@ -70,10 +70,11 @@ def _create(request: HttpRequest, *, asset: Asset, scope: str, reason: str) -> O
 
 @login_required
 def my_optouts(request: HttpRequest) -> HttpResponse:
-    optouts = list(selectors.artist_optouts(artist=request.user)[:100])
-    for optout in optouts:
-        optout.preview_ids = selectors.optout_asset_ids(optout=optout, limit=8)
-    return render(request, "web/my_optouts.html", {"optouts": optouts})
+    rows = [
+        {"optout": optout, "preview_ids": selectors.optout_asset_ids(optout=optout, limit=8)}
+        for optout in selectors.artist_optouts(artist=request.user)[:100]
+    ]
+    return render(request, "web/my_optouts.html", {"rows": rows})
 
 
 @login_required

@@ -51,8 +51,7 @@ class SignalAdmin(admin.ModelAdmin):
 class IngestShardInline(admin.TabularInline):
     model = IngestShard
     extra = 0
-    fields = ["index", "path", "status", "rows_done", "rows_total", "claimed_by", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("index", "path", "status", "rows_done", "rows_total", "claimed_by", "error")
 
 
 @admin.register(IngestRun)

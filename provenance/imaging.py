@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 64_000_000
 # MPO is what Pillow calls a camera JPEG carrying a second picture (a preview or a stereo pair): it is a JPEG
@@ -44,10 +44,10 @@ def _svg_aspect(root) -> float:
     numbers = [float(n) for n in re.findall(r"[-+]?\d*\.?\d+", root.get("viewBox", ""))]
     if len(numbers) == 4 and numbers[2] > 0 and numbers[3] > 0:
         return numbers[3] / numbers[2]
-    size = [re.match(r"\s*([\d.]+)", root.get(k, "") or "") for k in ("width", "height")]
-    if all(size):
+    width_match, height_match = (re.match(r"\s*([\d.]+)", root.get(k, "") or "") for k in ("width", "height"))
+    if width_match and height_match:
         try:
-            width, height = float(size[0].group(1)), float(size[1].group(1))
+            width, height = float(width_match.group(1)), float(height_match.group(1))
             return height / width if width > 0 and height > 0 else 1.0
         except ValueError:
             return 1.0
@@ -156,7 +156,7 @@ def load_rgb(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise ImageRejected("not an image (unrecognised format)") from exc
     except Image.DecompressionBombError as exc:
@@ -171,7 +171,7 @@ def load_rgb(
             f"the {max_pixels / 1e6:.0f} MP limit"
         )
     info = dict(image.info)
-    if image_format == "TIFF" and 700 in image.tag_v2:
+    if isinstance(image, TiffImagePlugin.TiffImageFile) and 700 in image.tag_v2:
         info["xmp"] = image.tag_v2[700]  # TIFF keeps XMP in a tag, not in info
     try:
         if max_side and image_format == "JPEG":

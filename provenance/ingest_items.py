@@ -9,11 +9,15 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provenance.datasets.readers import MAX_IMAGE_BYTES as MAX_FILE_BYTES
 from provenance.hashing import compute_hashes
 from provenance.imaging import ImageRejected, check_svg, is_svg, load_rgb
 from provenance.metadata import FoundSignal, WorkMetadata, raster_metadata, sidecar_metadata, svg_metadata
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SVG_MAX_SIDE = 768  # enough for hashes, embeddings (224 px) and keypoint verification
 # A drawing has no native pixel size: a pre-rendered raster smaller than this (openclipart-png ships a third of its
@@ -141,7 +145,7 @@ def _dataset_fields(row: dict) -> dict:
 
 @dataclass
 class _Decoded:
-    image: object
+    image: Image.Image
     format: str
     width: int
     height: int

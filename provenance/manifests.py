@@ -86,7 +86,7 @@ def _iter_jsonl(path: Path) -> Iterator[dict]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 row = {"__error__": f"line {number}: invalid JSON ({exc.msg})"}
             yield row if isinstance(row, dict) else {"__error__": f"line {number}: not a JSON object"}
 

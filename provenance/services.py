@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.pool
 import tarfile
 import time
 from collections import Counter
@@ -326,7 +327,7 @@ class reader:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.pool = None
+        self.pool: multiprocessing.pool.Pool | None = None
 
     def __enter__(self) -> Callable[[list[ItemInput]], list[ItemResult]]:
         if self.workers > 1:

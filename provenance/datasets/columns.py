@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 
 URL_COLUMNS = ("url", "URL")
@@ -12,7 +13,13 @@ CAPTION_COLUMNS = ("caption", "text", "TEXT")
 AUTHOR_COLUMNS = ("author", "creator", "artist")
 LICENCE_COLUMNS = ("licence", "license", "LICENSE")
 PATH_COLUMNS = ("local_path", "path", "filepath", "file")
-SIGNAL_COLUMNS = ("x_robots_tag", "X-Robots-Tag", "x-robots-tag", "tdm_reservation", "tdm-reservation")
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "x_robots_tag",
+    "X-Robots-Tag",
+    "x-robots-tag",
+    "tdm_reservation",
+    "tdm-reservation",
+)
 SIGNAL_COLUMNS += ("data_mining", "DataMining")
 # img2dataset's own bookkeeping, read for what it says (status) rather than kept as extras
 STATUS_COLUMNS = ("status", "error_message")
@@ -68,7 +75,7 @@ def exif_of(row: dict) -> dict:
     return parsed if isinstance(parsed, dict) else {"raw": str(value)[:2000]}
 
 
-def extras_of(row: dict, skip: set[str] = frozenset()) -> dict:
+def extras_of(row: dict, skip: AbstractSet[str] = frozenset()) -> dict:
     """Every column the product does not read itself, JSON-safe, so nothing a dataset says is lost."""
     extras = {
         name: _plain(value)

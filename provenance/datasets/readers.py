@@ -80,7 +80,9 @@ def _tar_records(shard: Path, root: Path, start: int) -> Iterator[Record]:
 def _tar_samples(shard: Path, start: int) -> Iterator[tuple[int, str, dict[str, bytes] | None, str]]:
     """(number, key, {suffix: bytes}, error) per sample, streaming ("r|"): one member in memory at a time.
     Samples before `start` come with no members: they are passed over unread."""
-    number, key, members, error = -1, None, None, ""
+    members: dict[str, bytes] | None = None
+    key: str | None = None
+    number, error = -1, ""
     with tarfile.open(shard, mode="r|*") as stream:
         for info in stream:
             match = _KEY_SPLIT.match(info.name)
@@ -126,7 +128,9 @@ def _files_records(shard: Path, root: Path, start: int) -> Iterator[Record]:
 
 
 def _file_sample(number: int, source: str, files: dict[str, Path]) -> Record:
-    members = {s: files[s].read_bytes() for s in ("json", "txt") if s in files and not files[s].is_symlink()}
+    members: dict[str, bytes] = {
+        s: files[s].read_bytes() for s in ("json", "txt") if s in files and not files[s].is_symlink()
+    }
     row = _sample_row(members)
     images = [p for s, p in files.items() if f".{s.rsplit('.', 1)[-1]}" in IMAGE_SUFFIXES]
     if not images:

@@ -61,8 +61,9 @@ class Command(BaseCommand):
             run = self._create(options)
         self.stdout.write(f"layout: {run.layout}, {run.shards.count()} shard(s)")
         if options["use_celery"]:
-            transaction.on_commit(lambda: enqueue_ingest(run.id))
-            self.stdout.write(f"queued ingest run {run.id}")
+            run_id = run.id
+            transaction.on_commit(lambda: enqueue_ingest(run_id))
+            self.stdout.write(f"queued ingest run {run_id}")
             return
         run = self._run_with_progress(run, options["workers"])
         self._summary(run, options["show_errors"])
@@ -105,7 +106,8 @@ class Command(BaseCommand):
         extra = f"; not downloaded (not works): {not_downloaded}" if not_downloaded else ""
         if run.sha256_mismatches:
             extra += f"; {run.sha256_mismatches} sha256 mismatches"
-        elapsed = (run.finished_at - run.started_at).total_seconds()
+        ended, began = run.finished_at, run.started_at
+        elapsed = (ended - began).total_seconds() if ended and began else 0.0
         self.stdout.write(
             f"ingest {run.status} ({run.layout}): {run.processed} seen, {run.new} new, {run.skipped} skipped, "
             f"{run.failed} failed{extra} in {elapsed:.1f} s ({run.images_per_second:.1f} rows/s) "

@@ -8,7 +8,7 @@ OPENCLIPART ?= /usr/share/openclipart
 TEST_DATABASE_URL ?= postgres://provenant:provenant@127.0.0.1:5432/provenant
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup demo test lint format services demo-data img2dataset
+.PHONY: setup demo test lint typecheck format services demo-data img2dataset
 
 # A stamp keyed on the dependency files: a second `make setup` with nothing changed does nothing.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -35,6 +35,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# mypy with the Django and DRF plugins over the apps (configured in pyproject.toml)
+typecheck: setup
+	$(VENV)/bin/mypy
+
 format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -43,6 +47,7 @@ test: setup services img2dataset
 	bash scripts/browser.sh
 	bash scripts/test-tools.sh
 	$(MAKE) lint
+	$(MAKE) typecheck
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PROVENANT_REQUIRE_BROWSER=1 $(VENV)/bin/pytest
 
 demo-data:

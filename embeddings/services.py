@@ -199,16 +199,14 @@ class _Buffers:
             self.embedded.add(
                 [d.item.asset_id for d in to_embed], encoder.encode_images([d.image for d in to_embed])
             )
-        with_thumbnail = [d for d in decoded if d.thumbnail is not None]
-        if with_thumbnail:
-            self.thumbnailed.add(
-                [d.item.asset_id for d in with_thumbnail], np.stack([d.thumbnail for d in with_thumbnail])
-            )
-        with_parts = [d for d in decoded if d.parts]
-        if with_parts and self.parted is not None:
+        thumbnails = [(d.item.asset_id, d.thumbnail) for d in decoded if d.thumbnail is not None]
+        if thumbnails:
+            self.thumbnailed.add([i for i, _ in thumbnails], np.stack([t for _, t in thumbnails]))
+        work_parts = [(d.item.asset_id, d.parts) for d in decoded if d.parts]
+        if work_parts and self.parted is not None:
             self.parted.add(
-                [d.item.asset_id for d in with_parts for _ in d.parts],
-                encoder.encode_images([part for d in with_parts for part in d.parts]),
+                [i for i, ps in work_parts for _ in ps],
+                encoder.encode_images([part for _, ps in work_parts for part in ps]),
             )
 
     def flush(self, minimum: int = 1) -> tuple[int, int]:

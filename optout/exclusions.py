@@ -37,7 +37,8 @@ def _load_owners(*, after: int = 0) -> dict[int, frozenset[int]]:
         return {}
     named = OptOutKey.objects.filter(active=True, kind=OptOutKey.Kind.ASSET, asset_id__gt=after)
     for asset_id, optout_id in named.values_list("asset_id", "optout_id").iterator(chunk_size=5000):
-        owners.setdefault(int(asset_id), set()).add(artist_of[optout_id])
+        if asset_id is not None:  # asset_id__gt already leaves out keys without a work
+            owners.setdefault(asset_id, set()).add(artist_of[optout_id])
     works = Asset.objects.order_by("pk").values_list("pk", "url", "sha256", "phash")
     last = after
     while batch := list(works.filter(pk__gt=last)[:_BATCH]):

@@ -8,8 +8,16 @@ class ManifestShardInline(admin.TabularInline):
     model = ManifestShard
     extra = 0
     can_delete = False
-    readonly_fields = ["index", "status", "rows_in", "rows_out", "removed", "attempts", "claimed_by", "error"]
-    fields = readonly_fields
+    fields = readonly_fields = (
+        "index",
+        "status",
+        "rows_in",
+        "rows_out",
+        "removed",
+        "attempts",
+        "claimed_by",
+        "error",
+    )
 
 
 @admin.register(ManifestBuild)

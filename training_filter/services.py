@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -170,7 +171,7 @@ def _shard_registry(build: ManifestBuild):
     return registry
 
 
-def _shard_paths(build: ManifestBuild, index: int) -> dict[str, Path]:
+def _shard_paths(build: ManifestBuild, index: int) -> dict[str, Any]:
     folder = work_dir(build)
     return {
         "out_path": folder / f"part-{index:05d}.parquet",
@@ -213,7 +214,7 @@ def _shard_done(*, shard: ManifestShard, worker: str, result) -> None:
 
 
 def manifest_shards_run_local(
-    *, build_id: int, indexes: list[int], processes: int, on_done: Callable[[], None] = lambda: None
+    *, build_id: int, indexes: list[int], processes: int, on_done: Callable[[], object] = lambda: None
 ) -> None:
     """The CLI's build: a Parquet input's shards in `processes` forked processes on this machine (pyarrow and
     numpy hold the GIL for much of a shard, so threads do not scale), all of them sharing the registry index
@@ -245,7 +246,7 @@ def _run_forked(
 
     from training_filter.pipeline.shard import filter_parquet_shard
 
-    arguments = {
+    arguments: dict[str, Any] = {
         "ref": build.input_ref,
         "batch_rows": settings.MANIFEST_BATCH_ROWS,
         "registry_path": str(work_dir(build) / "registry.arrow"),
@@ -368,6 +369,8 @@ def manifest_builds_refresh() -> list[ManifestBuild]:
         )
         if in_flight.exists():
             continue
-        argument = {"collection": ref} if kind == ManifestBuild.InputKind.COLLECTION else {"input_path": ref}
+        argument: dict[str, Any] = (
+            {"collection": ref} if kind == ManifestBuild.InputKind.COLLECTION else {"input_path": ref}
+        )
         created.append(manifest_build_create(**argument, trigger="beat"))
     return created

@@ -23,7 +23,18 @@ from training_filter.pipeline import parquet_input
 from training_filter.pipeline.registry import SNAPSHOT_SCHEMA, snapshot_batch
 from training_filter.pipeline.shard import OUTPUT_SCHEMA, ROW_SIGNAL_PREFIX
 
-_ASSET_FIELDS = ("id", "key", "url", "caption", "title", "keywords", "width", "height", "sha256", "phash")
+_ASSET_FIELDS: tuple[str, ...] = (
+    "id",
+    "key",
+    "url",
+    "caption",
+    "title",
+    "keywords",
+    "width",
+    "height",
+    "sha256",
+    "phash",
+)
 _ASSET_FIELDS += ("contributor__display_name", "creator_raw", "licence", "local_path")
 SNAPSHOT_BATCH_ROWS = 100_000
 
@@ -160,7 +171,8 @@ def _signal_rows(build: ManifestBuild) -> Iterator[tuple[str, str, str, str, str
         return
     per_asset: dict[int, list[Signal]] = {}
     for signal in signals.filter(asset__collection__name=build.input_ref):
-        per_asset.setdefault(signal.asset_id, []).append(signal)
+        if signal.asset_id is not None:  # the filter on the asset's collection leaves out domain signals
+            per_asset.setdefault(signal.asset_id, []).append(signal)
     urls = dict(Asset.objects.filter(id__in=list(per_asset)).values_list("id", "url"))
     for asset_id, own in sorted(per_asset.items()):
         denial = signal_denial(own, url=urls.get(asset_id, ""), domain_rules=[])

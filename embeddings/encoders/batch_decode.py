@@ -65,8 +65,8 @@ def iter_pixel_batches(
     """Batches in input order; `workers=0` decodes in this process (no fork)."""
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(
-        _DecodeItems(paths, preprocess, max_side),
+    loader: DataLoader = DataLoader(
+        _DecodeItems(paths, preprocess, max_side),  # type: ignore[arg-type]  # any map-style object serves
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

@@ -317,7 +317,7 @@ def train_heads(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     model.visual.head.train()
     model.text.proj.train()
-    history = []
+    history: list[float] = []
     # Small matmuls gain nothing from a second thread, and on a shared CPU OpenMP barriers made an epoch 50x
     # slower with 2 threads (26 s vs 0.5 s measured under load): train single-threaded.
     threads = torch.get_num_threads()

@@ -65,7 +65,7 @@ def image_feature_table(
     cache: dict[str, Any] = {}
     if cache_file and cache_file.exists():
         cache = torch.load(cache_file, weights_only=True)
-    keys = {}
+    keys: dict[int, str | None] = {}
     for i, path in enumerate(paths):
         try:
             keys[i] = _cache_key(path, DECODE_MAX_SIDE)

@@ -168,7 +168,7 @@ class OpenClipEncoder:
 
         torch.set_num_threads(self.threads or _setting("PROVENANT_TORCH_THREADS", 2))
         path = self.weights_file
-        if self.is_default_model:
+        if self.is_default_model and path is not None:  # the default model always has a weights file
             dm.set_offline_env()
             import transformers
 

@@ -31,7 +31,8 @@ class EmbeddingSpace:
 
 
 class Encoder(Protocol):
-    space: EmbeddingSpace
+    @property
+    def space(self) -> EmbeddingSpace: ...  # read-only: an implementation may compute it
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
         """float32 array (n, dim), rows L2-normalised."""

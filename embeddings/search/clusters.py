@@ -35,7 +35,8 @@ def assign_clusters(hits: list[Hit]) -> None:
 
 
 def _near_copy_pairs(ids: list[int]) -> list[tuple[int, int]]:
-    phashes = dict(Asset.objects.filter(id__in=ids, phash__isnull=False).values_list("id", "phash"))
+    rows = Asset.objects.filter(id__in=ids, phash__isnull=False).values_list("id", "phash")
+    phashes = {asset_id: phash for asset_id, phash in rows if phash is not None}
     vectors = vector_store().get(ids)
     pairs = []
     for i in range(len(ids)):

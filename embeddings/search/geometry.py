@@ -49,7 +49,7 @@ def orb_features(image: Image.Image, *, max_keypoints: int = MAX_KEYPOINTS) -> F
     import cv2
 
     gray = feature_image(image)
-    orb = cv2.ORB_create(nfeatures=max_keypoints)
+    orb = cv2.ORB_create(nfeatures=max_keypoints)  # type: ignore[attr-defined]  # absent from cv2's bundled stubs
     keypoints, descriptors = orb.detectAndCompute(np.asarray(gray), None)
     if descriptors is None:
         return EMPTY

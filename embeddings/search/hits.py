@@ -68,7 +68,8 @@ def diversify(ranked: list[Hit], top_k: int, per_cluster: int) -> list[Hit]:
     near-identical ones (star polygons, a flag's variants) matches the whole series, which would push a second
     picture in the query, or a weaker true match, off the page."""
     taken: dict[int, int] = {}
-    first, later = [], []
+    first: list[Hit] = []
+    later: list[Hit] = []
     for hit in ranked:
         key = hit.cluster if hit.cluster is not None else hit.asset_id
         (first if taken.get(key, 0) < per_cluster else later).append(hit)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -149,7 +149,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_max: int, train_m
     if kind == "ivf":
         rng = np.random.default_rng(0)
         # k-means wants ~40 points per list: 200k suffice for 4096 lists (1M vectors), not for 8192 (part vectors)
-        size = min(len(vectors), max(train_max, 40 * index.nlist))
+        size = min(len(vectors), max(train_max, 40 * index.nlist))  # type: ignore[attr-defined]  # faiss's SWIG types: an IVF index
         sample = vectors[rng.choice(len(vectors), size=size, replace=False)]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
@@ -215,7 +215,7 @@ def _publish_locked(space: EmbeddingSpace, exact_max: int) -> dict:
 
 @dataclass
 class LoadedIndex:
-    index: object
+    index: Any  # a faiss index: faiss's SWIG wrappers carry no usable types
     kind: str
     mtime_ns: int
 
@@ -264,14 +264,16 @@ def search_vectors(
         # kept alive until the search returns: FAISS holds raw pointers to both selectors
         batch = faiss.IDSelectorBatch(np.fromiter(exclude_ids, dtype=np.int64))
         selector = faiss.IDSelectorNot(batch)
+    # faiss's SWIG constructors take the parameters as keywords, which its generated signatures do not declare
+    params: Any
     if loaded.kind == "ivf":
         params = (
-            faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
             if selector
-            else faiss.SearchParametersIVF(nprobe=nprobe)
+            else faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
         )
     else:
-        params = faiss.SearchParameters(sel=selector) if selector else None
+        params = faiss.SearchParameters(sel=selector) if selector else None  # type: ignore[call-arg]
     k = min(k, loaded.index.ntotal)
     scores, ids = loaded.index.search(queries, k, params=params)
     return scores, ids

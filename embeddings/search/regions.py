@@ -186,7 +186,7 @@ def _merge(boxes: list[list[int]], gap: float) -> list[tuple[int, int, int, int]
             else:
                 out.append(box)
         boxes = out
-    return [tuple(b) for b in boxes]
+    return [(int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b in boxes]
 
 
 def _cut(pixels: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:

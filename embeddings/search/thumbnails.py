@@ -14,6 +14,7 @@ model does not recompute it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,7 +41,7 @@ def thumbnail_vector(image: Image.Image) -> np.ndarray:
 
 # The eight ways to turn or flip a square: the thumbnail of a turned or flipped picture is the thumbnail turned or
 # flipped (the box filter squashes every picture to the same square), so a copy's orientation costs no image work.
-ORIENTATIONS = {
+ORIENTATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "": lambda a: a,
     " (mirrored)": np.fliplr,
     " (upside down)": np.flipud,

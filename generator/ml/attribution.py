@@ -257,7 +257,8 @@ class GramFeaturizer(nn.Module):
                 conv.weight.copy_(
                     torch.randn(conv.weight.shape, generator=g) / np.sqrt(conv.weight[0].numel())
                 )
-                conv.bias.zero_()
+                if conv.bias is not None:
+                    conv.bias.zero_()
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -99,7 +99,7 @@ class RegistryIndex:
         self.kinds: dict[str, KindIndex] = {}
         # judges a URL against domain-level signal payloads: (url, [json]) -> (rule, reason) | None;
         # None (no evaluator) treats every domain-level signal as denying
-        self.signal_evaluator = None
+        self.signal_evaluator: Callable[[str, list[str]], tuple[str, str] | None] | None = None
         kind_col = snapshot.column("kind")
         for kind in (*EXACT_KINDS, "phash"):
             part = _kind_slice(snapshot, kind_col, kind)

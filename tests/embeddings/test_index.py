@@ -4,6 +4,7 @@ import pytest
 from embeddings.models import IndexRun
 from embeddings.search import index
 from embeddings.services import index_collection
+from tests.embeddings.factories import IndexRunFactory
 
 
 def test_index_run_embeds_every_work_and_publishes_an_exact_index(indexed_works, fake_encoder):
@@ -188,7 +189,7 @@ def test_a_failing_batch_marks_the_run_failed_with_its_reason(works, fake_encode
     from embeddings import services
     from embeddings.tasks import index_batch_task
 
-    run = IndexRun.objects.create(collection=works[0].collection, space_id="x", status="running", total=3)
+    run = IndexRunFactory(collection=works[0].collection, status="running", total=3)
     monkeypatch.setattr(services, "_decode", lambda *args: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         index_batch_task.delay(run.pk, [w.id for w in works[:3]])

@@ -2,8 +2,8 @@
 
 import pytest
 from django.contrib.auth.models import User
-from django.utils import timezone
 
+from tests.training_filter.factories import ManifestBuildFactory
 from training_filter.models import ManifestBuild
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ def test_admin_rebuild_action_queues_a_build_of_the_same_input(client, manifest_
     from tests.training_filter.conftest import write_manifest
 
     write_manifest(path, [{"key": "a", "url": "https://x.org/a.jpg"}])
-    old = ManifestBuild.objects.create(input_kind="parquet", input_ref=str(path), as_of=timezone.now())
+    old = ManifestBuildFactory(input_ref=str(path))
     response = client.post(
         "/admin/training_filter/manifestbuild/", {"action": "rebuild_now", "_selected_action": [old.pk]}
     )

@@ -11,6 +11,7 @@ from knox.models import AuthToken
 
 from tests.core.factories import OperatorFactory
 from tests.training_filter.conftest import FakeRegistryRow, write_manifest
+from tests.training_filter.factories import ManifestBuildFactory
 from tests.training_filter.test_builds import ROWS, run_build
 from training_filter.models import ManifestBuild
 
@@ -55,7 +56,7 @@ def test_a_bad_request_gets_a_readable_message(api_client, operator):
 
 
 def test_token_holders_list_published_builds_with_progress_and_stats(token_holder, published):
-    ManifestBuild.objects.create(input_kind="parquet", input_ref="x", as_of=timezone.now())  # pending
+    ManifestBuildFactory()  # pending
     body = token_holder.get("/api/manifests/builds/").json()
     assert [b["id"] for b in body["results"]] == [published.pk]
     detail = token_holder.get(f"/api/manifests/builds/{published.pk}/").json()

@@ -1,5 +1,5 @@
 """Generation and report pages, on ledger rows written directly (training a generator is the generator's tests'
-business). Skipped while the generator app is not installed."""
+business)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-pytest.importorskip("generator.models")
+from tests.generator.factories import GeneratorModelFactory
+from tests.training_filter.factories import ManifestBuildFactory
+
 pytestmark = pytest.mark.django_db
 
 
@@ -27,13 +30,12 @@ def people(db):
 
 @pytest.fixture
 def generated(people, settings, tmp_path):
-    from django.utils import timezone
     from PIL import Image
 
-    from generator.models import AttributionRecord, GeneratedImage, GeneratorModel
+    from generator.models import AttributionRecord, GeneratedImage
 
     settings.MEDIA_ROOT = tmp_path / "media"
-    model = GeneratorModel.objects.create(version="g-test", status="ready", trained_at=timezone.now())
+    model = GeneratorModelFactory(version="g-test", status="ready", trained_at=timezone.now())
     image = GeneratedImage(
         model=model, prompt="a red bird", seed=7, resolution=32, created_by=people["owner"]
     )
@@ -91,13 +93,7 @@ def test_generate_page_shows_the_current_model_and_a_labelled_prompt(generated, 
 
 
 def test_dashboard_shows_build_progress_and_stale_generators(people, generated):
-    tf_models = pytest.importorskip("training_filter.models")
-    from django.utils import timezone
-
-    tf_models.ManifestBuild.objects.create(
-        input_kind=tf_models.ManifestBuild.InputKind.values[0], input_ref="demo", as_of=timezone.now(),
-        status="running", shards_total=4, shards_done=1,
-    )  # fmt: skip
+    ManifestBuildFactory(input_ref="demo", status="running", shards_total=4, shards_done=1)
     generated.model.status, generated.model.stale_reason = "stale", "opt-out #3 covers 2 training works"
     generated.model.stale_at = timezone.now()
     generated.model.save()

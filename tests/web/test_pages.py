@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from tests.embeddings.factories import IndexRunFactory
 from tests.web.conftest import cropped_jpeg
 
 pytestmark = pytest.mark.django_db
@@ -221,12 +222,10 @@ def test_a_work_without_a_title_is_named_after_its_file_and_says_where_it_sits(d
 
 
 def test_the_dashboard_shows_indexing_progress(demo_works, operator):
-    from embeddings.models import IndexRun
 
-    run = IndexRun.objects.create(
-        collection=demo_works["target"].collection, space_id="s", kind="parts", status="running", total=8,
-        parts_embedded=6,
-    )  # fmt: skip
+    run = IndexRunFactory(
+        collection=demo_works["target"].collection, kind="parts", status="running", total=8, parts_embedded=6
+    )
     client = Client()
     client.force_login(operator)
     page = client.get(reverse("web:dashboard")).content.decode()

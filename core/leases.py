@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -98,11 +98,12 @@ def leases_plan(*, job: str, units: list[Unit], queue: str = "", run_here: bool 
 
 def leases_dispatch(*, job: str) -> int:
     """Send the task of every pending unit of `job` that may start and was not sent yet: the ordinary units,
-    and the after-all ones once every other unit is done. Each send is claimed first (dispatched_at from null),
+    and the after-all ones once every other unit has finished (done or failed). Each send is claimed first (dispatched_at from null),
     so concurrent dispatchers never send one unit twice. Call it outside a transaction: the worker that gets the
     message must find the claim committed. Returns how many were sent."""
     pending = Lease.objects.filter(job=job, state=State.PENDING, dispatched_at__isnull=True)
-    if not Lease.objects.filter(job=job, after_all=False).exclude(state=State.DONE).exists():
+    unfinished = Lease.objects.filter(job=job, after_all=False, state__in=[State.PENDING, State.HELD])
+    if not unfinished.exists():
         ready = pending
     else:
         ready = pending.filter(after_all=False)
@@ -153,11 +154,15 @@ def lease_renew(held: Held) -> bool:
     )
 
 
-def lease_complete(held: Held) -> None:
-    """Mark the unit done; call it inside the transaction that writes the unit's result, which this rolls back
-    (LeaseLost) when another worker has taken the unit over."""
-    done = Lease.objects.filter(pk=held.id, token=held.token, state=State.HELD).update(
-        state=State.DONE, expires_at=None, heartbeat_at=timezone.now(), error=""
+def lease_complete(held: Held, *, failed: str = "") -> None:
+    """Mark the unit finished (done, or failed with a reason: a later rerun of the job starts it again); call it
+    inside the transaction that writes the unit's result, which this rolls back (LeaseLost) when another worker
+    has claimed the unit since (the token changes on every claim)."""
+    done = Lease.objects.filter(pk=held.id, token=held.token).update(
+        state=State.FAILED if failed else State.DONE,
+        expires_at=None,
+        heartbeat_at=timezone.now(),
+        error=failed,
     )
     if not done:
         raise LeaseLost(f"lease {held.id} was taken over")
@@ -178,10 +183,23 @@ def leases_job_fail(*, job: str, error: str) -> None:
     )
 
 
-def leases_job_reopen(*, job: str) -> None:
-    """A failed job is run again (an ingest resumes its failed shards): its unfinished units start afresh."""
-    Lease.objects.filter(job=job).exclude(state=State.DONE).update(
-        state=State.PENDING, attempts=0, error="", expires_at=None, dispatched_at=None, token=""
+def leases_job_end(*, job: str) -> None:
+    """The job ended in the process that planned it: its last steps are not to be sent to a worker."""
+    Lease.objects.filter(job=job, after_all=True, state__in=[State.PENDING, State.HELD]).update(
+        state=State.DONE, expires_at=None
+    )
+
+
+def leases_job_reopen(*, job: str, run_here: bool = False) -> None:
+    """A failed job is run again (an ingest resumes its failed shards): its unfinished units and its last steps
+    start afresh."""
+    Lease.objects.filter(job=job).exclude(state=State.DONE, after_all=False).update(
+        state=State.PENDING,
+        attempts=0,
+        error="",
+        expires_at=None,
+        dispatched_at=timezone.now() if run_here else None,
+        token="",
     )
 
 
@@ -221,7 +239,14 @@ def _heartbeat(helds: list[Held], stop: threading.Event) -> None:
         while not stop.wait(settings.PROVENANT_LEASE_HEARTBEAT_S):
             close_old_connections()
             for held in helds:
-                if not held.lost.is_set() and not lease_renew(held) and not stop.is_set():
+                try:
+                    renewed = held.lost.is_set() or lease_renew(held)
+                except (
+                    DatabaseError
+                ) as exc:  # a database blip: the next beat tries again, well within the ttl
+                    log.warning("lease %s not renewed: %s", held.id, exc)
+                    continue
+                if not renewed and not stop.is_set():
                     log.warning("lease %s lost by %s", held.id, held.holder)
                     held.lost.set()
     finally:

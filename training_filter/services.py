@@ -339,13 +339,12 @@ def manifest_build_finalise(*, build_id: int, holder: str = "") -> ManifestBuild
     ) as held:
         if held is None:  # another worker is finalising it, or has
             return ManifestBuild.objects.get(pk=build_id)
-        content_hash, stats = _publish(build, shards, held)
+        _publish(build, shards, held)
     shutil.rmtree(work_dir(build), ignore_errors=True)
-    _audit(build_id, content_hash, stats)
     return ManifestBuild.objects.get(pk=build_id)
 
 
-def _publish(build: ManifestBuild, shards: list[ManifestShard], held: leases.Held) -> tuple[str, dict]:
+def _publish(build: ManifestBuild, shards: list[ManifestShard], held: leases.Held) -> None:
     build_id = build.pk
     ManifestBuild.objects.filter(pk=build_id, status=ManifestBuild.Status.RUNNING).update(
         status=ManifestBuild.Status.FINALISING
@@ -379,7 +378,7 @@ def _publish(build: ManifestBuild, shards: list[ManifestShard], held: leases.Hel
             finished_at=timezone.now(),
             shards_done=len(shards),
         )
-    return content_hash, stats
+        _audit(build_id, content_hash, stats)  # with the status: recorded once, when the publication commits
 
 
 def _audit(build_id: int, content_hash: str, stats: dict) -> None:

@@ -190,10 +190,13 @@ def leases_job_end(*, job: str) -> None:
     )
 
 
-def leases_job_reopen(*, job: str, run_here: bool = False) -> None:
+def leases_job_reopen(*, job: str, run_here: bool = False, done_too: bool = False) -> None:
     """A failed job is run again (an ingest resumes its failed shards): its unfinished units and its last steps
-    start afresh."""
-    Lease.objects.filter(job=job).exclude(state=State.DONE, after_all=False).update(
+    start afresh; done_too: every unit (their work is idempotent), except those a live worker holds."""
+    reopened = Lease.objects.filter(job=job).exclude(state=State.HELD, expires_at__gte=timezone.now())
+    if not done_too:
+        reopened = reopened.exclude(state=State.DONE, after_all=False)
+    reopened.update(
         state=State.PENDING,
         attempts=0,
         error="",

@@ -367,9 +367,8 @@ WEBSIGNALS_AI_AGENTS = env.list(
 WEBSIGNALS_OWN_AGENTS = env.list("WEBSIGNALS_OWN_AGENTS", default=["provenant"])
 WEBSIGNALS_MAX_AGE_S = env.int("WEBSIGNALS_MAX_AGE_S", default=7 * 24 * 3600)  # refetch a site after this
 WEBSIGNALS_BATCH_HOSTS = env.int("WEBSIGNALS_BATCH_HOSTS", default=500)  # hosts per Celery task
-# hosts crawled at once per task (each mostly waits for its own turn), and when a dead worker's batch is taken over
+# hosts crawled at once per task (each mostly waits for its own turn); a dead worker's batch: PROVENANT_LEASE_*
 WEBSIGNALS_HOSTS_IN_FLIGHT = env.int("WEBSIGNALS_HOSTS_IN_FLIGHT", default=256)
-WEBSIGNALS_BATCH_LEASE_S = env.int("WEBSIGNALS_BATCH_LEASE_S", default=3600)
 
 # --- training_filter: manifest builds ------------------------------------------------------------------------
 # Published manifests live in MANIFEST_DIR/build-NNNNNN; work files (registry snapshot, shard outputs) in .work/.

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.exceptions import ApplicationError
+from core.selectors import leases_unfinished
 from optout.models import ContributorClaim, OptOut
 from optout.selectors import is_operator
 from web import selectors
@@ -31,6 +32,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "build_rows": selectors.build_progress_rows(builds or []),
         "builds_running": any(b.status in RUNNING for b in builds or []),
         "generators": selectors.generator_models(),
+        "units": leases_unfinished(),
     }
     return render(request, "web/dashboard.html", context)
 

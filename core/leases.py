@@ -12,6 +12,7 @@ PROVENANT_LEASE_MAX_ATTEMPTS times without finishing fails its job with the reas
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -118,6 +119,8 @@ def leases_dispatch(*, job: str) -> int:
 def _send(lease: Lease) -> None:
     from celery import current_app
 
+    # the task's module registers it: a web process has not necessarily imported it yet
+    importlib.import_module(lease.task.rpartition(".")[0])
     # apply_async rather than send_task: it honours CELERY_TASK_ALWAYS_EAGER
     current_app.tasks[lease.task].apply_async(args=lease.args, queue=lease.queue or None)
 
@@ -269,6 +272,9 @@ def leases_reap() -> dict[str, int]:
         if dead.update(state=State.PENDING, expires_at=None, dispatched_at=None, error=reason[:2000]):
             counts["restarted"] += 1
             log.warning("lease %s (%s %s): %s", lease.pk, lease.kind, lease.unit, reason)
+            # its other waiting units may have been left to the dead process (a command line build): send them
+            # too; a duplicate message finds its unit held or done and changes nothing
+            Lease.objects.filter(job=lease.job, state=State.PENDING).update(dispatched_at=None)
     counts["failed"] = _fail_exhausted()
     never_claimed = now - timedelta(seconds=settings.PROVENANT_LEASE_RESEND_S)
     Lease.objects.filter(state=State.PENDING, dispatched_at__lt=never_claimed).update(dispatched_at=None)
@@ -291,6 +297,10 @@ def _fail_exhausted() -> int:
 
 def _job_failed(job: str, reason: str) -> None:
     prefix, _, job_id = job.partition(":")
+    if prefix not in _JOB_FAILED:  # the apps register from their tasks modules, which a worker imports at start
+        from celery import current_app
+
+        current_app.loader.import_default_modules()
     on_failed = _JOB_FAILED.get(prefix)
     if on_failed is None:
         log.error("job %s failed (%s) and no app marks it failed", job, reason)

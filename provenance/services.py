@@ -320,6 +320,8 @@ def _ingest_batch(
         ).values_list("source", flat=True)
     )
     results = read_many([item for item in rows.todo if item.source[:2000] not in known])
+    if settings.PROVENANT_INGEST_BATCH_SLEEP_S:
+        time.sleep(settings.PROVENANT_INGEST_BATCH_SLEEP_S)  # test hook: a window in which to kill the worker
     errors = rows.errors + [RowError(r.source, r.reason) for r in results if not r.ok]
     stored = [r for r in results if r.ok]
     mismatches = [RowError(r.source, SHA256_MISMATCH) for r in stored if r.sha256_mismatch]

@@ -49,7 +49,9 @@ def test_a_claim_is_refused_while_its_holder_heartbeats_and_granted_once_it_stop
     assert (shard_lease(prepared, 0).state, shard_lease(prepared, 0).attempts) == ("done", 2)
 
 
-@pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection: it sees committed rows
+@pytest.mark.django_db(
+    transaction=True
+)  # the heartbeat thread has its own connection: it sees committed rows
 def test_the_heartbeat_thread_renews_the_lease_while_the_work_runs(prepared, settings):
     settings.PROVENANT_LEASE_HEARTBEAT_S = 0.05
     held = services.manifest_shard_claim(build_id=prepared.pk, index=0, worker="a")

@@ -19,5 +19,6 @@ def _reap_when_a_worker_starts(sender, **kwargs) -> None:
     from core.leases import lease_ttl
 
     reap = sender.app.tasks["core.tasks.leases_reap"]
-    reap.apply_async()
-    reap.apply_async(countdown=lease_ttl().total_seconds() + settings.PROVENANT_LEASE_HEARTBEAT_S)
+    later = lease_ttl().total_seconds() + settings.PROVENANT_LEASE_HEARTBEAT_S
+    reap.apply_async(expires=later)
+    reap.apply_async(countdown=later, expires=later + settings.PROVENANT_LEASE_REAP_S)

@@ -203,7 +203,7 @@ def generator_train_step(*, model: GeneratorModel, holder: str, progress: bool =
         if held is None:
             return Lease.objects.filter(kind=TRAIN, unit=str(model.pk), state="done").exists()
         run_dir, _, run_conf, data = _training_inputs(model, progress)
-        figures = train(run_dir, data, run_conf, model.config["conditioning"], progress)
+        figures = train(run_dir, data, run_conf, model.config["conditioning"], progress, lost=held.lost)
         with transaction.atomic():
             leases.lease_complete(held)
             locked = GeneratorModel.objects.select_for_update().get(pk=model.pk)

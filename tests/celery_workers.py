@@ -2,7 +2,7 @@
 prefork pool with embedded beat (the lease reaper), each in its own process group so that a test can SIGKILL the
 whole worker (its main process, its pool processes and its beat) as a lost machine would be lost.
 
-Only the lease intervals are short (1 s heartbeats, 3 missed = dead, a reaper every second): values a deployment
+Only the lease intervals are short (1 s heartbeats, 10 missed = dead, a reaper every 2 s): values a deployment
 may also choose. The broker's visibility timeout stays at the production default, so nothing here depends on
 Redis redelivering a message."""
 
@@ -87,11 +87,10 @@ def kill_worker(worker: subprocess.Popen) -> None:
 
 
 def send(task: str, args: list, queue: str) -> None:
+    """Send to the workers' Redis; the test process's own Celery stays eager for the tests after this one."""
     from config.celery import app
 
-    app.conf.broker_url = REDIS
-    app.conf.task_always_eager = False
-    with app.connection_for_write() as conn:
+    with app.connection_for_write(REDIS) as conn:
         app.send_task(task, args=args, queue=queue, connection=conn)
 
 

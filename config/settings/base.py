@@ -179,7 +179,12 @@ PROVENANT_LEASE_REAP_S = env.float("PROVENANT_LEASE_REAP_S", default=30.0)
 PROVENANT_LEASE_MAX_ATTEMPTS = env.int("PROVENANT_LEASE_MAX_ATTEMPTS", default=3)
 PROVENANT_LEASE_RESEND_S = env.int("PROVENANT_LEASE_RESEND_S", default=3600)
 CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
-CELERY_BEAT_SCHEDULE["leases-reap"] = {"task": "core.tasks.leases_reap", "schedule": PROVENANT_LEASE_REAP_S}
+# expires: a reap still queued when the next is due is dropped, so a busy queue never fills with them
+CELERY_BEAT_SCHEDULE["leases-reap"] = {
+    "task": "core.tasks.leases_reap",
+    "schedule": PROVENANT_LEASE_REAP_S,
+    "options": {"expires": PROVENANT_LEASE_REAP_S},
+}
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="provenant@localhost")

@@ -21,7 +21,7 @@ from tests.celery_workers import (
 from tests.dataset_tools import drawings, write_webdataset
 
 WORKS, PER_SHARD, BATCH_SECONDS = 12, 3, 2.0
-RECOVERY_S = 30  # the lease dies 3 s after the kill, the reaper runs every second, a worker starts in ~5-10 s
+RECOVERY_S = 40  # the lease dies 10 s after the kill, the reaper runs every 2 s, a worker starts in ~5-15 s
 
 
 def works_of(collection: str) -> list[tuple[str, str, str]]:

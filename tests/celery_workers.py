@@ -94,6 +94,14 @@ def send(task: str, args: list, queue: str) -> None:
         app.send_task(task, args=args, queue=queue, connection=conn)
 
 
+def send_from_a_process(env: dict, task: str, args: list) -> None:
+    """Send as an operator's process would, with the workers' settings: works on any broker (the filesystem one
+    included, whose folders only processes with the same PROVENANT_DATA_DIR share)."""
+    code = f"from celery import current_app; current_app.tasks[{task!r}].apply_async(args={args!r})"
+    command = [sys.executable, "manage.py", "shell", "-c", f"import config.celery; {code}"]
+    subprocess.run(command, env={**env, "CELERY_TASK_DEFAULT_QUEUE": env["TEST_QUEUE"]}, cwd=ROOT, check=True)
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -37,7 +37,9 @@ class JobUnitListApi(ListAPIView):
         operation_id="job_units_list",
         parameters=[
             OpenApiParameter("job", str, description="a job, e.g. manifest_build:12, ingest_run:3"),
-            OpenApiParameter("state", str, enum=[s.value for s in Lease.State], description="only units in it"),
+            OpenApiParameter(
+                "state", str, enum=[s.value for s in Lease.State], description="only units in it"
+            ),
         ],
     )
     def get(self, request, *args, **kwargs):

@@ -297,7 +297,9 @@ def _fail_exhausted() -> int:
 
 def _job_failed(job: str, reason: str) -> None:
     prefix, _, job_id = job.partition(":")
-    if prefix not in _JOB_FAILED:  # the apps register from their tasks modules, which a worker imports at start
+    if (
+        prefix not in _JOB_FAILED
+    ):  # the apps register from their tasks modules, which a worker imports at start
         from celery import current_app
 
         current_app.loader.import_default_modules()

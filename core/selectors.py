@@ -23,4 +23,6 @@ def leases_unfinished(*, limit: int = 50) -> list[Lease]:
 
 
 def lease_alive(lease: Lease) -> bool:
-    return lease.state == Lease.State.HELD and lease.expires_at is not None and lease.expires_at > timezone.now()
+    return (
+        lease.state == Lease.State.HELD and lease.expires_at is not None and lease.expires_at > timezone.now()
+    )

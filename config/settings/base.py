@@ -196,7 +196,8 @@ PROVENANT_MAX_IMAGE_PIXELS = env.int("PROVENANT_MAX_IMAGE_PIXELS", default=64_00
 PROVENANT_MAX_UPLOAD_BYTES = env.int("PROVENANT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 PROVENANT_INGEST_WORKERS = env.int("PROVENANT_INGEST_WORKERS", default=2)
 PROVENANT_INGEST_QUEUE = env.str("PROVENANT_INGEST_QUEUE", default="celery")  # one task per shard
-PROVENANT_INGEST_BATCH_SLEEP_S = env.float("PROVENANT_INGEST_BATCH_SLEEP_S", default=0.0)  # test hook: slow shards
+# test hook: sleep before storing each batch (the SIGKILL test)
+PROVENANT_INGEST_BATCH_SLEEP_S = env.float("PROVENANT_INGEST_BATCH_SLEEP_S", default=0.0)
 # images that came inside a tar or a Parquet column, kept as files (by sha256) for indexing and thumbnails
 PROVENANT_DATASET_IMAGES_DIR = Path(
     env.str("PROVENANT_DATASET_IMAGES_DIR", default=str(DATA_DIR / "dataset-images"))

@@ -4,40 +4,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('core', '0001_hash_plaintext_api_tokens'),
+        ("core", "0001_hash_plaintext_api_tokens"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Lease',
+            name="Lease",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('job', models.CharField(db_index=True, help_text='the job it belongs to, e.g. manifest_build:12', max_length=100)),
-                ('kind', models.CharField(max_length=50)),
-                ('unit', models.CharField(help_text="the unit's key within its kind", max_length=200)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('held', 'Held'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('holder', models.CharField(blank=True, help_text='worker host, process and task of the last claim', max_length=300)),
-                ('token', models.CharField(blank=True, help_text='changes on every claim: renewals compare it', max_length=32)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='claims so far (1 = never retried)')),
-                ('error', models.TextField(blank=True)),
-                ('task', models.CharField(help_text='the Celery task that runs the unit', max_length=200)),
-                ('args', models.JSONField(blank=True, default=list)),
-                ('queue', models.CharField(blank=True, max_length=100)),
-                ('after_all', models.BooleanField(default=False, help_text='runs once every other unit of the job is done')),
-                ('dispatched_at', models.DateTimeField(blank=True, help_text='when its task was last sent', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "job",
+                    models.CharField(
+                        db_index=True,
+                        help_text="the job it belongs to, e.g. manifest_build:12",
+                        max_length=100,
+                    ),
+                ),
+                ("kind", models.CharField(max_length=50)),
+                ("unit", models.CharField(help_text="the unit's key within its kind", max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("held", "Held"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "holder",
+                    models.CharField(
+                        blank=True,
+                        help_text="worker host, process and task of the last claim",
+                        max_length=300,
+                    ),
+                ),
+                (
+                    "token",
+                    models.CharField(
+                        blank=True, help_text="changes on every claim: renewals compare it", max_length=32
+                    ),
+                ),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(default=0, help_text="claims so far (1 = never retried)"),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("task", models.CharField(help_text="the Celery task that runs the unit", max_length=200)),
+                ("args", models.JSONField(blank=True, default=list)),
+                ("queue", models.CharField(blank=True, max_length=100)),
+                (
+                    "after_all",
+                    models.BooleanField(
+                        default=False, help_text="runs once every other unit of the job is done"
+                    ),
+                ),
+                (
+                    "dispatched_at",
+                    models.DateTimeField(blank=True, help_text="when its task was last sent", null=True),
+                ),
             ],
             options={
-                'ordering': ['job', 'id'],
-                'indexes': [models.Index(fields=['state', 'expires_at'], name='lease_state_expiry')],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'unit'), name='lease_unique_unit')],
+                "ordering": ["job", "id"],
+                "indexes": [models.Index(fields=["state", "expires_at"], name="lease_state_expiry")],
+                "constraints": [models.UniqueConstraint(fields=("kind", "unit"), name="lease_unique_unit")],
             },
         ),
     ]

@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REDIS = (
     os.environ.get("PROVENANT_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 )
+# 10 missed beats: a niced worker on a loaded 2-core test machine can go seconds unscheduled without being dead
 LEASE_ENV = {
     "PROVENANT_LEASE_HEARTBEAT_S": "1",
-    "PROVENANT_LEASE_MISSED_BEATS": "3",
-    "PROVENANT_LEASE_REAP_S": "1",
+    "PROVENANT_LEASE_MISSED_BEATS": "10",
+    "PROVENANT_LEASE_REAP_S": "2",
 }
 
 

@@ -26,6 +26,8 @@ def index_batch_task(self, run_id: int, number: int, asset_ids: list[int]) -> in
         return index_batch_leased(
             run_id=run_id, number=number, asset_ids=asset_ids, holder=leases.holder_name(self.request.id)
         )
+    except leases.LeaseLost:
+        return 0  # presumed dead, it was replaced: the new holder's counts stand
     except Exception as exc:
         index_fail(run_id=run_id, error=f"batch of {len(asset_ids)} works: {exc!r}")
         raise

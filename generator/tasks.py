@@ -26,6 +26,8 @@ def _run_step(step_name: str, task, model_id: int) -> str:
     model = GeneratorModel.objects.get(pk=model_id)
     try:
         getattr(services, step_name)(model=model, holder=leases.holder_name(task.request.id))
+    except leases.LeaseLost:
+        return "taken-over"  # presumed dead, it was replaced: the new holder goes on from the checkpoint
     except Exception as exc:
         services.generator_model_fail(model_id=model_id, error=f"{step_name}: {exc!r}")
         raise

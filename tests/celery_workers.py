@@ -98,8 +98,10 @@ def send(task: str, args: list, queue: str) -> None:
 def send_from_a_process(env: dict, task: str, args: list) -> None:
     """Send as an operator's process would, with the workers' settings: works on any broker (the filesystem one
     included, whose folders only processes with the same PROVENANT_DATA_DIR share)."""
-    code = f"from celery import current_app; current_app.tasks[{task!r}].apply_async(args={args!r})"
-    command = [sys.executable, "manage.py", "shell", "-c", f"import config.celery; {code}"]
+    module = task.rpartition(".")[0]
+    code = f"import config.celery, {module}; from celery import current_app; "
+    code += f"current_app.tasks[{task!r}].apply_async(args={args!r})"
+    command = [sys.executable, "manage.py", "shell", "-c", code]
     subprocess.run(command, env={**env, "CELERY_TASK_DEFAULT_QUEUE": env["TEST_QUEUE"]}, cwd=ROOT, check=True)
 
 

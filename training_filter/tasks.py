@@ -42,6 +42,8 @@ def manifest_shard_filter(self, build_id: int, index: int) -> str:
         return services.manifest_shard_run(
             build_id=build_id, index=index, worker=leases.holder_name(self.request.id)
         )
+    except leases.LeaseLost:
+        return "taken-over"  # presumed dead, it was replaced: the new holder finishes the shard
     except Exception as exc:
         services.manifest_build_fail(build_id=build_id, error=f"shard {index}: {exc!r}")
         raise
@@ -61,6 +63,8 @@ def manifest_build_finalise(self, build_id: int) -> str:
         )
     except services.ShardsNotReady:
         return "waiting"  # a duplicate message: the last shard (or the reaper) sends the finaliser again
+    except leases.LeaseLost:
+        return "taken-over"
     return build.status
 
 

@@ -18,6 +18,8 @@ def signal_crawl_batch(self, crawl_id: int, index: int) -> str:
         return services.signal_crawl_batch_run(
             crawl_id=crawl_id, index=index, worker=leases.holder_name(self.request.id)
         )
+    except leases.LeaseLost:
+        return "taken-over"
     except Exception as exc:
         services.signal_crawl_fail(crawl_id=crawl_id, error=f"batch {index}: {exc.__class__.__name__}: {exc}")
         raise

@@ -58,19 +58,9 @@ def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def start_worker(env: dict, queue: str, log: Path, name: str, concurrency: int = 2) -> subprocess.Popen:
-    # the reaper (beat, worker_ready) goes to the default queue "celery"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "-Q",
-        f"{queue},celery",
-        "-P",
-        "prefork",
-    ]
+    # the test's own default queue: its reaper and unrouted tasks never meet another test's (or a benchmark's)
+    env = {**env, "CELERY_TASK_DEFAULT_QUEUE": queue, "TEST_QUEUE": queue}
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-P", "prefork"]
     command += ["-c", str(concurrency), "-B", "-s", str(log.with_suffix(f".{name}.beat")), "-l", "info"]
     command += ["-n", f"{name}@%h"]
     return subprocess.Popen(

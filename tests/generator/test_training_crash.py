@@ -8,7 +8,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.models import Lease
@@ -25,17 +24,6 @@ from tests.celery_workers import (
 STEPS, SAVE_EVERY = 40, 5
 # the lease dies 10 s after the kill, the reaper runs every 2 s, a worker imports torch in ~10-20 s under load
 RECOVERY_S = 60
-
-
-def weights_and_attribution(model: GeneratorModel) -> tuple[dict, dict]:
-    import torch
-
-    from generator.training import MODEL
-
-    saved = torch.load(Path(model.run_dir) / MODEL, weights_only=False)
-    with np.load(model.attribution_path, allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    return saved["ema"], arrays
 
 
 @pytest.mark.celery_worker

@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/", include("optout.urls")),
     path("api/", include("training_filter.urls")),
     path("api/", include("generator.urls")),
+    path("api/", include("core.urls")),
     path("", include("web.urls")),
 ]

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core import leases
 from core.exceptions import ApplicationError
 from embeddings.encoders.factory import get_encoder
 from embeddings.models import IndexRun
@@ -310,24 +311,60 @@ def index_start(
     )
     size = batch_size or settings.PROVENANT_INDEX_TASK_BATCH
     batches = [[i.asset_id for i in items[n : n + size]] for n in range(0, len(items), size)]
-    run = IndexRun.objects.create(
-        collection=collection,
-        space_id=space.id,
-        kind=kind,
-        status=IndexRun.Status.RUNNING,
-        started_at=timezone.now(),
-        total=len(items),
-        batches_total=len(batches),
-    )
-    from embeddings.tasks import enqueue_index_run
-
-    transaction.on_commit(lambda: enqueue_index_run(run.pk, batches))
+    with transaction.atomic():
+        run = IndexRun.objects.create(
+            collection=collection,
+            space_id=space.id,
+            kind=kind,
+            status=IndexRun.Status.RUNNING,
+            started_at=timezone.now(),
+            total=len(items),
+            batches_total=len(batches),
+        )
+        leases.leases_plan(job=job_key(run.pk), units=_units(run.pk, batches))
+        transaction.on_commit(lambda: leases.leases_dispatch(job=job_key(run.pk)))
     return run
 
 
-def index_batch(*, run_id: int, asset_ids: list[int]) -> int:
+JOB, BATCH, FINISH = "index_run", "index_batch", "index_finish"
+
+
+def job_key(run_id: int) -> str:
+    return leases.job_key(JOB, run_id)
+
+
+def _units(run_id: int, batches: list[list[int]]) -> list[leases.Unit]:
+    units = [
+        leases.Unit(BATCH, f"{run_id}:{n}", "embeddings.tasks.index_batch_task", [run_id, n, ids])
+        for n, ids in enumerate(batches)
+    ]
+    return [
+        *units,
+        leases.Unit(FINISH, str(run_id), "embeddings.tasks.index_finish_task", [run_id], after_all=True),
+    ]
+
+
+def index_batch_leased(*, run_id: int, number: int, asset_ids: list[int], holder: str) -> int:
+    """One batch under its lease; a batch done or held by a live worker is left alone. Sends the finish when it
+    was the last batch."""
+    with leases.lease_hold(kind=BATCH, unit=f"{run_id}:{number}", holder=holder) as held:
+        count = 0 if held is None else index_batch(run_id=run_id, asset_ids=asset_ids, held=held)
+    leases.leases_dispatch(job=job_key(run_id))
+    return count
+
+
+def index_finish_leased(*, run_id: int, holder: str) -> IndexRun:
+    with leases.lease_hold(kind=FINISH, unit=str(run_id), holder=holder) as held:
+        if held is None:
+            return IndexRun.objects.get(pk=run_id)
+        run = index_finish(run_id=run_id)
+        leases.lease_complete(held)
+    return run
+
+
+def index_batch(*, run_id: int, asset_ids: list[int], held: leases.Held | None = None) -> int:
     """Index one batch of a run: what each of its works still needs, so a redelivered batch embeds nothing
-    twice. Returns how many works it processed."""
+    twice; its counts are added with its lease's end, once. Returns how many works it processed."""
     run = IndexRun.objects.select_related("collection").get(pk=run_id)
     encoder = get_encoder()
     space = encoder.space
@@ -347,6 +384,8 @@ def index_batch(*, run_id: int, asset_ids: list[int]) -> int:
     if run.kind == IndexRun.Kind.PARTS:
         _publish(space)  # search uses the parts as they arrive
     with transaction.atomic():
+        if held is not None:
+            leases.lease_complete(held)
         locked = IndexRun.objects.select_for_update().get(pk=run.pk)
         locked.errors = (locked.errors + batch.errors)[:MAX_ERRORS_KEPT]
         locked.save(update_fields=["errors"])
@@ -378,6 +417,7 @@ def index_fail(*, run_id: int, error: str) -> None:
     run.errors = (run.errors + [{"asset_id": None, "reason": error[:500]}])[:MAX_ERRORS_KEPT]
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "errors", "finished_at"])
+    leases.leases_job_fail(job=job_key(run_id), error=error)
 
 
 def _record_failures(run: IndexRun, failed: list[_Decoded]) -> None:

@@ -14,7 +14,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from core import leases
 from core.exceptions import ApplicationError
+from core.models import Lease
 from core.permissions import is_operator
 from generator import conf
 from generator.manifest import ManifestSource, TrainingExample, content_hash, manifest_read
@@ -144,43 +146,117 @@ def generator_model_start(
     return model
 
 
-def generator_model_train(*, model: GeneratorModel, progress: bool = False) -> GeneratorModel:
-    """Train (or resume) the model's run, precompute attribution, and mark it ready. Safe to run twice."""
-    from generator.training import ATTRIBUTION, CHECKPOINT, RunConfig, build_attribution, prepare_data, train
+JOB, TRAIN, ATTRIBUTION = "generator_model", "generator_train", "generator_attribution"
 
+
+def job_key(model_id: int) -> str:
+    return leases.job_key(JOB, model_id)
+
+
+def generator_model_plan(*, model: GeneratorModel, run_here: bool) -> None:
+    """Two leases: the training run, then the attribution pass (which starts once training is done). run_here:
+    this process runs both (the command line); otherwise they are sent to the workers."""
+    units = [
+        leases.Unit(TRAIN, str(model.pk), "generator.tasks.generator_train_task", [model.pk]),
+        leases.Unit(
+            ATTRIBUTION, str(model.pk), "generator.tasks.generator_attribution_task", [model.pk], True
+        ),
+    ]
+    leases.leases_plan(job=job_key(model.pk), units=units, run_here=run_here)
+    # a run asked for again (more steps, or after a failure) runs both steps again: each resumes or redoes
+    # idempotently from what is on disk
+    leases.leases_job_reopen(job=job_key(model.pk), run_here=run_here, done_too=True)
+    if not run_here:
+        leases.leases_dispatch(job=job_key(model.pk))
+
+
+def generator_model_train(*, model: GeneratorModel, progress: bool = False) -> GeneratorModel:
+    """Train (or resume) the model's run, precompute attribution, and mark it ready, in this process. Safe to
+    run twice."""
     if model.status == GeneratorModel.Status.READY:
         return model
-    run_dir = Path(model.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    spec = model.config["conditioning"]
-    run_conf = RunConfig.from_dict(model.config["run"])
-    examples = _with_contributor_ids(manifest_read(Path(model.manifest_path)))
-    if not examples:
-        raise ApplicationError("the manifest has no training images with local pixels")
-    t0 = time.perf_counter()
-    data = prepare_data(run_dir, examples, run_conf.resolution, spec, progress)
-    figures = train(run_dir, data, run_conf, spec, progress)
-    figures |= build_attribution(run_dir, data, run_conf, spec, progress)
-    kept = [examples[i] for i in data["kept"]]
-    _model_ready(
-        model,
-        kept,
-        [str(n) for n in data["names"]],
-        figures,
-        time.perf_counter() - t0,
-        checkpoint=run_dir / CHECKPOINT,
-        attribution=run_dir / ATTRIBUTION,
-    )
+    holder = leases.holder_name(None)
+    generator_model_plan(model=model, run_here=True)
+    for step in (generator_train_step, generator_attribution_step):
+        if not step(model=model, holder=holder, progress=progress):
+            raise ApplicationError(f"{model.version} is being trained by a worker: its units say which one.")
+    model.refresh_from_db()
     return model
 
 
-def _model_ready(model, kept, names, figures, seconds, *, checkpoint, attribution) -> None:
+def _training_inputs(model: GeneratorModel, progress: bool):
+    from generator.training import RunConfig, prepare_data
+
+    run_dir = Path(model.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    examples = _with_contributor_ids(manifest_read(Path(model.manifest_path)))
+    if not examples:
+        raise ApplicationError("the manifest has no training images with local pixels")
+    run_conf = RunConfig.from_dict(model.config["run"])
+    data = prepare_data(run_dir, examples, run_conf.resolution, model.config["conditioning"], progress)
+    return run_dir, examples, run_conf, data
+
+
+def generator_train_step(*, model: GeneratorModel, holder: str, progress: bool = False) -> bool:
+    """The training run under its lease (resuming from its checkpoint). False when a live worker holds it."""
+    from generator.training import train
+
+    with leases.lease_hold(kind=TRAIN, unit=str(model.pk), holder=holder) as held:
+        if held is None:
+            return Lease.objects.filter(kind=TRAIN, unit=str(model.pk), state="done").exists()
+        run_dir, _, run_conf, data = _training_inputs(model, progress)
+        figures = train(run_dir, data, run_conf, model.config["conditioning"], progress, lost=held.lost)
+        with transaction.atomic():
+            leases.lease_complete(held)
+            locked = GeneratorModel.objects.select_for_update().get(pk=model.pk)
+            locked.steps_done = figures["steps_done"]
+            locked.config = {**locked.config, "figures": figures}
+            locked.save(update_fields=["steps_done", "config"])
+    return True
+
+
+def generator_attribution_step(*, model: GeneratorModel, holder: str, progress: bool = False) -> bool:
+    """The attribution pass under its lease, then the model is ready. False when a live worker holds it."""
+    from generator.training import ATTRIBUTION as ATTRIBUTION_FILE
+    from generator.training import CHECKPOINT, build_attribution
+
+    with leases.lease_hold(kind=ATTRIBUTION, unit=str(model.pk), holder=holder) as held:
+        if held is None:
+            return Lease.objects.filter(kind=ATTRIBUTION, unit=str(model.pk), state="done").exists()
+        model.refresh_from_db()
+        run_dir, examples, run_conf, data = _training_inputs(model, progress)
+        figures = model.config.get("figures", {}) | build_attribution(
+            run_dir, data, run_conf, model.config["conditioning"], progress
+        )
+        kept = [examples[i] for i in data["kept"]]
+        _model_ready(
+            model,
+            kept,
+            [str(n) for n in data["names"]],
+            figures,
+            figures.get("train_seconds", 0) + figures["feature_seconds"],
+            checkpoint=run_dir / CHECKPOINT,
+            attribution=run_dir / ATTRIBUTION_FILE,
+            held=held,
+        )
+    return True
+
+
+def generator_model_fail(*, model_id: int, error: str) -> None:
+    GeneratorModel.objects.filter(pk=model_id, status=GeneratorModel.Status.TRAINING).update(
+        status=GeneratorModel.Status.FAILED, error=error[:5000]
+    )
+    leases.leases_job_fail(job=job_key(model_id), error=error)
+
+
+def _model_ready(model, kept, names, figures, seconds, *, checkpoint, attribution, held: leases.Held) -> None:
     works: dict[str, int] = {}
     ids: dict[str, int | None] = {}
     for ex in kept:
         works[ex.contributor] = works.get(ex.contributor, 0) + 1
         ids[ex.contributor] = ex.contributor_id
     with transaction.atomic():
+        leases.lease_complete(held)
         locked = GeneratorModel.objects.select_for_update().get(pk=model.pk)
         locked.training_asset_ids = sorted({e.asset_id for e in kept if e.asset_id is not None})
         locked.training_contributors = [

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.leases import LeaseLost
 from generator.conditioning import encode_prompts
 from generator.manifest import TrainingExample
 from generator.ml.features import FeatureConfig
@@ -116,8 +118,16 @@ def to_tensor(pixels: np.ndarray):
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bool) -> dict:
-    """Train to config.steps, resuming from run_dir/checkpoint.pt when it exists. Returns timing figures."""
+def train(
+    run_dir: Path,
+    data: dict,
+    config: RunConfig,
+    spec: dict,
+    progress: bool,
+    lost: threading.Event | None = None,
+) -> dict:
+    """Train to config.steps, resuming from run_dir/checkpoint.pt when it exists. Returns timing figures. Stops
+    (LeaseLost) at the next step once `lost` is set: another worker has taken the run over."""
     import torch
     from tqdm import tqdm
 
@@ -151,6 +161,8 @@ def train(run_dir: Path, data: dict, config: RunConfig, spec: dict, progress: bo
     bar = tqdm(total=config.steps, initial=state.step, desc="train", disable=not progress)
 
     def on_step(s, loss: float) -> None:
+        if lost is not None and lost.is_set():
+            raise LeaseLost("another worker has taken this training run over")
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}")
         if s.step % config.save_every == 0 or s.step == config.steps:

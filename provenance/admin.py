@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from core.admin import job_units_link
 from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, IngestShard, Signal
 
 
@@ -51,7 +52,8 @@ class SignalAdmin(admin.ModelAdmin):
 class IngestShardInline(admin.TabularInline):
     model = IngestShard
     extra = 0
-    fields = readonly_fields = ("index", "path", "status", "rows_done", "rows_total", "claimed_by", "error")
+    fields = ["index", "path", "status", "rows_done", "rows_total", "error"]
+    readonly_fields = fields
 
 
 @admin.register(IngestRun)
@@ -70,4 +72,10 @@ class IngestRunAdmin(admin.ModelAdmin):
         "images_per_second",
     ]
     list_filter = ["status", "collection"]
-    readonly_fields = ["errors", "not_downloaded"]
+    readonly_fields = ["errors", "not_downloaded", "units"]
+
+    @admin.display(description="units (holder, heartbeat, attempts)")
+    def units(self, run: IngestRun) -> str:
+        from provenance.services import job_key
+
+        return job_units_link(job_key(run.pk))

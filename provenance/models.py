@@ -176,7 +176,6 @@ class IngestShard(TimeStampedModel):
     # rows read and stored: a resumed shard skips this many rows, so no row is counted (or decoded) twice
     rows_done = models.PositiveIntegerField(default=0)
     rows_total = models.PositiveIntegerField(null=True, blank=True)
-    claimed_by = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:

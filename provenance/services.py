@@ -14,9 +14,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from core import leases
 from core.exceptions import ApplicationError
 from core.urlnorm import host_of
 from provenance.datasets.layouts import LayoutError, detect
@@ -124,13 +125,42 @@ def ingest_run_create(
     return run
 
 
-def ingest_run_start(*, run_id: int) -> bool:
-    """pending/failed -> running. False when it is running or done already (another worker has it)."""
-    return bool(
-        IngestRun.objects.filter(
+JOB, SHARD, FINISH = "ingest_run", "ingest_shard", "ingest_finish"
+
+
+def job_key(run_id: int) -> str:
+    return leases.job_key(JOB, run_id)
+
+
+def ingest_run_start(*, run_id: int, run_here: bool = False) -> bool:
+    """pending/failed -> running, with one lease per shard still to read and one for the finish (a failed run's
+    unfinished shards start afresh). False when it is running or done already (another worker has it).
+    run_here: this process reads the shards itself; otherwise they are sent to the workers."""
+    with transaction.atomic():
+        started = IngestRun.objects.filter(
             id=run_id, status__in=[IngestRun.Status.PENDING, IngestRun.Status.FAILED]
         ).update(status=IngestRun.Status.RUNNING, started_at=timezone.now(), finished_at=None)
+        if started:
+            leases.leases_plan(job=job_key(run_id), units=_units(run_id), queue=_queue(), run_here=run_here)
+            leases.leases_job_reopen(job=job_key(run_id), run_here=run_here)
+    if started and not run_here:
+        leases.leases_dispatch(job=job_key(run_id))
+    return bool(started)
+
+
+def _queue() -> str:
+    return settings.PROVENANT_INGEST_QUEUE
+
+
+def _units(run_id: int) -> list[leases.Unit]:
+    shard_ids = IngestShard.objects.filter(run_id=run_id).order_by("index").values_list("id", flat=True)
+    shards = [
+        leases.Unit(SHARD, str(i), "provenance.tasks.ingest_shard_task", [run_id, i]) for i in shard_ids
+    ]
+    finish = leases.Unit(
+        FINISH, str(run_id), "provenance.tasks.ingest_run_finish_task", [run_id], after_all=True
     )
+    return [*shards, finish]
 
 
 def ingest_run_execute(
@@ -138,7 +168,7 @@ def ingest_run_execute(
 ) -> IngestRun:
     """Run (or resume) an ingest in this process, shard after shard. Safe to run twice: a shard resumes at the
     row it reached, and works already in the collection are skipped before decoding."""
-    if not ingest_run_start(run_id=run_id):
+    if not ingest_run_start(run_id=run_id, run_here=True):
         return IngestRun.objects.get(id=run_id)
     started = time.monotonic()
     try:
@@ -182,36 +212,52 @@ def ingest_run_finish(*, run_id: int, elapsed: float | None = None) -> IngestRun
     notes = [{"item": path, "reason": error or "not finished"} for path, error in failed]
     run.errors = (run.errors + notes)[-MAX_STORED_ERRORS:]
     run.save()
+    if failed:
+        leases.leases_job_fail(job=job_key(run_id), error="; ".join(f"{p}: {e}" for p, e in failed)[:2000])
+    else:
+        leases.leases_job_end(job=job_key(run_id))
+    return run
+
+
+def ingest_run_finish_leased(*, run_id: int, holder: str) -> IngestRun:
+    """The finish step under its lease: done once, by one worker, after every shard."""
+    with leases.lease_hold(kind=FINISH, unit=str(run_id), holder=holder) as held:
+        if held is None:
+            return IngestRun.objects.get(id=run_id)
+        with transaction.atomic():
+            run = ingest_run_finish(run_id=run_id)
+            leases.lease_complete(held)
     return run
 
 
 def ingest_run_fail(*, run_id: int, error: str) -> None:
+    """A run that cannot finish (a shard failed every attempt) ends failed with the reason; later runs resume."""
     _shards_interrupted(run_id)
-    IngestRun.objects.filter(id=run_id).exclude(status=IngestRun.Status.DONE).update(
-        status=IngestRun.Status.FAILED, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        run = IngestRun.objects.select_for_update().get(id=run_id)
+        if run.status != IngestRun.Status.DONE:
+            run.status, run.finished_at = IngestRun.Status.FAILED, timezone.now()
+            run.errors = (run.errors + [{"item": run.path, "reason": error}])[-MAX_STORED_ERRORS:]
+            run.save(update_fields=["status", "finished_at", "errors"])
+    leases.leases_job_fail(job=job_key(run_id), error=error)
     log.error("ingest run %s failed: %s", run_id, error)
-
-
-def ingest_shard_claim(*, shard_id: int, worker: str) -> bool:
-    """A conditional UPDATE: two workers never read the same shard; a redelivered task re-claims its own."""
-    claimable = Q(status__in=[IngestShard.Status.PENDING, IngestShard.Status.FAILED]) | Q(
-        status=IngestShard.Status.RUNNING, claimed_by=worker
-    )
-    return bool(
-        IngestShard.objects.filter(Q(id=shard_id) & claimable).update(
-            status=IngestShard.Status.RUNNING, claimed_by=worker, error=""
-        )
-    )
 
 
 def ingest_shard_execute(
     *, shard_id: int, worker: str, read_many: ReadMany, progress: Progress | None = None
 ) -> IngestShard:
+    """Read one shard under its lease, resuming at the row it reached. A shard already done, or held by a live
+    worker, is left alone."""
+    with leases.lease_hold(kind=SHARD, unit=str(shard_id), holder=worker) as held:
+        if held is not None:
+            _shard_read(shard_id, held, read_many, progress)
+    return IngestShard.objects.get(id=shard_id)
+
+
+def _shard_read(shard_id: int, held: leases.Held, read_many: ReadMany, progress: Progress | None) -> None:
     from pyarrow import ArrowException  # here, not at the top: the web process starts without pyarrow
 
-    if not ingest_shard_claim(shard_id=shard_id, worker=worker):
-        return IngestShard.objects.get(id=shard_id)
+    IngestShard.objects.filter(id=shard_id).update(status=IngestShard.Status.RUNNING, error="")
     shard = IngestShard.objects.select_related("run__collection").get(id=shard_id)
     run = shard.run
     records = iter_records(
@@ -224,19 +270,19 @@ def ingest_shard_execute(
     contributors: dict[str, Contributor | None] = {}
     try:
         for batch in _batches(records):
-            _ingest_batch(shard, batch, read_many, contributors)
+            _ingest_batch(shard, batch, read_many, contributors, held)
             if progress:
                 run.refresh_from_db()
                 progress(run)
     except (ManifestError, LayoutError, OSError, tarfile.TarError, ArrowException) as exc:
         # the shard as a whole is unreadable (truncated tar, corrupt Parquet): it fails, the others go on
-        IngestShard.objects.filter(id=shard_id).update(
-            status=IngestShard.Status.FAILED, error=str(exc)[:2000]
-        )
+        status, error = IngestShard.Status.FAILED, str(exc)[:2000]
         log.warning("ingest shard %s failed: %s", shard.path, exc)
     else:
-        IngestShard.objects.filter(id=shard_id).update(status=IngestShard.Status.DONE)
-    return IngestShard.objects.get(id=shard_id)
+        status, error = IngestShard.Status.DONE, ""
+    with transaction.atomic():
+        leases.lease_complete(held, failed=error)  # failed: a later run of the ingest reads it again
+        IngestShard.objects.filter(id=shard_id).update(status=status, error=error)
 
 
 @dataclass
@@ -264,7 +310,9 @@ def _sort(run: IngestRun, batch: list[Record]) -> _Sorted:
     return out
 
 
-def _ingest_batch(shard: IngestShard, batch: list[Record], read_many: ReadMany, contributors: dict) -> None:
+def _ingest_batch(
+    shard: IngestShard, batch: list[Record], read_many: ReadMany, contributors: dict, held: leases.Held
+) -> None:
     run = shard.run
     rows = _sort(run, batch)
     known = set(
@@ -273,10 +321,15 @@ def _ingest_batch(shard: IngestShard, batch: list[Record], read_many: ReadMany, 
         ).values_list("source", flat=True)
     )
     results = read_many([item for item in rows.todo if item.source[:2000] not in known])
+    if settings.PROVENANT_INGEST_BATCH_SLEEP_S:
+        time.sleep(settings.PROVENANT_INGEST_BATCH_SLEEP_S)  # test hook: a window in which to kill the worker
     errors = rows.errors + [RowError(r.source, r.reason) for r in results if not r.ok]
     stored = [r for r in results if r.ok]
     mismatches = [RowError(r.source, SHA256_MISMATCH) for r in stored if r.sha256_mismatch]
     with transaction.atomic():
+        # renewing inside the batch's transaction locks the lease: a worker that lost it stores nothing
+        if not leases.lease_renew(held):
+            raise leases.LeaseLost(f"ingest shard {shard.id} was taken over")
         new = _store(run.collection, stored, contributors)
         _store_refusals(run, rows.not_downloaded)
         IngestShard.objects.filter(id=shard.id).update(rows_done=batch[-1].number + 1)

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from core.admin import job_units_link
 from training_filter import services
 from training_filter.models import ManifestBuild, ManifestShard
 
@@ -8,16 +9,8 @@ class ManifestShardInline(admin.TabularInline):
     model = ManifestShard
     extra = 0
     can_delete = False
-    fields = readonly_fields = (
-        "index",
-        "status",
-        "rows_in",
-        "rows_out",
-        "removed",
-        "attempts",
-        "claimed_by",
-        "error",
-    )
+    readonly_fields = ["index", "status", "rows_in", "rows_out", "removed", "error"]
+    fields = readonly_fields
 
 
 @admin.register(ManifestBuild)
@@ -33,9 +26,13 @@ class ManifestBuildAdmin(admin.ModelAdmin):
         "as_of",
     ]
     list_filter = ["status", "input_kind", "trigger"]
-    readonly_fields = [f.name for f in ManifestBuild._meta.fields]
+    readonly_fields = [*(f.name for f in ManifestBuild._meta.fields), "units"]
     inlines = [ManifestShardInline]
     actions = ["rebuild_now"]
+
+    @admin.display(description="units (holder, heartbeat, attempts)")
+    def units(self, build: ManifestBuild) -> str:
+        return job_units_link(services.job_key(build.pk))
 
     @admin.action(description="Rebuild these inputs now (a new build with the current opt-out state)")
     def rebuild_now(self, request, queryset):

@@ -58,6 +58,8 @@ class ManifestBuild(TimeStampedModel):
 
 
 class ManifestShard(models.Model):
+    """One shard of a build; who holds it, its heartbeat and its attempts are its lease's (core.Lease)."""
+
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
@@ -69,9 +71,6 @@ class ManifestShard(models.Model):
     # what to read: {"file": ..., "row_groups": [...]} for Parquet, {"id_from": a, "id_to": b} for a collection
     spec = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    claimed_by = models.CharField(max_length=200, blank=True, help_text="Celery task id holding the claim")
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     rows_in = models.BigIntegerField(default=0)
     rows_out = models.BigIntegerField(default=0)
     removed = models.JSONField(default=dict, blank=True)

@@ -1,8 +1,9 @@
 """Manifest builds: create, prepare (snapshot + shard plan), claim and filter shards, finalise, fail, diff.
 
-Crash safety rests on three rules: every file is written to `*.part` and renamed; a shard is claimed with a
-conditional UPDATE (a redelivered task re-claims its own shard, a stale claim can be taken over after the lease);
-and publishing is one os.rename of a fully written, fsynced folder. Every step is safe to run twice."""
+Crash safety rests on three rules: every file is written to `*.part` and renamed; every shard and the finalise
+step is a lease (core/leases.py) claimed with a conditional UPDATE and renewed by a heartbeat, so a dead worker's
+shard is restarted within a minute and a late redelivery changes nothing; and publishing is one os.rename of a
+fully written, fsynced folder. Every step is safe to run twice."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
+from core import leases
 from core.exceptions import ApplicationError
 from optout.services import audit_append
 from training_filter.models import ManifestBuild, ManifestShard
@@ -33,8 +34,20 @@ from training_filter.models import ManifestBuild, ManifestShard
 logger = logging.getLogger(__name__)
 
 
+JOB = "manifest_build"
+SHARD, FINALISE = "manifest_shard", "manifest_finalise"
+
+
 class ShardsNotReady(Exception):
-    """The finaliser ran before every shard was done (a duplicate chord, or a takeover in flight)."""
+    """The finaliser ran before every shard was done (a duplicate message, or a takeover in flight)."""
+
+
+def job_key(build_id: int) -> str:
+    return leases.job_key(JOB, build_id)
+
+
+def shard_unit(build_id: int, index: int) -> str:
+    return f"{build_id}:{index}"
 
 
 def build_rules() -> dict:
@@ -95,9 +108,10 @@ def manifest_build_create(
     return build
 
 
-def manifest_build_prepare(*, build_id: int) -> list[int] | None:
+def manifest_build_prepare(*, build_id: int, dispatch: bool = False) -> list[int] | None:
     """Hash the input, snapshot the registry, plan the shards. Returns the shard indexes still to do,
-    or None when the build is already finished."""
+    or None when the build is already finished. dispatch: send each shard to the workers (Celery); otherwise
+    the caller runs them in its own process (the command line)."""
     from training_filter import sources
     from training_filter.pipeline.registry import write_snapshot
 
@@ -112,7 +126,9 @@ def manifest_build_prepare(*, build_id: int) -> list[int] | None:
                 specs = sources.plan_shards(build)
                 write_snapshot(sources.registry_snapshot_batches(build), folder / "registry.arrow")
             input_hash = digest.result()
-        _start(build, input_hash, specs)
+        _start(build, input_hash, specs, run_here=not dispatch)
+    if dispatch:
+        leases.leases_dispatch(job=job_key(build_id))
     pending = ManifestShard.objects.filter(build_id=build_id).exclude(status=ManifestShard.Status.DONE)
     return list(pending.order_by("index").values_list("index", flat=True))
 
@@ -132,7 +148,7 @@ def _input_hash_in_background(build: ManifestBuild) -> Iterator[Future]:
         yield pool.submit(sources.input_hash, build)
 
 
-def _start(build: ManifestBuild, digest: str, specs: list[dict]) -> None:
+def _start(build: ManifestBuild, digest: str, specs: list[dict], *, run_here: bool) -> None:
     with transaction.atomic():
         # conditional: a redelivered prepare that lost the race leaves the first one's plan alone
         started = ManifestBuild.objects.filter(pk=build.pk, status=ManifestBuild.Status.PENDING).update(
@@ -145,21 +161,36 @@ def _start(build: ManifestBuild, digest: str, specs: list[dict]) -> None:
             ManifestShard.objects.bulk_create(
                 [ManifestShard(build=build, index=i, spec=spec) for i, spec in enumerate(specs)]
             )
+            leases.leases_plan(
+                job=job_key(build.pk), units=_units(build.pk, len(specs)), queue=_queue(), run_here=run_here
+            )
 
 
-def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> bool:
-    """Take the shard: pending, or already ours (a redelivery), or held past the lease by a dead worker."""
-    stale = timezone.now() - timedelta(seconds=settings.MANIFEST_SHARD_LEASE_S)
-    claimable = Q(status=ManifestShard.Status.PENDING) | Q(
-        Q(status=ManifestShard.Status.RUNNING) & (Q(claimed_by=worker) | Q(claimed_at__lt=stale))
+def _queue() -> str:
+    return settings.MANIFEST_CELERY_QUEUE
+
+
+def _units(build_id: int, count: int) -> list[leases.Unit]:
+    shards = [
+        leases.Unit(
+            SHARD, shard_unit(build_id, i), "training_filter.tasks.manifest_shard_filter", [build_id, i]
+        )
+        for i in range(count)
+    ]
+    finalise = leases.Unit(
+        FINALISE, str(build_id), "training_filter.tasks.manifest_build_finalise", [build_id], after_all=True
     )
-    claimed = ManifestShard.objects.filter(Q(build_id=build_id, index=index) & claimable).update(
-        status=ManifestShard.Status.RUNNING,
-        claimed_by=worker,
-        claimed_at=timezone.now(),
-        attempts=F("attempts") + 1,
-    )
-    return claimed == 1
+    return [*shards, finalise]
+
+
+def manifest_shard_claim(*, build_id: int, index: int, worker: str) -> leases.Held | None:
+    """Take the shard's lease: pending, or held by a worker that stopped heartbeating."""
+    held = leases.lease_claim(kind=SHARD, unit=shard_unit(build_id, index), holder=worker)
+    if held is not None:
+        ManifestShard.objects.filter(build_id=build_id, index=index).update(
+            status=ManifestShard.Status.RUNNING
+        )
+    return held
 
 
 def _shard_registry(build: ManifestBuild):
@@ -180,30 +211,43 @@ def _shard_paths(build: ManifestBuild, index: int) -> dict[str, Any]:
 
 
 def manifest_shard_run(*, build_id: int, index: int, worker: str) -> str:
-    """Filter one shard. Returns 'done', 'already-done' or 'busy' (another live worker holds it)."""
-    from training_filter import sources
-    from training_filter.pipeline.shard import filter_shard
-
+    """Filter one shard under its lease. Returns 'done', 'already-done', 'not-running' or 'busy' (another live
+    worker holds it); when it was the last shard, the finaliser is sent."""
     shard = ManifestShard.objects.select_related("build").get(build_id=build_id, index=index)
     if shard.status == ManifestShard.Status.DONE:
         return "already-done"
     if shard.build.status != ManifestBuild.Status.RUNNING:
         return "not-running"
-    if not manifest_shard_claim(build_id=build_id, index=index, worker=worker):
-        return "busy"
+    with leases.lease_hold(kind=SHARD, unit=shard_unit(build_id, index), holder=worker) as held:
+        if held is None:
+            return "busy"
+        ManifestShard.objects.filter(pk=shard.pk).update(status=ManifestShard.Status.RUNNING)
+        _shard_filter(shard, held)
+    leases.leases_dispatch(job=job_key(build_id))
+    return "done"
+
+
+def _shard_filter(shard: ManifestShard, held: leases.Held) -> None:
+    from training_filter import sources
+    from training_filter.pipeline.shard import filter_shard
+
     build = shard.build
     registry = _shard_registry(build)
     if settings.MANIFEST_SHARD_SLEEP_S:
         time.sleep(settings.MANIFEST_SHARD_SLEEP_S)  # test hook: a window in which to kill the worker
-    with _input_errors_fail(build_id):
-        result = filter_shard(sources.read_shard(build, shard.spec), registry, **_shard_paths(build, index))
-    _shard_done(shard=shard, worker=worker, result=result)
-    return "done"
+    with _input_errors_fail(build.pk):
+        result = filter_shard(
+            sources.read_shard(build, shard.spec), registry, **_shard_paths(build, shard.index)
+        )
+    _shard_done(shard=shard, held=held, result=result)
 
 
-def _shard_done(*, shard: ManifestShard, worker: str, result) -> None:
+def _shard_done(*, shard: ManifestShard, held: leases.Held, result) -> None:
+    """The shard's counts and its lease's end in one transaction: a worker whose lease was taken over (it was
+    presumed dead) writes nothing."""
     with transaction.atomic():
-        ManifestShard.objects.filter(pk=shard.pk, claimed_by=worker).update(
+        leases.lease_complete(held)
+        ManifestShard.objects.filter(pk=shard.pk).update(
             status=ManifestShard.Status.DONE,
             rows_in=result.rows_in,
             rows_out=result.rows_out,
@@ -219,9 +263,10 @@ def manifest_shards_run_local(
     """The CLI's build: a Parquet input's shards in `processes` forked processes on this machine (pyarrow and
     numpy hold the GIL for much of a shard, so threads do not scale), all of them sharing the registry index
     that this process builds before the fork (copy-on-write pages: one index in memory, not one per process).
-    This process claims every shard and records it done; the children run only the pure pipeline."""
+    This process claims every shard, heartbeats their leases and records them done; the children run only the
+    pure pipeline."""
     build = ManifestBuild.objects.get(pk=build_id)
-    worker = f"cli-{build_id}"
+    worker = leases.holder_name(None)
     if processes <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
         for index in indexes:
             manifest_shard_run(build_id=build_id, index=index, worker=worker)
@@ -229,17 +274,24 @@ def manifest_shards_run_local(
         return
     _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
     shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
-    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
+    claimed = {
+        s.index: (s, manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)) for s in shards
+    }
+    held = {index: (shard, lease) for index, (shard, lease) in claimed.items() if lease is not None}
     gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
     try:
         with _input_errors_fail(build_id):
-            _run_forked(build, claimed, processes, worker, on_done)
+            _run_forked(build, list(held.values()), processes, on_done)
+    except BaseException as exc:
+        for _, lease in held.values():
+            leases.lease_release(lease, error=f"{exc.__class__.__name__}: {exc}")
+        raise
     finally:
         gc.unfreeze()
 
 
 def _run_forked(
-    build: ManifestBuild, shards: list[ManifestShard], processes: int, worker: str, on_done
+    build: ManifestBuild, shards: list[tuple[ManifestShard, leases.Held]], processes: int, on_done
 ) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -255,19 +307,27 @@ def _run_forked(
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = {
-            pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): s
-            for s in shards
+            pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): (
+                s,
+                h,
+            )
+            for s, h in shards
         }
         try:
-            for future in as_completed(futures):
-                _shard_done(shard=futures[future], worker=worker, result=future.result())
-                on_done()
+            # the heartbeat thread starts once the pool has forked its processes: a fork never copies it
+            with leases.leases_heartbeat([h for _, h in shards]):
+                for future in as_completed(futures):
+                    shard, held = futures[future]
+                    _shard_done(shard=shard, held=held, result=future.result())
+                    on_done()
         except BaseException:
             pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
             raise
 
 
-def manifest_build_finalise(*, build_id: int) -> ManifestBuild:
+def manifest_build_finalise(*, build_id: int, holder: str = "") -> ManifestBuild:
+    """Assemble and publish the build under the finalise lease: one holder publishes, once; a finaliser killed
+    half way is restarted by the reaper and finishes the same folder (assemble trusts a renamed one)."""
     build = ManifestBuild.objects.get(pk=build_id)
     if build.status == ManifestBuild.Status.PUBLISHED:
         return build
@@ -276,6 +336,18 @@ def manifest_build_finalise(*, build_id: int) -> ManifestBuild:
     shards = list(ManifestShard.objects.filter(build_id=build_id).order_by("index"))
     if any(s.status != ManifestShard.Status.DONE for s in shards):
         raise ShardsNotReady(f"build {build_id}: {sum(s.status != 'done' for s in shards)} shards not done")
+    with leases.lease_hold(
+        kind=FINALISE, unit=str(build_id), holder=holder or leases.holder_name(None)
+    ) as held:
+        if held is None:  # another worker is finalising it, or has
+            return ManifestBuild.objects.get(pk=build_id)
+        _publish(build, shards, held)
+    shutil.rmtree(work_dir(build), ignore_errors=True)
+    return ManifestBuild.objects.get(pk=build_id)
+
+
+def _publish(build: ManifestBuild, shards: list[ManifestShard], held: leases.Held) -> None:
+    build_id = build.pk
     ManifestBuild.objects.filter(pk=build_id, status=ManifestBuild.Status.RUNNING).update(
         status=ManifestBuild.Status.FINALISING
     )
@@ -294,19 +366,21 @@ def manifest_build_finalise(*, build_id: int) -> ManifestBuild:
     content_hash = assemble(
         work_dir=work_dir(build), shard_count=len(shards), stats=stats, params=_params(build), final_dir=final
     )
-    ManifestBuild.objects.filter(pk=build_id).update(
-        status=ManifestBuild.Status.PUBLISHED,
-        rows_in=stats["rows_in"],
-        rows_out=stats["rows_out"],
-        removed=stats["removed_by_reason"],
-        output_path=str(final),
-        content_hash=content_hash,
-        finished_at=timezone.now(),
-        shards_done=len(shards),
-    )
-    shutil.rmtree(work_dir(build), ignore_errors=True)
-    _audit(build_id, content_hash, stats)
-    return ManifestBuild.objects.get(pk=build_id)
+    if settings.MANIFEST_FINALISE_SLEEP_S:
+        time.sleep(settings.MANIFEST_FINALISE_SLEEP_S)  # test hook: a window in which to kill the finaliser
+    with transaction.atomic():
+        leases.lease_complete(held)
+        ManifestBuild.objects.filter(pk=build_id).update(
+            status=ManifestBuild.Status.PUBLISHED,
+            rows_in=stats["rows_in"],
+            rows_out=stats["rows_out"],
+            removed=stats["removed_by_reason"],
+            output_path=str(final),
+            content_hash=content_hash,
+            finished_at=timezone.now(),
+            shards_done=len(shards),
+        )
+        _audit(build_id, content_hash, stats)  # with the status: recorded once, when the publication commits
 
 
 def _audit(build_id: int, content_hash: str, stats: dict) -> None:
@@ -329,10 +403,12 @@ def _params(build: ManifestBuild) -> dict:
 
 
 def manifest_build_fail(*, build_id: int, error: str) -> None:
-    """The first error wins: a later callback's "task failed" must not hide the reason a person can act on."""
+    """The first error wins: a later "task failed" must not hide the reason a person can act on. None of the
+    build's units is restarted after this."""
     ManifestBuild.objects.filter(pk=build_id).exclude(
         status__in=[ManifestBuild.Status.PUBLISHED, ManifestBuild.Status.FAILED]
     ).update(status=ManifestBuild.Status.FAILED, error=error[:5000], finished_at=timezone.now())
+    leases.leases_job_fail(job=job_key(build_id), error=error)
 
 
 @contextmanager

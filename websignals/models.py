@@ -42,7 +42,7 @@ class SignalCrawl(TimeStampedModel):
 
 
 class SignalCrawlBatch(models.Model):
-    """A slice of a crawl's hosts: one Celery task, claimed with a conditional UPDATE, done at most once."""
+    """A slice of a crawl's hosts: one Celery task, done at most once; who holds it is its lease's (core.Lease)."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -53,8 +53,6 @@ class SignalCrawlBatch(models.Model):
     index = models.PositiveIntegerField()
     hosts = models.JSONField(help_text='{"host": ["work URL", ...]}; URLs only when headers are fetched')
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    claimed_by = models.CharField(max_length=200, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["crawl", "index"]

@@ -1,20 +1,19 @@
-"""Signal crawls: create (hosts split into batches), run a batch (claimed with a conditional UPDATE, fetched,
-evidence stored), finish. Every step is safe to run twice: a done batch is skipped, and a host fetched within
+"""Signal crawls: create (hosts split into batches, one lease each: core/leases.py), run a batch (its lease claimed
+with a conditional UPDATE and renewed by a heartbeat, fetched, evidence stored with the lease's end), finish. Every step is safe to run twice: a done batch is skipped, and a host fetched within
 max-age is not fetched again."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from core import leases
 from core.exceptions import ApplicationError
 from websignals import sources
 from websignals.crawl import HostResult, Previous, crawl_hosts
@@ -23,8 +22,16 @@ from websignals.models import SignalCrawl, SignalCrawlBatch, SiteEvidence
 SETTLED = (SiteEvidence.Outcome.DOCUMENT, SiteEvidence.Outcome.ABSENT)
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+JOB, BATCH = "signal_crawl", "signal_crawl_batch"
+
+
+def job_key(crawl_id: int) -> str:
+    return leases.job_key(JOB, crawl_id)
+
+
+def _units(crawl_id: int, count: int) -> list[leases.Unit]:
+    task = "websignals.tasks.signal_crawl_batch"
+    return [leases.Unit(BATCH, f"{crawl_id}:{i}", task, [crawl_id, i]) for i in range(count)]
 
 
 def signal_crawl_create(
@@ -53,25 +60,30 @@ def signal_crawl_create(
         SignalCrawlBatch.objects.bulk_create(
             [SignalCrawlBatch(crawl=crawl, index=i, hosts=batch) for i, batch in enumerate(batches)]
         )
+        leases.leases_plan(job=job_key(crawl.pk), units=_units(crawl.pk, len(batches)), run_here=not enqueue)
         if not batches:
             _finish(crawl.pk)
         elif enqueue:
-            from websignals.tasks import enqueue_crawl
-
-            transaction.on_commit(lambda: enqueue_crawl(crawl.pk))
+            transaction.on_commit(lambda: leases.leases_dispatch(job=job_key(crawl.pk)))
     return crawl
 
 
-def signal_crawl_batch_claim(*, crawl_id: int, index: int, worker: str) -> bool:
-    """Pending, already ours (a redelivered task), or held past the lease by a worker that died: two live
-    workers never crawl the same hosts at once, so one process's per-host spacing is the host's."""
-    stale = timezone.now() - timedelta(seconds=settings.WEBSIGNALS_BATCH_LEASE_S)
-    running = Q(status=SignalCrawlBatch.Status.RUNNING) & (Q(claimed_by=worker) | Q(claimed_at__lt=stale))
-    claimable = Q(status=SignalCrawlBatch.Status.PENDING) | running
-    claimed = SignalCrawlBatch.objects.filter(Q(crawl_id=crawl_id, index=index) & claimable).update(
-        status=SignalCrawlBatch.Status.RUNNING, claimed_by=worker, claimed_at=timezone.now()
-    )
-    return claimed == 1
+def signal_crawl_resume(*, crawl_id: int, enqueue: bool) -> None:
+    """Every batch not done yet starts afresh: sent to the workers (enqueue), or left to this process."""
+    leases.leases_job_reopen(job=job_key(crawl_id), run_here=not enqueue)
+    if enqueue:
+        leases.leases_dispatch(job=job_key(crawl_id))
+
+
+def signal_crawl_batch_claim(*, crawl_id: int, index: int, worker: str) -> leases.Held | None:
+    """The batch's lease: pending, or held by a worker that stopped heartbeating. Two live workers never crawl
+    the same hosts at once, so one process's per-host spacing is the host's."""
+    held = leases.lease_claim(kind=BATCH, unit=f"{crawl_id}:{index}", holder=worker)
+    if held is not None:
+        SignalCrawlBatch.objects.filter(crawl_id=crawl_id, index=index).update(
+            status=SignalCrawlBatch.Status.RUNNING
+        )
+    return held
 
 
 def signal_crawl_batch_run(
@@ -81,9 +93,21 @@ def signal_crawl_batch_run(
     batch = SignalCrawlBatch.objects.select_related("crawl").get(crawl_id=crawl_id, index=index)
     if batch.status == SignalCrawlBatch.Status.DONE:
         return "already-done"
-    if not signal_crawl_batch_claim(crawl_id=crawl_id, index=index, worker=worker):
+    held = signal_crawl_batch_claim(crawl_id=crawl_id, index=index, worker=worker)
+    if held is None:
         return "busy"
+    with leases.leases_heartbeat([held]):
+        try:
+            _crawl(batch, held, on_host)
+        except BaseException as exc:
+            leases.lease_release(held, error=f"{exc.__class__.__name__}: {exc}")
+            raise
+    return "done"
+
+
+def _crawl(batch: SignalCrawlBatch, held: leases.Held, on_host: Callable[[HostResult], None] | None) -> None:
     crawl = batch.crawl
+    crawl_id = crawl.pk
     SignalCrawl.objects.filter(pk=crawl_id, status=SignalCrawl.Status.PENDING).update(
         status=SignalCrawl.Status.RUNNING, started_at=timezone.now()
     )
@@ -98,17 +122,15 @@ def signal_crawl_batch_run(
             on_host=on_host,
         )
     )
-    _store(crawl, batch, worker, results)
-    return "done"
+    _store(crawl, batch, held, results)
 
 
-def _store(crawl: SignalCrawl, batch: SignalCrawlBatch, batch_worker: str, results: list[HostResult]) -> None:
+def _store(crawl: SignalCrawl, batch: SignalCrawlBatch, held: leases.Held, results: list[HostResult]) -> None:
+    """The evidence with the lease's end: a worker whose batch was taken over stores nothing, and the other
+    worker's evidence stands."""
     with transaction.atomic():
-        done = SignalCrawlBatch.objects.filter(
-            pk=batch.pk, status=SignalCrawlBatch.Status.RUNNING, claimed_by=batch_worker
-        ).update(status=SignalCrawlBatch.Status.DONE)
-        if not done:
-            return  # taken over after the lease, or stored already: the other worker's evidence stands
+        leases.lease_complete(held)
+        SignalCrawlBatch.objects.filter(pk=batch.pk).update(status=SignalCrawlBatch.Status.DONE)
         SiteEvidence.objects.bulk_create(
             [SiteEvidence(crawl=crawl, **row) for result in results for row in result.rows], batch_size=500
         )
@@ -132,6 +154,7 @@ def signal_crawl_fail(*, crawl_id: int, error: str) -> None:
     SignalCrawl.objects.filter(pk=crawl_id).exclude(status=SignalCrawl.Status.DONE).update(
         status=SignalCrawl.Status.FAILED, error=error[:5000], finished_at=timezone.now()
     )
+    leases.leases_job_fail(job=job_key(crawl_id), error=error)
 
 
 def previous_evidence(hosts: list[str]) -> dict[str, dict[tuple[str, str], Previous]]:

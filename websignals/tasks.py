@@ -1,23 +1,25 @@
-"""Thin Celery tasks: one per batch of hosts, by ids, safe to run twice."""
+"""Thin Celery tasks: one per batch of hosts, by ids, each under its lease (core/leases.py), safe to run twice."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from core import leases
 from websignals import services
-from websignals.models import SignalCrawlBatch
+
+leases.register_job(
+    services.JOB, lambda crawl_id, error: services.signal_crawl_fail(crawl_id=crawl_id, error=error)
+)
 
 
-@shared_task(acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
-def signal_crawl_batch(crawl_id: int, index: int) -> str:
+@shared_task(bind=True, acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
+def signal_crawl_batch(self, crawl_id: int, index: int) -> str:
     try:
-        return services.signal_crawl_batch_run(crawl_id=crawl_id, index=index, worker=services.worker_name())
+        return services.signal_crawl_batch_run(
+            crawl_id=crawl_id, index=index, worker=leases.holder_name(self.request.id)
+        )
+    except leases.LeaseLost:
+        return "taken-over"
     except Exception as exc:
         services.signal_crawl_fail(crawl_id=crawl_id, error=f"batch {index}: {exc.__class__.__name__}: {exc}")
         raise
-
-
-def enqueue_crawl(crawl_id: int) -> None:
-    pending = SignalCrawlBatch.objects.filter(crawl_id=crawl_id).exclude(status=SignalCrawlBatch.Status.DONE)
-    for index in pending.order_by("index").values_list("index", flat=True):
-        signal_crawl_batch.delay(crawl_id, index)

@@ -134,6 +134,9 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: the embedded default broker is kombu's filesystem transport, which needs no server and works
 # between processes on one machine; set CELERY_BROKER_URL=redis://... for anything bigger.
+# A dead worker's units are restarted by the lease reaper (core/leases.py), not by the broker: recovery takes
+# PROVENANT_LEASE_HEARTBEAT_S x PROVENANT_LEASE_MISSED_BEATS (30 s) plus at most PROVENANT_LEASE_REAP_S (30 s)
+# once any worker runs, on Redis and on the filesystem broker alike. README "When a worker dies" says more.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 _BROKER_DIR = DATA_DIR / "celery-broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -146,20 +149,46 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "control_folder": str(_BROKER_DIR / "control"),  # broadcast exchanges; kombu's default is ./control
     }
-# Job state lives in our own models; the result backend exists for chords (fan-out, then finalise).
+else:
+    # Redis hands an unacknowledged message to another worker after the visibility timeout: it must outlast the
+    # longest task (an ingest shard's hard limit, 6 h 5 min), or a task still running is started a second time
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7 * 3600)
+    }
+# Job state lives in our own models and leases; the result backend only keeps task results.
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default=f"db+sqlite:///{DATA_DIR / 'celery-results.sqlite3'}"
 )
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# where beat's tasks (the lease reaper) and unrouted tasks go: every deployment keeps a worker on it
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again
+# acknowledged when done, and given back when the worker process dies: a message is never lost with a worker
+CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# one message per pool process: a long unit never waits behind another in a busy worker's buffer, and a
+# killed worker holds no more messages than it was running
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=3600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=3900)
+# leases (core/leases.py): the holder renews every HEARTBEAT_S; MISSED_BEATS intervals without a renewal and the
+# lease is dead; the reaper runs every REAP_S (beat) and when a worker starts; a unit claimed MAX_ATTEMPTS times
+# without finishing fails its job; a unit sent but never claimed for RESEND_S (its message lost) is sent again
+PROVENANT_LEASE_HEARTBEAT_S = env.float("PROVENANT_LEASE_HEARTBEAT_S", default=10.0)
+PROVENANT_LEASE_MISSED_BEATS = env.int("PROVENANT_LEASE_MISSED_BEATS", default=3)
+PROVENANT_LEASE_REAP_S = env.float("PROVENANT_LEASE_REAP_S", default=30.0)
+PROVENANT_LEASE_MAX_ATTEMPTS = env.int("PROVENANT_LEASE_MAX_ATTEMPTS", default=3)
+PROVENANT_LEASE_RESEND_S = env.int("PROVENANT_LEASE_RESEND_S", default=3600)
+CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
+# expires: a reap still queued when the next is due is dropped, so a busy queue never fills with them
+CELERY_BEAT_SCHEDULE["leases-reap"] = {
+    "task": "core.tasks.leases_reap",
+    "schedule": PROVENANT_LEASE_REAP_S,
+    "options": {"expires": PROVENANT_LEASE_REAP_S},
+}
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="provenant@localhost")
@@ -169,6 +198,8 @@ PROVENANT_MAX_IMAGE_PIXELS = env.int("PROVENANT_MAX_IMAGE_PIXELS", default=64_00
 PROVENANT_MAX_UPLOAD_BYTES = env.int("PROVENANT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 PROVENANT_INGEST_WORKERS = env.int("PROVENANT_INGEST_WORKERS", default=2)
 PROVENANT_INGEST_QUEUE = env.str("PROVENANT_INGEST_QUEUE", default="celery")  # one task per shard
+# test hook: sleep before storing each batch (the SIGKILL test)
+PROVENANT_INGEST_BATCH_SLEEP_S = env.float("PROVENANT_INGEST_BATCH_SLEEP_S", default=0.0)
 # images that came inside a tar or a Parquet column, kept as files (by sha256) for indexing and thumbnails
 PROVENANT_DATASET_IMAGES_DIR = Path(
     env.str("PROVENANT_DATASET_IMAGES_DIR", default=str(DATA_DIR / "dataset-images"))
@@ -347,9 +378,8 @@ WEBSIGNALS_AI_AGENTS = env.list(
 WEBSIGNALS_OWN_AGENTS = env.list("WEBSIGNALS_OWN_AGENTS", default=["provenant"])
 WEBSIGNALS_MAX_AGE_S = env.int("WEBSIGNALS_MAX_AGE_S", default=7 * 24 * 3600)  # refetch a site after this
 WEBSIGNALS_BATCH_HOSTS = env.int("WEBSIGNALS_BATCH_HOSTS", default=500)  # hosts per Celery task
-# hosts crawled at once per task (each mostly waits for its own turn), and when a dead worker's batch is taken over
+# hosts crawled at once per task (each mostly waits for its own turn); a dead worker's batch: PROVENANT_LEASE_*
 WEBSIGNALS_HOSTS_IN_FLIGHT = env.int("WEBSIGNALS_HOSTS_IN_FLIGHT", default=256)
-WEBSIGNALS_BATCH_LEASE_S = env.int("WEBSIGNALS_BATCH_LEASE_S", default=3600)
 
 # --- training_filter: manifest builds ------------------------------------------------------------------------
 # Published manifests live in MANIFEST_DIR/build-NNNNNN; work files (registry snapshot, shard outputs) in .work/.
@@ -366,10 +396,10 @@ MANIFEST_SIGNAL_EVALUATOR = env.str(
     "PROVENANT_MANIFEST_SIGNAL_EVALUATOR", default="optout.rules.evaluate_asset_signals"
 )
 MANIFEST_CELERY_QUEUE = env.str("PROVENANT_MANIFEST_QUEUE", default="celery")
-MANIFEST_SHARD_LEASE_S = env.int("PROVENANT_MANIFEST_SHARD_LEASE_S", default=2 * 3600)  # stale claim takeover
 # shards `manage.py build_manifest` filters in parallel processes, 0 = one per CPU (Celery: one task per shard)
 MANIFEST_CLI_PROCESSES = env.int("PROVENANT_MANIFEST_CLI_PROCESSES", default=0)
 MANIFEST_SHARD_SLEEP_S = env.float("PROVENANT_MANIFEST_SHARD_SLEEP_S", default=0.0)  # test hook: slow shards
+MANIFEST_FINALISE_SLEEP_S = env.float("PROVENANT_MANIFEST_FINALISE_SLEEP_S", default=0.0)  # test hook
 CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
 CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
     "task": "training_filter.tasks.manifest_builds_refresh",

@@ -17,7 +17,6 @@ only the A term and TRAK's diffusion loss only the r term; each scored lower on 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,8 +26,6 @@ from torch.nn import functional as F
 
 from generator.ml.diffusion import T_STEPS, noise_pair
 from generator.ml.features import OUTPUT_NAMES, FeatureConfig
-
-log = logging.getLogger(__name__)
 
 METHOD_VERSION_SIMILARITY = "gram-randconv-topk-v1"
 
@@ -118,26 +115,23 @@ class GradientFeaturizer:
             for i in range(n):
                 yield self(images[i], None if conds is None else conds[i])
             return
-        import multiprocessing
+        # billiard (Celery's fork of multiprocessing), not multiprocessing: a Celery prefork pool process is
+        # daemonic, and multiprocessing refuses a daemonic process children ("daemonic processes are not allowed
+        # to have children"), which left the pass on one core under the pool deployments use; billiard lets it
+        # have them. fork (what torch's DataLoader workers do): the children share the parent's pages and need no
+        # importable __main__. A forked child would hang in its first OpenMP parallel region; one torch thread
+        # per child, set before any work, runs none.
+        import billiard
 
-        # fork (what torch's DataLoader workers do): the children share the parent's pages and need no importable
-        # __main__ (spawn re-runs the caller's script). A forked child would hang in its first OpenMP parallel
-        # region; one torch thread per child, set before any work, runs none.
-        ctx = multiprocessing.get_context("fork")
         jobs = (
             (images[i : i + chunk].numpy(), None if conds is None else conds[i : i + chunk].numpy())
             for i in range(0, n, chunk)
         )
-        try:
-            pool = ctx.Pool(
-                min(workers, -(-n // chunk)),
-                initializer=_worker_start,
-                initargs=(self.model, self.config, self.resolution),
-            )
-        except (AssertionError, OSError) as exc:  # e.g. a daemonic worker may not have children
-            log.warning("attribution features in one process: %s", exc)
-            yield from self.many(images, conds)
-            return
+        pool = billiard.get_context("fork").Pool(
+            min(workers, -(-n // chunk)),
+            initializer=_worker_start,
+            initargs=(self.model, self.config, self.resolution),
+        )
         with pool:
             for block in pool.imap(_worker_features, jobs):  # imap keeps the order: results equal the loop's
                 yield from torch.from_numpy(block)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from core.models import Lease
 from embeddings.models import IndexRun
 from embeddings.search import index
 from embeddings.services import index_collection
@@ -167,7 +168,7 @@ def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothin
     works, fake_encoder, settings, django_capture_on_commit_callbacks
 ):
     from embeddings.search import keypoints, parts
-    from embeddings.services import index_batch, index_start
+    from embeddings.services import index_batch_leased, index_start
 
     settings.PROVENANT_INDEX_TASK_BATCH = 5
     with django_capture_on_commit_callbacks(execute=True):
@@ -177,7 +178,11 @@ def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothin
     assert run.embedded == len(works) and run.parts_embedded == len(works) and keypoints.is_built()
     assert index.read_meta(fake_encoder.space)["ntotal"] == len(works)
     shards = index.shard_paths(fake_encoder.space) + index.shard_paths(parts.parts_space(fake_encoder.space))
-    assert index_batch(run_id=run.pk, asset_ids=[w.id for w in works[:5]]) == 0  # acks_late redelivery
+    redelivered = index_batch_leased(
+        run_id=run.pk, number=0, asset_ids=[w.id for w in works[:5]], holder="late"
+    )
+    run.refresh_from_db()
+    assert redelivered == 0 and run.batches_done == 4 and run.embedded == len(works)
     again = index_start(collection_name="fixtures")
     assert again.total == 0 and again.batches_total == 0
     assert shards == index.shard_paths(fake_encoder.space) + index.shard_paths(
@@ -186,12 +191,18 @@ def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothin
 
 
 def test_a_failing_batch_marks_the_run_failed_with_its_reason(works, fake_encoder, monkeypatch):
+    from core import leases
     from embeddings import services
     from embeddings.tasks import index_batch_task
 
     run = IndexRunFactory(collection=works[0].collection, status="running", total=3)
+    ids = [w.id for w in works[:3]]
+    leases.leases_plan(job=services.job_key(run.pk), units=services._units(run.pk, [ids]), run_here=True)
     monkeypatch.setattr(services, "_decode", lambda *args: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
-        index_batch_task.delay(run.pk, [w.id for w in works[:3]])
+        index_batch_task.delay(run.pk, 0, ids)
     run.refresh_from_db()
     assert run.status == "failed" and "disk full" in run.errors[-1]["reason"]
+    assert set(Lease.objects.filter(job=services.job_key(run.pk)).values_list("state", flat=True)) == {
+        "failed"
+    }

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.utils import timezone
 
+from core.models import Lease
 from tests.training_filter.conftest import FakeRegistryRow, write_manifest
 from training_filter import selectors, services
 from training_filter.models import ManifestBuild, ManifestShard
@@ -163,15 +164,20 @@ def test_finalising_twice_changes_nothing(manifest_dir, registry, manifest):
     assert tree_digest(Path(build.output_path)) == before
 
 
-def test_a_shard_is_claimed_by_one_worker_at_a_time(manifest_dir, registry, manifest, settings):
+def test_a_shard_is_claimed_by_one_worker_at_a_time_and_taken_over_once_its_holder_stops_heartbeating(
+    manifest_dir, registry, manifest
+):
     build = build_parquet(manifest, enqueue=False)
     services.manifest_build_prepare(build_id=build.pk)
     assert services.manifest_shard_claim(build_id=build.pk, index=0, worker="a")
     assert not services.manifest_shard_claim(build_id=build.pk, index=0, worker="b")
-    assert services.manifest_shard_claim(build_id=build.pk, index=0, worker="a")  # a redelivery re-claims
     assert services.manifest_shard_run(build_id=build.pk, index=0, worker="b") == "busy"
-    settings.MANIFEST_SHARD_LEASE_S = 0  # the holder is presumed dead: its claim may be taken over
-    assert services.manifest_shard_claim(build_id=build.pk, index=0, worker="b")
+    # a renewal that stopped 31 s ago (three 10 s heartbeats missed): the lease is dead
+    Lease.objects.filter(kind=services.SHARD).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.manifest_shard_run(build_id=build.pk, index=0, worker="b") == "done"
+    lease = Lease.objects.get(kind=services.SHARD, unit=services.shard_unit(build.pk, 0))
+    assert (lease.state, lease.attempts, lease.holder) == ("done", 2, "b")
+    assert services.manifest_shard_run(build_id=build.pk, index=0, worker="a") == "already-done"
 
 
 def test_a_published_manifest_loads_with_pyarrow_dataset_and_hf_datasets(

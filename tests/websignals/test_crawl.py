@@ -237,15 +237,16 @@ def test_a_crawl_batch_run_twice_stores_its_evidence_once(web):
 
 
 @pytest.mark.django_db
-def test_a_batch_held_by_a_dead_worker_is_taken_over_after_the_lease(web, settings):
-    from websignals.models import SignalCrawlBatch
+def test_a_batch_held_by_a_worker_that_stopped_heartbeating_is_taken_over(web):
+    from core.models import Lease
 
     crawl_ = services.signal_crawl_create(collection="", input_path=_manifest(URLS[:1]), enqueue=False)
     assert services.signal_crawl_batch_claim(crawl_id=crawl_.pk, index=0, worker="dead")
     assert services.signal_crawl_batch_run(crawl_id=crawl_.pk, index=0, worker="alive") == "busy"
-    SignalCrawlBatch.objects.update(
-        claimed_at=timezone.now() - timedelta(seconds=settings.WEBSIGNALS_BATCH_LEASE_S + 1)
+    Lease.objects.filter(job=services.job_key(crawl_.pk)).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
     )
     assert services.signal_crawl_batch_run(crawl_id=crawl_.pk, index=0, worker="alive") == "done"
     crawl_.refresh_from_db()
     assert crawl_.status == "done" and SiteEvidence.objects.count() == 3
+    assert Lease.objects.get(job=services.job_key(crawl_.pk)).holder == "alive"

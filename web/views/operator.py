@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from core.exceptions import ApplicationError
 from core.permissions import is_operator
+from core.selectors import leases_unfinished
 from optout.models import ContributorClaim, OptOut
 from web import selectors
 
@@ -31,6 +32,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "build_rows": build_rows,
         "builds_running": any(row["running"] for row in build_rows),
         "generators": selectors.generator_models(),
+        "units": leases_unfinished(),
     }
     return render(request, "web/dashboard.html", context)
 

@@ -8,6 +8,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core import leases
 from core.exceptions import ApplicationError
 from websignals import services
 from websignals.models import SignalCrawl, SignalCrawlBatch
@@ -49,10 +50,8 @@ class Command(BaseCommand):
                 )  # fmt: skip
             except ApplicationError as exc:
                 raise CommandError(exc.message) from exc
-        elif run_async:
-            from websignals.tasks import enqueue_crawl
-
-            enqueue_crawl(crawl.pk)
+        else:
+            services.signal_crawl_resume(crawl_id=crawl.pk, enqueue=run_async)
         if run_async:
             self.stdout.write(f"signal crawl {crawl.pk} queued: {crawl.hosts_total} hosts")
             return
@@ -63,7 +62,7 @@ class Command(BaseCommand):
 
         start = time.perf_counter()
         pending = SignalCrawlBatch.objects.filter(crawl=crawl).exclude(status=SignalCrawlBatch.Status.DONE)
-        worker = services.worker_name()
+        worker = leases.holder_name(None)
         with tqdm(
             total=crawl.hosts_total, initial=crawl.hosts_done, desc=f"crawl {crawl.pk}", unit="host"
         ) as bar:

@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training_filter.pipeline.keyindex import KeySet, PhashIndex
+from core.phash_index import PhashIndex
+from training_filter.pipeline.keyindex import KeySet
 
 SNAPSHOT_SCHEMA = pa.schema(
     [

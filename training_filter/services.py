@@ -6,13 +6,12 @@ and publishing is one os.rename of a fully written, fsynced folder. Every step i
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -212,49 +211,35 @@ def _shard_done(*, shard: ManifestShard, worker: str, result) -> None:
 
 
 def manifest_shards_run_local(
-    *, build_id: int, indexes: list[int], processes: int, on_done: Callable[[], None] = lambda: None
+    *, build_id: int, indexes: list[int], threads: int, on_done: Callable[[], None] = lambda: None
 ) -> None:
-    """The CLI's build: a Parquet input's shards in `processes` forked processes on this machine (pyarrow and
-    numpy hold the GIL for much of a shard, so threads do not scale), all of them sharing the registry index
-    that this process builds before the fork (copy-on-write pages: one index in memory, not one per process).
-    This process claims every shard and records it done; the children run only the pure pipeline."""
+    """The CLI's build: a Parquet input's shards filtered by `threads` threads of this process, all reading one
+    registry index. A shard's heavy steps (Parquet read and write, pyarrow compute, DuckDB hashing, numpy on
+    whole batches) let go of the GIL, so threads keep the cores busy without a second interpreter, Django and
+    index per process: the whole build's memory is this one process's. This thread claims every shard and records
+    it done; the others run only the pure pipeline."""
+    from training_filter.pipeline.shard import filter_parquet_shard
+
     build = ManifestBuild.objects.get(pk=build_id)
     worker = f"cli-{build_id}"
-    if processes <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
+    if threads <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
         for index in indexes:
             manifest_shard_run(build_id=build_id, index=index, worker=worker)
             on_done()
         return
-    _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
-    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
-    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
-    gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
-    try:
-        with _input_errors_fail(build_id):
-            _run_forked(build, claimed, processes, worker, on_done)
-    finally:
-        gc.unfreeze()
-
-
-def _run_forked(
-    build: ManifestBuild, shards: list[ManifestShard], processes: int, worker: str, on_done
-) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from training_filter.pipeline.shard import filter_parquet_shard
-
     arguments = {
         "ref": build.input_ref,
         "batch_rows": settings.MANIFEST_BATCH_ROWS,
         "registry_path": str(work_dir(build) / "registry.arrow"),
         "phash_radius": build.rules.get("phash_radius", 4),
     }
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+    _shard_registry(build)  # the index the threads find in load_index's cache, with the signal evaluator set
+    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
+    claimed = [s for s in shards if manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)]
+    with _input_errors_fail(build_id), ThreadPoolExecutor(max_workers=threads) as pool:
         futures = {
             pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): s
-            for s in shards
+            for s in claimed
         }
         try:
             for future in as_completed(futures):

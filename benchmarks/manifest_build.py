@@ -7,10 +7,14 @@ img2dataset-style manifest in 1M-row Parquet files and an opt-out list of `--reg
 through the product's models into SQLite (a file beside the data) and PostgreSQL (database
 provenant_bench_<rows>_<registry> on --pg-url's server); `--replicate N` makes a larger input from a smaller one's
 files N times over (hard links), with its opt-out list and databases. Then, interleaved, `--repeat` rounds of:
-  cli-sqlite, cli-postgres  `manage.py build_manifest --input <manifest> --as-of <cut-off> --processes N`
+  cli-sqlite, cli-postgres  `manage.py build_manifest --input <manifest> --as-of <cut-off> --threads N`
           end to end: Django start-up, input SHA-256, registry streamed from the database and indexed, every shard
           (URL normalisation, URL/sha256/asset/pHash-within-radius/domain matching, removal list, Parquet),
           publishing with checksums;
+  celery-postgres  the same build on Celery: `build_manifest --input ... --async` with a worker of N prefork
+          processes on Redis (--redis-url), one task per shard and the chord's finaliser; the tree is the
+          driver, the worker and its pool, and its time includes the worker's start-up (`build_s` in the log
+          is enqueue to published alone);
   duckdb  one DuckDB query with N threads and a 1 GB memory limit: normalised URL, host and two parent domains,
           sha256 as uncorrelated NOT IN anti-joins, pHash within the radius by a 5-band join verified with
           bit_count, `SELECT * EXCLUDE` of the helper columns, kept rows written as zstd Parquet.
@@ -94,7 +98,8 @@ def database_urls(folder: Path, args) -> dict[str, str]:
             f"{args.pg_url.rstrip('/')}/provenant_bench_{folder.name.removeprefix('manifest-')}"
         )
         urls["postgres"] = urls["postgres"].replace("-", "_")
-    return {name: url for name, url in urls.items() if name in args.dbs}
+    wanted = {*args.dbs.split(","), *args.celery.split(",")}
+    return {name: url for name, url in urls.items() if name in wanted}
 
 
 def django_env(database_url: str, data_dir: Path, source: Path = ROOT) -> dict[str, str]:
@@ -198,14 +203,9 @@ def cli_build(folder: Path, url: str, scratch: Path, args, source: Path = ROOT) 
     command = [sys.executable, "manage.py", "build_manifest", "--input", str(folder / "manifest")]
     command += ["--as-of", AS_OF]
     if source == ROOT:
-        command += ["--processes", str(args.threads)]
+        command += ["--threads", str(args.threads)]
     env = {**django_env(url, scratch, source), "PROVENANT_MANIFEST_PHASH_RADIUS": str(args.phash_radius)}
-    result = measure(command, env, source)
-    published = Path(result["output"].strip().rsplit("-> ", 1)[-1].strip())
-    stats = json.loads((published / "stats.json").read_text())
-    result.update(rows_out=stats["rows_out"], removed=stats["removed_by_reason"])
-    result["manifest_sha256"] = _sha256(published / "manifest.json")
-    return result, published
+    return _published(measure(command, env, source))
 
 
 def duckdb_run(folder: Path, scratch: Path, args) -> dict:
@@ -225,6 +225,62 @@ def duckdb_run(folder: Path, scratch: Path, args) -> dict:
     result["rows_out"] = json.loads(result["output"].strip().splitlines()[-1])["rows_out"]
     shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def run_celery(folder: Path, threads: int) -> None:
+    """The Celery contender, in its own process with Django set up: a worker of `threads` prefork processes,
+    the build enqueued as an operator would, polled until published; prints the published folder."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from training_filter.models import ManifestBuild
+
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", settings.MANIFEST_CELERY_QUEUE]
+    command += ["-P", "prefork", "-c", str(threads), "-l", "warning", "--without-gossip", "--without-mingle"]
+    log = Path(os.environ["PROVENANT_DATA_DIR"]) / "celery-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    worker = subprocess.Popen(
+        command, env=os.environ, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    try:
+        start = time.perf_counter()
+        call_command("build_manifest", "--input", str(folder / "manifest"), "--as-of", AS_OF, "--async")
+        build = ManifestBuild.objects.latest("id")
+        while build.status not in (ManifestBuild.Status.PUBLISHED, ManifestBuild.Status.FAILED):
+            time.sleep(0.2)
+            build.refresh_from_db()
+        if build.status != ManifestBuild.Status.PUBLISHED:
+            raise SystemExit(f"build {build.pk} failed: {build.error}")
+        print(f"build_s {time.perf_counter() - start:.1f}")
+        print(f"build {build.pk} published -> {build.output_path}")
+    finally:
+        worker.terminate()
+        worker.wait()
+
+
+def celery_build(folder: Path, url: str, scratch: Path, args) -> tuple[dict, Path]:
+    """`run_celery` in a fresh process tree, on its own Redis database (emptied first)."""
+    import redis
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    redis.Redis.from_url(args.redis_url).flushdb()
+    env = {
+        **django_env(url, scratch),
+        "PROVENANT_MANIFEST_PHASH_RADIUS": str(args.phash_radius),
+        "CELERY_BROKER_URL": args.redis_url,
+        "CELERY_RESULT_BACKEND": args.redis_url,
+    }
+    command = [sys.executable, __file__, "--child", "celery", "--folder", str(folder)]
+    result = measure([*command, "--threads", str(args.threads)], env, ROOT)
+    return _published(result)
+
+
+def _published(result: dict) -> tuple[dict, Path]:
+    published = Path(result["output"].strip().rsplit("-> ", 1)[-1].strip())
+    stats = json.loads((published / "stats.json").read_text())
+    result.update(rows_out=stats["rows_out"], removed=stats["removed_by_reason"])
+    result["manifest_sha256"] = _sha256(published / "manifest.json")
+    return result, published
 
 
 def _sha256(path: Path) -> str:
@@ -267,18 +323,22 @@ def _summary(result: dict) -> str:
 
 
 def rounds(folder: Path, urls: dict[str, str], args) -> tuple[dict[str, list[dict]], dict[str, Path]]:
-    runs: dict[str, list[dict]] = {name: [] for name in [*(f"cli-{db}" for db in urls), "duckdb"]}
+    clis = [f"cli-{db}" for db in args.dbs.split(",") if db]
+    names = [*clis, *(f"celery-{db}" for db in args.celery.split(",") if db), "duckdb"]
+    runs: dict[str, list[dict]] = {name: [] for name in names}
     first_output: dict[str, Path] = {}
     for round_ in range(args.repeat):
         for name in runs:  # interleaved: both sides see the same load
+            scratch = folder / f"scratch-{name}-{round_}"
             if name == "duckdb":
                 result = duckdb_run(folder, folder / "scratch-duckdb", args)
             else:
-                url = urls[name.removeprefix("cli-")]
-                result, published = cli_build(folder, url, folder / f"scratch-{name}-{round_}", args)
+                kind, db = name.split("-", 1)
+                build = cli_build if kind == "cli" else celery_build
+                result, published = build(folder, urls[db], scratch, args)
                 first_output.setdefault(name, published)
                 if published != first_output[name]:
-                    shutil.rmtree(folder / f"scratch-{name}-{round_}", ignore_errors=True)
+                    shutil.rmtree(scratch, ignore_errors=True)
             runs[name].append(result)
             print(f"round {round_ + 1} {name}: {_summary(result)}", flush=True)
     return runs, first_output
@@ -335,16 +395,20 @@ def main() -> None:
     parser.add_argument("--registry", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--phash-radius", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads and CLI shard processes")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads and CLI shard threads")
     parser.add_argument("--dbs", default="sqlite,postgres", help="registry databases for the CLI runs")
     parser.add_argument("--pg-url", default="postgres://provenant:provenant@127.0.0.1:5432")
+    parser.add_argument(
+        "--celery", default="", help="registry databases for Celery runs (e.g. postgres); none by default"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10", help="broker for --celery runs")
     parser.add_argument(
         "--reference", default="", help="git ref whose build must give the same rows (e.g. main)"
     )
     parser.add_argument(
         "--replicate", type=int, default=1, help="make --rows from the --rows/N data's files N times over"
     )
-    parser.add_argument("--child", choices=["load", "duckdb"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["load", "duckdb", "celery"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -353,6 +417,12 @@ def main() -> None:
 
         django.setup()
         print(f"{load_registry(Path(args.folder)):,} keys in the database", flush=True)
+        return
+    if args.child == "celery":
+        import django
+
+        django.setup()
+        run_celery(Path(args.folder), args.threads)
         return
     if args.child == "duckdb":
         run_duckdb(Path(args.folder), Path(args.scratch), args.threads, args.phash_radius)

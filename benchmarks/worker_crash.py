@@ -70,7 +70,7 @@ def main() -> None:
     print("load before", os.getloadavg(), flush=True)
     t0 = time.perf_counter()
     out = subprocess.run(
-        [*build, "--processes", "2"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+        [*build, "--threads", "2"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
     )
     cli_seconds = time.perf_counter() - t0
     cli_dir = Path(out.stdout.strip().rsplit("-> ", 1)[-1].strip())

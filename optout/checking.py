@@ -15,6 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
+from core.phash_index import PhashIndex
 from optout.models import OptOutKey
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -42,77 +43,31 @@ def registry_version() -> tuple[int, int]:
 # --- pHash index -----------------------------------------------------------------------------------------------
 
 
-def _bands(radius: int) -> list[tuple[int, int]]:
-    """(shift, width) of radius+1 bands covering 64 bits: two hashes within `radius` bits agree exactly on at
-    least one band (pigeonhole), so exact band matches give every candidate."""
-    count = min(radius + 1, 64)
-    widths = [64 // count + (1 if i < 64 % count else 0) for i in range(count)]
-    shifts = np.cumsum([0, *widths[:-1]])
-    return [(int(s), int(w)) for s, w in zip(shifts, widths, strict=True)]
-
-
-def _band_values(hashes: np.ndarray, shift: int, width: int) -> np.ndarray:
-    unsigned = hashes.view(np.uint64)
-    mask = np.uint64((1 << width) - 1) if width < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    return (unsigned >> np.uint64(shift)) & mask
-
-
 @dataclass
-class PhashIndex:
-    radius: int
-    hashes: np.ndarray  # int64
-    optout_ids: np.ndarray  # int64
-    bands: list[tuple[int, int, np.ndarray, np.ndarray]]  # shift, width, argsort order, sorted band values
+class ActivePhashes:
+    """The active pHashes in opt-out id order, so that of equally near matches the lowest opt-out id answers."""
+
+    index: PhashIndex
+    optout_ids: np.ndarray  # int64, one per indexed hash
 
     @classmethod
-    def build(cls, hashes: np.ndarray, optout_ids: np.ndarray, radius: int) -> PhashIndex:
-        bands = []
-        for shift, width in _bands(radius):
-            values = _band_values(hashes, shift, width)
-            order = np.argsort(values, kind="stable")
-            bands.append((shift, width, order, values[order]))
-        return cls(radius, hashes, optout_ids, bands)
+    def build(cls, hashes: np.ndarray, optout_ids: np.ndarray, radius: int) -> ActivePhashes:
+        order = np.argsort(optout_ids, kind="stable")
+        return cls(PhashIndex(hashes[order], radius), optout_ids[order])
 
     def match(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(optout id or -1, distance or -1) per query: the nearest active pHash within the radius."""
-        n = len(queries)
-        best_dist = np.full(n, 65, dtype=np.int64)
-        best_id = np.full(n, -1, dtype=np.int64)
-        if n == 0 or len(self.hashes) == 0:
-            return best_id, np.full(n, -1, dtype=np.int64)
-        for shift, width, order, sorted_values in self.bands:
-            q = _band_values(queries, shift, width)
-            lo = np.searchsorted(sorted_values, q, side="left")
-            counts = np.searchsorted(sorted_values, q, side="right") - lo
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            query_idx = np.repeat(np.arange(n), counts)
-            starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-            candidates = order[starts + np.arange(total)]
-            dist = np.bitwise_count((queries[query_idx] ^ self.hashes[candidates]).view(np.uint64)).astype(
-                np.int64
-            )
-            keep = dist <= self.radius
-            query_idx, candidates, dist = query_idx[keep], candidates[keep], dist[keep]
-            if len(query_idx) == 0:
-                continue
-            # keep the nearest per query; ties go to the lowest opt-out id for stable answers
-            rank = np.lexsort((self.optout_ids[candidates], dist, query_idx))
-            query_idx, candidates, dist = query_idx[rank], candidates[rank], dist[rank]
-            first = np.r_[True, query_idx[1:] != query_idx[:-1]]
-            qi, ci, di = query_idx[first], candidates[first], dist[first]
-            better = di < best_dist[qi]
-            best_dist[qi[better]] = di[better]
-            best_id[qi[better]] = self.optout_ids[ci[better]]
-        return best_id, np.where(best_id >= 0, best_dist, -1)
+        rows, distances = self.index.nearest(queries)
+        ids = np.full(len(rows), -1, dtype=np.int64)
+        ids[rows >= 0] = self.optout_ids[rows[rows >= 0]]
+        return ids, distances
 
 
 _cache_lock = threading.Lock()
 _cached: dict[str, object] = {"version": None, "radius": None, "index": None, "exact": None}
 
 
-def phash_index() -> PhashIndex:
+def phash_index() -> ActivePhashes:
     version, radius = registry_version(), settings.OPTOUT_CHECK_PHASH_RADIUS
     with _cache_lock:
         if _cached["version"] == version and _cached["radius"] == radius:
@@ -123,7 +78,7 @@ def phash_index() -> PhashIndex:
                 [OptOutKey.Kind.PHASH],
             )
             rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
-        index = PhashIndex.build(rows[:, 0].copy(), rows[:, 1].copy(), radius)
+        index = ActivePhashes.build(rows[:, 0].copy(), rows[:, 1].copy(), radius)
         _cached.update(version=version, radius=radius, index=index)
         return index
 

@@ -25,9 +25,9 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Q
 
+from core.phash_index import PhashIndex
 from core.urlnorm import normalize_url, parent_domains
 from optout import selectors
-from optout.checking import PhashIndex
 from optout.models import ClaimStatus, DomainClaim, OptOut, OptOutItem, OptOutKey
 from provenance.models import Asset
 
@@ -127,11 +127,11 @@ def _key_neighbours(keys: list[tuple]) -> set[int]:
 
 
 def _assets_near(phashes: np.ndarray) -> set[int]:
-    index = PhashIndex.build(phashes, np.arange(len(phashes), dtype=np.int64), match_radius())
+    index = PhashIndex(phashes, match_radius())
     rows = np.array(
         list(Asset.objects.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64
     ).reshape(-1, 2)
-    matched, _ = index.match(rows[:, 1].copy())
+    matched = index.lookup(rows[:, 1])
     return {int(i) for i in rows[matched >= 0, 0]}
 
 

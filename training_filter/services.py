@@ -7,13 +7,12 @@ fully written, fsynced folder. Every step is safe to run twice."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -258,71 +257,51 @@ def _shard_done(*, shard: ManifestShard, held: leases.Held, result) -> None:
 
 
 def manifest_shards_run_local(
-    *, build_id: int, indexes: list[int], processes: int, on_done: Callable[[], object] = lambda: None
+    *, build_id: int, indexes: list[int], threads: int, on_done: Callable[[], object] = lambda: None
 ) -> None:
-    """The CLI's build: a Parquet input's shards in `processes` forked processes on this machine (pyarrow and
-    numpy hold the GIL for much of a shard, so threads do not scale), all of them sharing the registry index
-    that this process builds before the fork (copy-on-write pages: one index in memory, not one per process).
-    This process claims every shard, heartbeats their leases and records them done; the children run only the
-    pure pipeline."""
+    """The CLI's build: a Parquet input's shards filtered by `threads` threads of this process, all reading one
+    registry index. A shard's heavy steps (Parquet read and write, pyarrow compute, DuckDB hashing, numpy on
+    whole batches) let go of the GIL, so threads keep the cores busy without a second interpreter, Django and
+    index per process: the whole build's memory is this one process's. This thread claims every shard,
+    heartbeats their leases and records them done; the others run only the pure pipeline."""
+    from training_filter.pipeline.shard import filter_parquet_shard
+
     build = ManifestBuild.objects.get(pk=build_id)
     worker = leases.holder_name(None)
-    if processes <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
+    if threads <= 1 or len(indexes) <= 1 or build.input_kind != ManifestBuild.InputKind.PARQUET:
         for index in indexes:
             manifest_shard_run(build_id=build_id, index=index, worker=worker)
             on_done()
         return
-    _shard_registry(build)  # built here, before the fork, so that every child finds it in load_index's cache
-    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
-    claimed = {
-        s.index: (s, manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)) for s in shards
-    }
-    held = {index: (shard, lease) for index, (shard, lease) in claimed.items() if lease is not None}
-    gc.freeze()  # keep the children's collectors from writing to (and so copying) the objects they share
-    try:
-        with _input_errors_fail(build_id):
-            _run_forked(build, list(held.values()), processes, on_done)
-    except BaseException as exc:
-        for _, lease in held.values():
-            leases.lease_release(lease, error=f"{exc.__class__.__name__}: {exc}")
-        raise
-    finally:
-        gc.unfreeze()
-
-
-def _run_forked(
-    build: ManifestBuild, shards: list[tuple[ManifestShard, leases.Held]], processes: int, on_done
-) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from training_filter.pipeline.shard import filter_parquet_shard
-
     arguments: dict[str, Any] = {
         "ref": build.input_ref,
         "batch_rows": settings.MANIFEST_BATCH_ROWS,
         "registry_path": str(work_dir(build) / "registry.arrow"),
         "phash_radius": build.rules.get("phash_radius", 4),
     }
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        futures = {
-            pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): (
-                s,
-                h,
-            )
-            for s, h in shards
-        }
-        try:
-            # the heartbeat thread starts once the pool has forked its processes: a fork never copies it
-            with leases.leases_heartbeat([h for _, h in shards]):
-                for future in as_completed(futures):
-                    shard, held = futures[future]
-                    _shard_done(shard=shard, held=held, result=future.result())
-                    on_done()
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
-            raise
+    _shard_registry(build)  # the index the threads find in load_index's cache, with the signal evaluator set
+    shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
+    claimed = [(s, manifest_shard_claim(build_id=build_id, index=s.index, worker=worker)) for s in shards]
+    held = [(shard, lease) for shard, lease in claimed if lease is not None]
+    try:
+        with _input_errors_fail(build_id), ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = {
+                pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): (s, h)
+                for s, h in held
+            }
+            try:
+                with leases.leases_heartbeat([h for _, h in held]):
+                    for future in as_completed(futures):
+                        shard, lease = futures[future]
+                        _shard_done(shard=shard, held=lease, result=future.result())
+                        on_done()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others
+                raise
+    except BaseException as exc:
+        for _, lease in held:
+            leases.lease_release(lease, error=f"{exc.__class__.__name__}: {exc}")
+        raise
 
 
 def manifest_build_finalise(*, build_id: int, holder: str = "") -> ManifestBuild:

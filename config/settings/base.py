@@ -396,8 +396,8 @@ MANIFEST_SIGNAL_EVALUATOR = env.str(
     "PROVENANT_MANIFEST_SIGNAL_EVALUATOR", default="optout.rules.evaluate_asset_signals"
 )
 MANIFEST_CELERY_QUEUE = env.str("PROVENANT_MANIFEST_QUEUE", default="celery")
-# shards `manage.py build_manifest` filters in parallel processes, 0 = one per CPU (Celery: one task per shard)
-MANIFEST_CLI_PROCESSES = env.int("PROVENANT_MANIFEST_CLI_PROCESSES", default=0)
+# shards `manage.py build_manifest` filters at once, in threads of one process; 0 = one per CPU (Celery: a task a shard)
+MANIFEST_CLI_THREADS = env.int("PROVENANT_MANIFEST_CLI_THREADS", default=0)
 MANIFEST_SHARD_SLEEP_S = env.float("PROVENANT_MANIFEST_SHARD_SLEEP_S", default=0.0)  # test hook: slow shards
 MANIFEST_FINALISE_SLEEP_S = env.float("PROVENANT_MANIFEST_FINALISE_SLEEP_S", default=0.0)  # test hook
 CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})

@@ -1,5 +1,5 @@
-"""`manage.py build_manifest --input`: shards in parallel processes give the bytes one process gives, and a shard
-that fails in a child process fails the build instead of leaving it running."""
+"""`manage.py build_manifest --input`: shards filtered by parallel threads give the bytes one thread gives, and a
+shard that fails in a worker thread fails the build instead of leaving it running."""
 
 from pathlib import Path
 
@@ -24,12 +24,12 @@ def sharded(settings, tmp_path) -> Path:
     return tmp_path / "input"
 
 
-def cli_build(folder: Path, processes: int) -> ManifestBuild:
-    call_command("build_manifest", "--input", str(folder), "--as-of", AS_OF, "--processes", str(processes))
+def cli_build(folder: Path, threads: int) -> ManifestBuild:
+    call_command("build_manifest", "--input", str(folder), "--as-of", AS_OF, "--threads", str(threads))
     return ManifestBuild.objects.order_by("-id").first()
 
 
-def test_parallel_shard_processes_publish_the_same_bytes_as_one_process(manifest_dir, sharded):
+def test_parallel_shard_threads_publish_the_same_bytes_as_one_thread(manifest_dir, sharded):
     one, two = cli_build(sharded, 1), cli_build(sharded, 2)
     assert ManifestShard.objects.filter(build=two).count() == 6
     assert two.status == "published" and two.rows_in == 3 * len(ROWS)
@@ -37,13 +37,13 @@ def test_parallel_shard_processes_publish_the_same_bytes_as_one_process(manifest
     assert two.removed == one.removed and two.rows_out == one.rows_out
 
 
-def test_a_shard_failing_in_a_child_process_fails_the_build(manifest_dir, sharded, monkeypatch):
+def test_a_shard_failing_in_a_worker_thread_fails_the_build(manifest_dir, sharded, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
     from training_filter.pipeline import shard
 
-    monkeypatch.setattr(shard, "filter_shard", boom)  # forked children inherit the patch
+    monkeypatch.setattr(shard, "filter_shard", boom)
     with pytest.raises(CommandError, match="disk full"):
         cli_build(sharded, 2)
     build = ManifestBuild.objects.get()

@@ -3,9 +3,10 @@
 import numpy as np
 import pyarrow as pa
 
+from core.phash_index import PhashIndex
 from core.urlkeys import domain_suffixes, url_keys
 from core.urlnorm import host_of, normalize_url, parent_domains
-from training_filter.pipeline.keyindex import KeySet, PhashIndex
+from training_filter.pipeline.keyindex import KeySet
 
 URLS = [
     "HTTP://WWW.Example.COM/A/B/",
@@ -91,6 +92,25 @@ def test_phash_index_finds_exactly_the_hashes_within_the_radius():
         close = np.bitwise_count(xor) <= radius
         expected = np.where(close.any(axis=1), close.argmax(axis=1), -1)
         assert (found == expected).all(), radius
+
+
+def test_phash_index_nearest_is_the_closest_hash_and_the_first_of_equally_close_ones():
+    rng = np.random.default_rng(11)
+    registry = rng.integers(-(2**63), 2**63 - 1, size=2000, dtype=np.int64)
+    registry[1000:1100] = registry[:100]  # equal hashes: the first row must answer
+    queries = registry[rng.integers(0, 2000, size=3000)].view(np.uint64).copy()
+    for i, bits in enumerate(rng.integers(0, 64, size=(3000, 6))):
+        for bit in bits[: i % 7]:
+            queries[i] ^= np.uint64(1) << np.uint64(bit)
+    queries = queries.view(np.int64)
+    for radius in (3, 4, 6):
+        rows, distances = PhashIndex(registry, radius).nearest(queries)
+        xor = queries.view(np.uint64)[:, None] ^ registry.view(np.uint64)[None, :]
+        dist = np.bitwise_count(xor).astype(np.int64)
+        closest = dist.min(axis=1)
+        expected = np.where(closest <= radius, dist.argmin(axis=1), -1)
+        assert (rows == expected).all(), radius
+        assert (distances == np.where(expected >= 0, closest, -1)).all(), radius
 
 
 def test_key_set_matches_only_equal_strings():

@@ -198,12 +198,14 @@ def row_signals(ref: str) -> Iterator[tuple[str, str, dict]]:
         with fs.open_input_file(name) as handle:
             parquet = pq.ParquetFile(handle)
             present = [c for c in SIGNAL_COLUMNS if c in parquet.schema_arrow.names]
+            if not present:  # nothing to read: the usual img2dataset file has no signal columns
+                offset += parquet.metadata.num_rows
+                continue
             columns = [
                 c for c in ("key", "url", "URL", "status") if c in parquet.schema_arrow.names
             ] + present
-            for batch in parquet.iter_batches(batch_size=65_536, columns=columns or None):
-                if present:
-                    yield from _signal_rows_of(downloaded(pa.Table.from_batches([batch])), present, offset)
+            for batch in parquet.iter_batches(batch_size=65_536, columns=columns):
+                yield from _signal_rows_of(downloaded(pa.Table.from_batches([batch])), present, offset)
                 offset += batch.num_rows
 
 

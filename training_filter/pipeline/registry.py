@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training_filter.pipeline.keyindex import KeySet, PhashIndex
+from core.phash_index import PhashIndex
+from training_filter.pipeline.keyindex import KeySet
 
 SNAPSHOT_SCHEMA = pa.schema(
     [
@@ -36,7 +37,9 @@ EXACT_KINDS = ("url", "sha256", "asset", "signal", "signal_url", "domain", "sign
 
 def snapshot_batch(columns: Sequence[Sequence]) -> pa.RecordBatch:
     """A batch of snapshot rows from its five columns in SNAPSHOT_SCHEMA order (None -> '', ids as text)."""
-    arrays = [pc.fill_null(pc.cast(pa.array(column), pa.string()), "") for column in columns]
+    arrays = [
+        pc.fill_null(pc.cast(c if isinstance(c, pa.Array) else pa.array(c), pa.string()), "") for c in columns
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=SNAPSHOT_SCHEMA)
 
 

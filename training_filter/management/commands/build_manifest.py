@@ -1,4 +1,4 @@
-"""python manage.py build_manifest --collection NAME | --input PATH [--as-of ISO] [--processes N] [--async]"""
+"""python manage.py build_manifest --collection NAME | --input PATH [--as-of ISO] [--threads N] [--async]"""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ class Command(BaseCommand):
             "--async", dest="run_async", action="store_true", help="enqueue on Celery and exit"
         )
         parser.add_argument(
-            "--processes",
+            "--threads",
             type=int,
-            default=settings.MANIFEST_CLI_PROCESSES,
-            help="shards filtered in parallel on this machine (default MANIFEST_CLI_PROCESSES; 0: one per CPU)",
+            default=settings.MANIFEST_CLI_THREADS,
+            help="shards filtered at once on this machine (default MANIFEST_CLI_THREADS; 0: one per CPU)",
         )
 
     def handle(
-        self, *args, collection: str, input: str, as_of: str, run_async: bool, processes: int, **options
+        self, *args, collection: str, input: str, as_of: str, run_async: bool, threads: int, **options
     ):
         cutoff = parse_datetime(as_of) if as_of else None
         if as_of and cutoff is None:
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             self.stdout.write(f"build {build.pk} queued")
             return
         try:
-            self._run_here(build, processes or os.cpu_count() or 1)
+            self._run_here(build, threads or os.cpu_count() or 1)
         except ApplicationError as exc:
             raise CommandError(f"build {build.pk} failed: {exc.message}") from exc
         except Exception as exc:
@@ -56,14 +56,14 @@ class Command(BaseCommand):
             services.manifest_build_fail(build_id=build.pk, error=repr(exc))
             raise CommandError(f"build {build.pk} failed: {exc}") from exc
 
-    def _run_here(self, build: ManifestBuild, processes: int) -> None:
+    def _run_here(self, build: ManifestBuild, threads: int) -> None:
         from tqdm import tqdm
 
         start = time.perf_counter()
         indexes = services.manifest_build_prepare(build_id=build.pk) or []
         with tqdm(total=len(indexes), desc=f"build {build.pk}", unit="shard", disable=not indexes) as bar:
             services.manifest_shards_run_local(
-                build_id=build.pk, indexes=indexes, processes=processes, on_done=bar.update
+                build_id=build.pk, indexes=indexes, threads=threads, on_done=bar.update
             )
         build = services.manifest_build_finalise(build_id=build.pk)
         elapsed = time.perf_counter() - start

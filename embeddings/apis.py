@@ -73,7 +73,7 @@ class _SearchBase(APIView):
 class SearchImageApi(_SearchBase):
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ImageSearchInputSerializer(serializers.Serializer):
         image = serializers.FileField()
         top = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TOP, default=10)
 
@@ -82,7 +82,7 @@ class SearchImageApi(_SearchBase):
         description="Exact file, perceptual hash (also mirrored), embedding kNN and ORB/RANSAC verification of "
         "crops and partial copies. Each hit says why it matched. 413 past the upload size limit, 400 for a "
         "non-image or a decompression bomb.",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": ImageSearchInputSerializer},
         responses={200: ResultsSerializer},
     )
     def post(self, request):
@@ -98,7 +98,7 @@ class SearchImageApi(_SearchBase):
                 f"image is {upload.size} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes",
                 status_code=413,
             )
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ImageSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         hits = search_image_bytes(upload.read(), top_k=serializer.validated_data["top"], user=request.user)
         return _response(hits)

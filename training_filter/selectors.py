@@ -15,6 +15,20 @@ def manifest_build_list(*, status: str = "") -> QuerySet[ManifestBuild]:
     return builds.filter(status=status) if status else builds
 
 
+def manifest_builds_visible_to(user, *, status: str = "") -> QuerySet[ManifestBuild]:
+    """Operators (staff) see every build; any other account sees the published ones only."""
+    builds = manifest_build_list(status=status)
+    return builds if user.is_staff else builds.filter(status=ManifestBuild.Status.PUBLISHED)
+
+
+def manifest_build_visible_get(*, build_id: int, user) -> ManifestBuild:
+    """A build this account may see; another one answers 404, as one that does not exist does."""
+    build = manifest_builds_visible_to(user).filter(pk=build_id).first()
+    if build is None:
+        raise ApplicationError(f"No manifest build {build_id}.", status_code=404)
+    return build
+
+
 def manifest_build_get(*, build_id: int) -> ManifestBuild:
     try:
         return ManifestBuild.objects.get(pk=build_id)

@@ -21,6 +21,22 @@ class ApplicationError(Exception):
             self.status_code = status_code
 
 
+class PayloadTooLarge(ApplicationError):
+    """A body or an upload past its size limit."""
+
+    status_code = 413
+
+
+class ImageUnreadable(ApplicationError):
+    """Uploaded bytes that are not a picture we open; `too_large_to_open` when the pixel-count guard refused a
+    picture that may be real (a person should send a smaller copy rather than another file)."""
+
+    def __init__(self, reason: str, *, too_large_to_open: bool = False):
+        super().__init__(f"image rejected: {reason}")
+        self.reason = reason
+        self.too_large_to_open = too_large_to_open
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.exceptions import ApplicationError
+from core.exceptions import ApplicationError, PayloadTooLarge
 
 MAX_TOP = 100
 
@@ -94,9 +94,8 @@ class SearchImageApi(_SearchBase):
         if upload is None:
             raise ApplicationError("send the picture as the multipart field `image`")
         if upload.size > settings.PROVENANT_MAX_UPLOAD_BYTES:
-            raise ApplicationError(
-                f"image is {upload.size} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes",
-                status_code=413,
+            raise PayloadTooLarge(
+                f"image is {upload.size} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes"
             )
         serializer = self.ImageSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

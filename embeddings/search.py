@@ -19,7 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count, Max
 
-from core.exceptions import ApplicationError
+from core.exceptions import ImageUnreadable, PayloadTooLarge
 from core.exclusions import collect_exclusions
 from embeddings import geometry, index, parts, regions, thumbnails
 from embeddings.encoder import get_encoder
@@ -454,18 +454,17 @@ def diversify(ranked: list[Hit], top_k: int, per_cluster: int) -> list[Hit]:
 
 
 def search_image_bytes(data: bytes, *, top_k: int = 10, user: Any = None) -> list[Hit]:
-    """Decode untrusted bytes safely, then run the cascade. Raises ApplicationError (400/413) for bad input."""
-    from provenance.imaging import ImageRejected, load_rgb
+    """Decode untrusted bytes safely, then run the cascade. Raises ImageUnreadable (400) or PayloadTooLarge (413) for bad input."""
+    from provenance.imaging import DecompressionBomb, ImageRejected, load_rgb
 
     if len(data) > settings.PROVENANT_MAX_UPLOAD_BYTES:
-        raise ApplicationError(
-            f"image is {len(data)} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes",
-            status_code=413,
+        raise PayloadTooLarge(
+            f"image is {len(data)} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes"
         )
     try:
         decoded = load_rgb(data, max_pixels=settings.PROVENANT_MAX_IMAGE_PIXELS)
     except ImageRejected as exc:
-        raise ApplicationError(f"image rejected: {exc}") from exc
+        raise ImageUnreadable(str(exc), too_large_to_open=isinstance(exc, DecompressionBomb)) from exc
     return search_image(decoded.image, sha256=hashlib.sha256(data).hexdigest(), top_k=top_k, user=user)
 
 

@@ -81,6 +81,7 @@ class TokenOutputSerializer(serializers.ModelSerializer):
 
 class TokenListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "token"
     throttle_methods = ("POST",)
 
@@ -91,7 +92,7 @@ class TokenListCreateApi(APIView):
 
     @extend_schema(responses=TokenOutputSerializer(many=True))
     def get(self, request):
-        paginator = DefaultPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(accounts.tokens_of(request.user), request, view=self)
         data = TokenOutputSerializer(page, many=True, context={"auth": request.auth}).data
         return paginator.get_paginated_response(data)

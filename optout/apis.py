@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 from core.pagination import DefaultPagination
+from core.serializers import ErrorSerializer
 from core.throttles import TokenRateThrottle
 from optout import checking, selectors, services
 from optout.models import ContributorClaim, DomainClaim, OptOut, OptOutStateChange
@@ -32,7 +33,7 @@ class IsOperator(permissions.BasePermission):
 
 
 def _page(request, view, queryset, serializer_class) -> Response:
-    paginator = DefaultPagination()
+    paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -67,6 +68,7 @@ class StateChangeOutputSerializer(serializers.ModelSerializer):
 
 class OptOutListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "optout_create"
     throttle_methods = ("POST",)
 
@@ -139,11 +141,6 @@ class OptOutRevokeApi(APIView):
         return Response(OptOutOutputSerializer(optout).data)
 
 
-class ErrorOutputSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    extra = serializers.DictField()
-
-
 class _OperatorDecisionApi(APIView):
     """A decision on a pending opt-out; the same decision again is a no-op (200), the other one 409."""
 
@@ -155,7 +152,7 @@ class _OperatorDecisionApi(APIView):
 
     @extend_schema(
         request=OperatorDecisionInputSerializer,
-        responses={200: OptOutOutputSerializer, 409: ErrorOutputSerializer},
+        responses={200: OptOutOutputSerializer, 409: ErrorSerializer},
     )
     def post(self, request, optout_id: int):
         optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
@@ -198,6 +195,7 @@ class DomainClaimOutputSerializer(serializers.ModelSerializer):
 
 class DomainClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "claim"
     throttle_methods = ("POST",)
 
@@ -254,6 +252,7 @@ class ContributorClaimOutputSerializer(serializers.ModelSerializer):
 
 class ContributorClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "claim"
     throttle_methods = ("POST",)
 

@@ -49,11 +49,15 @@ class ManifestBuildListApi(APIView):
     @extend_schema(
         operation_id="manifest_builds_list",
         summary="Manifest builds, newest first (published ones only for non-operators)",
-        parameters=[OpenApiParameter("status", enum=ManifestBuild.Status.values, description="only this status")],
+        parameters=[
+            OpenApiParameter("status", enum=ManifestBuild.Status.values, description="only this status")
+        ],
         responses=ManifestBuildOutputSerializer(many=True),
     )
     def get(self, request):
-        builds = selectors.manifest_builds_visible_to(request.user, status=request.query_params.get("status", ""))
+        builds = selectors.manifest_builds_visible_to(
+            request.user, status=request.query_params.get("status", "")
+        )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(builds, request, view=self)
         return paginator.get_paginated_response(ManifestBuildOutputSerializer(page, many=True).data)
@@ -92,7 +96,10 @@ class ManifestBuildFilesApi(APIView):
         responses={
             200: inline_serializer(
                 "ManifestBuildFiles",
-                {"build": serializers.IntegerField(), "files": serializers.ListField(child=serializers.CharField())},
+                {
+                    "build": serializers.IntegerField(),
+                    "files": serializers.ListField(child=serializers.CharField()),
+                },
             ),
             409: NOT_PUBLISHED,
         },
@@ -108,7 +115,9 @@ class ManifestFileDownloadApi(APIView):
         operation_id="manifest_builds_file_download",
         summary="Download one file of a published build (Parquet data or JSON metadata)",
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="a Parquet file"),
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="a Parquet file"
+            ),
             (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="manifest.json or stats.json"
             ),
@@ -139,9 +148,13 @@ class ManifestBuildDiffApi(APIView):
                     "old": serializers.IntegerField(),
                     "new": serializers.IntegerField(),
                     "added_count": serializers.IntegerField(),
-                    "added": serializers.ListField(child=serializers.CharField(), help_text="at most `limit`"),
+                    "added": serializers.ListField(
+                        child=serializers.CharField(), help_text="at most `limit`"
+                    ),
                     "removed_count": serializers.IntegerField(),
-                    "removed": serializers.ListField(child=serializers.CharField(), help_text="at most `limit`"),
+                    "removed": serializers.ListField(
+                        child=serializers.CharField(), help_text="at most `limit`"
+                    ),
                 },
             ),
             404: OpenApiResponse(ErrorSerializer, description="no such build"),

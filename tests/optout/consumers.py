@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from tests.optout.conftest import client_for
 from tests.optout.factories import AssetFactory, UserFactory
 
-CHECK = "/api/check"
+CHECK = "/api/check/"
 
 
 def work(**fields):
@@ -47,7 +47,7 @@ def check_url(url: str) -> dict:
 def hidden_from_anonymous(asset) -> dict[str, bool]:
     """What an anonymous visitor sees of a work: the asset API, its thumbnail, a domain search."""
     anonymous = APIClient()
-    found = anonymous.get("/api/search", {"domain": asset.domain}).json().get("results", [])
+    found = anonymous.get("/api/search/", {"domain": asset.domain}).json().get("results", [])
     return {
         "asset_api": anonymous.get(f"/api/assets/{asset.pk}/").status_code == 404,
         "thumbnail": anonymous.get(reverse("web:thumbnail", args=[asset.pk, 160])).status_code == 404,

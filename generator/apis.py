@@ -228,6 +228,13 @@ class ContributorShareReportApi(APIView):
             return resp
         return HttpResponse(report_chart(report, fmt=fmt), content_type=request.accepted_renderer.media_type)
 
+    def perform_content_negotiation(self, request, force=False):
+        # DRF answers an unknown ?format= with a bare 404; it is a bad parameter, and says which ones exist
+        formats = [renderer.format for renderer in self.get_renderers()]
+        if not force and request.query_params.get("format", formats[0]) not in formats:
+            raise ApplicationError(f"format must be one of {', '.join(formats)}")
+        return super().perform_content_negotiation(request, force)
+
     def finalize_response(self, request, response, *args, **kwargs):
         # an error is JSON in the API's one error shape, whatever format the report was asked in
         if getattr(response, "exception", False):

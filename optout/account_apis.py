@@ -13,8 +13,9 @@ from core.pagination import DefaultPagination
 from core.serializers import ErrorSerializer
 from optout import accounts
 
-
-TOO_MANY_TOKENS = OpenApiResponse(ErrorSerializer, "PROVENANT_MAX_TOKENS_PER_USER live tokens already: revoke one")
+TOO_MANY_TOKENS = OpenApiResponse(
+    ErrorSerializer, "PROVENANT_MAX_TOKENS_PER_USER live tokens already: revoke one"
+)
 
 
 class IssuedTokenOutputSerializer(serializers.Serializer):
@@ -122,7 +123,9 @@ class TokenListCreateApi(APIView):
 class TokenRevokeApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None, 404: OpenApiResponse(ErrorSerializer, "not your token")})
+    @extend_schema(
+        request=None, responses={204: None, 404: OpenApiResponse(ErrorSerializer, "not your token")}
+    )
     def delete(self, request, token_key: str):
         accounts.token_revoke(user=request.user, token_key=token_key)
         return Response(status=status.HTTP_204_NO_CONTENT)

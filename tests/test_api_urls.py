@@ -26,7 +26,9 @@ def test_every_api_route_ends_with_a_slash():
 @pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
 @pytest.mark.django_db
 def test_the_unslashed_spelling_is_a_json_404_naming_the_right_url_for_every_method(method):
-    response = getattr(Client(enforce_csrf_checks=True), method)("/api/check", content_type="application/json")
+    response = getattr(Client(enforce_csrf_checks=True), method)(
+        "/api/check", content_type="application/json"
+    )
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["extra"] == {"url": "/api/check/"}

@@ -83,7 +83,10 @@ def test_every_operation_answers_as_documented_and_never_with_a_server_error(wsg
                 _fuzz(operation, {"Authorization": f"Token {token}"}, mode, calls)
             except Unsatisfiable:
                 assert mode == GenerationMode.NEGATIVE, operation.label  # nothing in it can be made invalid
-            except (Exception, BaseExceptionGroup) as exc:  # one operation's failure must not hide the others'
+            except (
+                Exception,
+                BaseExceptionGroup,
+            ) as exc:  # one operation's failure must not hide the others'
                 failures[f"{operation.label} ({mode})"] = f"{type(exc).__name__}: {exc}"[:3000]
     assert not failures, "\n\n".join(f"{label}\n{why}" for label, why in failures.items())
     assert {op.label for op in operations} <= set(calls)

@@ -94,6 +94,9 @@ class OptOutListCreateApi(APIView):
         responses={
             201: OptOutOutputSerializer,
             200: OptOutOutputSerializer,
+            404: OpenApiResponse(
+                ErrorSerializer, description="a work or contributor named in the body does not exist"
+            ),
             422: OpenApiResponse(description="the Idempotency-Key was used for another request"),
         },
     )
@@ -271,7 +274,11 @@ class ContributorClaimListCreateApi(APIView):
 
     @extend_schema(
         request=ContributorClaimListCreateInputSerializer,
-        responses={201: ContributorClaimOutputSerializer, 200: ContributorClaimOutputSerializer},
+        responses={
+            201: ContributorClaimOutputSerializer,
+            200: ContributorClaimOutputSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="no such contributor"),
+        },
     )
     def post(self, request):
         serializer = self.ContributorClaimListCreateInputSerializer(data=request.data)
@@ -337,11 +344,11 @@ class CheckItemSerializer(serializers.Serializer):
     phash = serializers.CharField(
         required=False, help_text="signed int64 (number or string) or 16 hex digits"
     )
-    key = serializers.CharField(required=False, help_text="echoed back; defaults to the item's index")
+    key = serializers.JSONField(required=False, help_text="echoed back; defaults to the item's index")
 
 
 class CheckResultSerializer(serializers.Serializer):
-    key = serializers.CharField()
+    key = serializers.JSONField(help_text="the item's own key, else its index in `items`")
     allowed = serializers.BooleanField()
     optout_id = serializers.IntegerField(allow_null=True)
     match = serializers.ChoiceField(

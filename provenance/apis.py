@@ -80,13 +80,17 @@ class AssetListApi(generics.ListAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
+    class AssetFilterSerializer(serializers.Serializer):
+        collection = serializers.CharField(required=False)
+        contributor = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
     def get_queryset(self):
-        params = self.request.query_params
-        contributor = params.get("contributor")
-        contributor_id = int(contributor) if contributor and contributor.isdigit() else None
-        if contributor and contributor_id is None:
-            return Asset.objects.none()
-        assets = selectors.asset_list(collection=params.get("collection"), contributor_id=contributor_id)
+        params = self.AssetFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        assets = selectors.asset_list(
+            collection=params.validated_data.get("collection"),
+            contributor_id=params.validated_data.get("contributor"),
+        )
         return _visible(assets, self.request)
 
 

@@ -66,7 +66,10 @@ class ManifestBuildListApi(APIView):
         operation_id="manifest_builds_create",
         summary="Start a build from a collection or a Parquet input (operators)",
         request=ManifestBuildCreateInputSerializer,
-        responses={202: ManifestBuildOutputSerializer},
+        responses={
+            202: ManifestBuildOutputSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="no such collection"),
+        },
     )
     def post(self, request):
         data = self.ManifestBuildCreateInputSerializer(data=request.data)
@@ -119,7 +122,7 @@ class ManifestFileDownloadApi(APIView):
                 OpenApiTypes.BINARY, description="a Parquet file"
             ),
             (200, "application/json"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="manifest.json or stats.json"
+                OpenApiTypes.OBJECT, description="manifest.json or stats.json"
             ),
             409: NOT_PUBLISHED,
         },

@@ -34,16 +34,16 @@ def sources(count: int) -> list[Path]:
     return [pngs[i % len(pngs)] for i in range(count)]
 
 
-def make_data(base: Path, count: int, shard_size: int) -> None:
-    if (base / "done").exists():
-        return
-    shutil.rmtree(base, ignore_errors=True)
+def make_data(base: Path, count: int, shard_size: int, layouts: list[str]) -> None:
+    """Writes each requested layout once; a layout's `done-<layout>` marker says it is complete."""
+    writers = {"webdataset": _webdataset, "parquet": _parquet, "files": _files, "folder": _folder}
     paths = sources(count)
-    _webdataset(base / "webdataset", paths, shard_size)
-    _parquet(base / "parquet", paths, shard_size)
-    _files(base / "files", paths, shard_size)
-    _folder(base / "folder", paths, shard_size)
-    (base / "done").touch()
+    for layout in layouts:
+        if (base / f"done-{layout}").exists():
+            continue
+        shutil.rmtree(base / layout, ignore_errors=True)
+        writers[layout](base / layout, paths, shard_size)
+        (base / f"done-{layout}").touch()
 
 
 def _meta(number: int, path: Path, shard_size: int) -> tuple[str, dict]:
@@ -145,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     layouts = args.layouts.split(",")
     base = ROOT / "var" / "bench" / f"ingest-{args.count}-{args.shard_size}"
-    make_data(base, args.count, args.shard_size)
+    make_data(base, args.count, args.shard_size, layouts)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     runs: dict[str, list[dict]] = {layout: [] for layout in layouts}
     for _ in range(args.repeat):

@@ -1,4 +1,4 @@
-"""Benchmark POST /api/check: 10,000 mixed items (sha256 / URL / pHash) against a registry of ~100k active
+"""Benchmark POST /api/check/: 10,000 mixed items (sha256 / URL / pHash) against a registry of ~100k active
 opted-out keys in PostgreSQL, through the whole Django + DRF stack (test client: middleware, auth, throttle,
 parsing, rendering), plus the opt-out-to-gone latency (activation committed -> next check denies).
 
@@ -130,7 +130,7 @@ def measure_calls(client, body: bytes, calls: int) -> tuple[list[float], dict]:
     timings, last = [], None
     for _ in range(calls):
         started = time.perf_counter()
-        response = client.post("/api/check", body, content_type="application/json")
+        response = client.post("/api/check/", body, content_type="application/json")
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.content[:300]
         last = response
@@ -161,7 +161,7 @@ def measure_optout_to_gone(client, rounds: int = 5) -> list[float]:
         started = time.perf_counter()
         services.optout_approve(optout=optout, operator=operator)
         while (
-            orjson.loads(client.post("/api/check", body, content_type="application/json").content)["denied"]
+            orjson.loads(client.post("/api/check/", body, content_type="application/json").content)["denied"]
             != 1
         ):
             pass
@@ -200,7 +200,7 @@ def main() -> None:
 
     first, _ = measure_calls(client, body, 1)  # includes building the pHash index
     timings, answer = measure_calls(client, body, args.calls)
-    print(f"POST /api/check, {args.items:,} items ({len(body) / 1e6:.2f} MB), {answer['denied']:,} denied")
+    print(f"POST /api/check/, {args.items:,} items ({len(body) / 1e6:.2f} MB), {answer['denied']:,} denied")
     print("| calls | first call (cold pHash index) ms | p50 ms | p95 ms | max ms |")
     print("|---|---|---|---|---|")
     print(f"| {args.calls} | {first[0]:.0f} | {statistics.median(timings):.0f} | "

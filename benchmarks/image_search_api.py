@@ -3,7 +3,7 @@
     DJANGO_SETTINGS_MODULE=config.settings.dev python benchmarks/image_search_api.py --queries 200
 
 The site's WSGI application is served by a real HTTP server on 127.0.0.1 (wsgiref, one request at a time, in a
-thread of this process); each query is a multipart POST to /api/search/image timed from the first byte sent to
+thread of this process); each query is a multipart POST to /api/search/image/ timed from the first byte sent to
 the parsed JSON. Queries are copies of indexed works as artists meet them: half the families of the copy
 benchmark (re-encoded, cropped, mirrored, overlaid, a border, a rotation) and half composites (the work small in a
 page or chat screenshot, a grid, a collage, a mockup), drawn with one seed. The same queries run with region
@@ -132,7 +132,7 @@ def main() -> None:
     settings.PROVENANT_THROTTLE_ENABLED = False  # the benchmark is one client sending hundreds of uploads
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     server = _serve()
-    url = f"http://127.0.0.1:{server.server_port}/api/search/image"
+    url = f"http://127.0.0.1:{server.server_port}/api/search/image/"
     queries = _queries(args.queries, args.seed)
     _post(url, queries[0][1])  # loads the model and the indexes
     load_before = os.getloadavg()

@@ -12,7 +12,7 @@ files N times over (hard links), with its opt-out list and databases. Then, inte
           (URL normalisation, URL/sha256/asset/pHash-within-radius/domain matching, removal list, Parquet),
           publishing with checksums;
   celery-postgres  the same build on Celery: `build_manifest --input ... --async` with a worker of N prefork
-          processes on Redis (--redis-url), one task per shard and the chord's finaliser; the tree is the
+          processes on Redis (--redis-url), one task per shard and the finaliser the last one sends; the tree is the
           driver, the worker and its pool, and its time includes the worker's start-up (`build_s` in the log
           is enqueue to published alone);
   duckdb  one DuckDB query with N threads and a 1 GB memory limit: normalised URL, host and two parent domains,

@@ -122,7 +122,11 @@ def _send(lease: Lease) -> None:
     # the task's module registers it: a web process has not necessarily imported it yet
     importlib.import_module(lease.task.rpartition(".")[0])
     # apply_async rather than send_task: it honours CELERY_TASK_ALWAYS_EAGER
-    current_app.tasks[lease.task].apply_async(args=lease.args, queue=lease.queue or None)
+    task = current_app.tasks[lease.task]
+    if lease.queue:
+        task.apply_async(args=tuple(lease.args), queue=lease.queue)
+    else:  # the task's route and the default queue decide
+        task.apply_async(args=tuple(lease.args))
 
 
 def lease_claim(*, kind: str, unit: str, holder: str) -> Held | None:

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.exceptions import ApplicationError
+from core.exceptions import ApplicationError, PayloadTooLarge
 
 MAX_TOP = 100
 
@@ -31,7 +31,7 @@ class HitSerializer(serializers.Serializer):
     site_opt_out = serializers.CharField(
         help_text="the work's own site refuses AI training: the rule that says so (empty when it does not)"
     )
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # DRF's metaclass takes declared fields off the class; the stub sees Field's own attribute
     url = serializers.CharField()
     domain = serializers.CharField()
     collection = serializers.CharField()
@@ -73,7 +73,7 @@ class _SearchBase(APIView):
 class SearchImageApi(_SearchBase):
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class ImageSearchInputSerializer(serializers.Serializer):
         image = serializers.FileField()
         top = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TOP, default=10)
 
@@ -82,7 +82,7 @@ class SearchImageApi(_SearchBase):
         description="Exact file, perceptual hash (also mirrored), embedding kNN and ORB/RANSAC verification of "
         "crops and partial copies. Each hit says why it matched. 413 past the upload size limit, 400 for a "
         "non-image or a decompression bomb.",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": ImageSearchInputSerializer},
         responses={200: ResultsSerializer},
     )
     def post(self, request):
@@ -94,11 +94,10 @@ class SearchImageApi(_SearchBase):
         if upload is None:
             raise ApplicationError("send the picture as the multipart field `image`")
         if upload.size > settings.PROVENANT_MAX_UPLOAD_BYTES:
-            raise ApplicationError(
-                f"image is {upload.size} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes",
-                status_code=413,
+            raise PayloadTooLarge(
+                f"image is {upload.size} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes"
             )
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ImageSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         hits = search_image_bytes(upload.read(), top_k=serializer.validated_data["top"], user=request.user)
         return _response(hits)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from decimal import Decimal, InvalidOperation
 
 from django.http import HttpResponse
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -16,12 +17,13 @@ from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 from core.permissions import IsOperator, is_operator
-from generator import conf, selectors, services
+from core.serializers import ErrorSerializer
+from generator import selectors, services
 from generator.models import AttributionRecord, GeneratedImage, GeneratorModel
 
 
 class AttributionSerializer(serializers.ModelSerializer):
-    label = serializers.CharField(
+    label = serializers.CharField(  # type: ignore[assignment]  # DRF's metaclass takes declared fields off the class; the stub sees Field's own attribute
         read_only=True, help_text='"influence" (gradient) or "similarity" (similarity only)'
     )
 
@@ -77,28 +79,27 @@ class GeneratorModelSerializer(serializers.ModelSerializer):
 class GenerateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class GenerateInputSerializer(serializers.Serializer):
         prompt = serializers.CharField(max_length=500)
         seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
         n = serializers.IntegerField(required=False, default=1, min_value=1)
         override_stale = serializers.BooleanField(required=False, default=False)
 
+    @extend_schema(
+        operation_id="generate_create",
+        summary="Generate images from a prompt, each with its contributor shares",
+        description="`n` images from consecutive seeds (a random first seed unless given); at most "
+        "GENERATOR_MAX_IMAGES_PER_REQUEST per request. Only an operator may override a stale model.",
+        request=GenerateInputSerializer,
+        responses={
+            201: inline_serializer("GeneratedImages", {"images": GeneratedImageSerializer(many=True)}),
+            409: OpenApiResponse(ErrorSerializer, description="no trained generator, or it is stale"),
+        },
+    )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.GenerateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        v = data.validated_data
-        limit = conf.get("GENERATOR_MAX_IMAGES_PER_REQUEST")
-        if v["n"] > limit:
-            raise ApplicationError(f"at most {limit} images per request")
-        if v["override_stale"] and not is_operator(request.user):
-            raise ApplicationError("only an operator may override a stale model", status_code=403)
-        seed = v.get("seed", secrets.randbits(32))
-        images = [
-            services.generated_image_create(
-                prompt=v["prompt"], seed=seed + i, user=request.user, override_stale=v["override_stale"]
-            )
-            for i in range(v["n"])
-        ]
+        images = services.generated_images_create(**data.validated_data, user=request.user)
         ser = GeneratedImageSerializer(images, many=True, context={"request": request})
         return Response({"images": ser.data}, status=201)
 
@@ -106,6 +107,7 @@ class GenerateApi(APIView):
 class GeneratedImageDetailApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
+    @extend_schema(operation_id="generated_retrieve", responses=GeneratedImageSerializer)
     def get(self, request, image_id: int):
         user = None if is_operator(request.user) else request.user
         image = selectors.generated_image_list(user=user).filter(pk=image_id).first()
@@ -117,6 +119,11 @@ class GeneratedImageDetailApi(APIView):
 class GeneratorModelListApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
+    @extend_schema(
+        operation_id="generators_list",
+        summary="Generator models, the 50 newest",
+        responses=GeneratorModelSerializer(many=True),
+    )
     def get(self, request):
         return Response(GeneratorModelSerializer(GeneratorModel.objects.all()[:50], many=True).data)
 
@@ -151,12 +158,52 @@ def _when(value: str | None, name: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+ShareReportSerializer = inline_serializer(
+    "ContributorShareReport",
+    {
+        "method": serializers.ChoiceField(choices=AttributionRecord.Method.values),
+        "label": serializers.CharField(help_text='"influence" (gradient) or "similarity"'),
+        "start": serializers.DateTimeField(allow_null=True),
+        "end": serializers.DateTimeField(allow_null=True),
+        "pool": serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True),
+        "images": serializers.IntegerField(),
+        "rows": inline_serializer(
+            "ContributorShareRow",
+            {
+                "contributor": serializers.CharField(),
+                "total_share": serializers.FloatField(),
+                "generations": serializers.IntegerField(),
+                "payout": serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True),
+            },
+            many=True,
+        ),
+    },
+)
+
+
 class ContributorShareReportApi(APIView):
     """?start=&end=&pool=&method=gradient|similarity&format=json|csv|png|svg (operators only)."""
 
     permission_classes = [IsOperator]
     renderer_classes = [JSONRenderer, CsvRenderer, PngRenderer, SvgRenderer]
 
+    @extend_schema(
+        operation_id="reports_contributor_shares",
+        summary="Each contributor's share of the generations in a period, and its part of a payout pool",
+        parameters=[
+            OpenApiParameter("start", str, description="date or datetime (UTC unless it says), inclusive"),
+            OpenApiParameter("end", str, description="date or datetime (UTC unless it says), exclusive"),
+            OpenApiParameter("pool", str, description="the amount to share out, a non-negative number"),
+            OpenApiParameter("method", enum=AttributionRecord.Method.values, default="gradient"),
+            OpenApiParameter("format", enum=["json", "csv", "png", "svg"], default="json"),
+        ],
+        responses={
+            (200, "application/json"): ShareReportSerializer,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="the report as CSV"),
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="the report as a chart"),
+            (200, "image/svg+xml"): OpenApiResponse(OpenApiTypes.BINARY, description="the chart as SVG"),
+        },
+    )
     def get(self, request):
         q = request.query_params
         method = q.get("method", AttributionRecord.Method.GRADIENT)
@@ -181,3 +228,16 @@ class ContributorShareReportApi(APIView):
             resp["Content-Disposition"] = f'attachment; filename="contributor-shares-{method}.csv"'
             return resp
         return HttpResponse(report_chart(report, fmt=fmt), content_type=request.accepted_renderer.media_type)
+
+    def perform_content_negotiation(self, request, force=False):
+        # DRF answers an unknown ?format= with a bare 404; it is a bad parameter, and says which ones exist
+        formats = [renderer.format for renderer in self.get_renderers()]
+        if not force and request.query_params.get("format", formats[0]) not in formats:
+            raise ApplicationError(f"format must be one of {', '.join(formats)}")
+        return super().perform_content_negotiation(request, force)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # an error is JSON in the API's one error shape, whatever format the report was asked in
+        if getattr(response, "exception", False):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import time
 from pathlib import Path
 
@@ -334,6 +335,28 @@ def _usable_model(model: GeneratorModel | None, *, user, override_stale: bool) -
     elif model.status != GeneratorModel.Status.READY:
         raise ApplicationError(f"generator {model.version} is {model.status}, not ready", status_code=409)
     return model
+
+
+def generation_seed(seed: int | None) -> int:
+    """The seed asked for, else a fresh random one: the image is reproducible from the seed it records."""
+    return seed if seed is not None else secrets.randbits(32)
+
+
+def generated_images_create(
+    *, prompt: str, n: int = 1, seed: int | None = None, user, override_stale: bool = False
+) -> list[GeneratedImage]:
+    """`n` images from consecutive seeds, under the request rules every entry point shares: at most
+    GENERATOR_MAX_IMAGES_PER_REQUEST per request, and only an operator (staff) may override a stale model."""
+    limit = conf.get("GENERATOR_MAX_IMAGES_PER_REQUEST")
+    if n > limit:
+        raise ApplicationError(f"at most {limit} images per request")
+    if override_stale and not is_operator(user):
+        raise ApplicationError("only an operator (staff) may override a stale model", status_code=403)
+    first = generation_seed(seed)
+    return [
+        generated_image_create(prompt=prompt, seed=first + i, user=user, override_stale=override_stale)
+        for i in range(n)
+    ]
 
 
 def generated_image_create(

@@ -10,7 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import DefaultPagination
+from core.serializers import ErrorSerializer
 from optout import accounts
+
+TOO_MANY_TOKENS = OpenApiResponse(
+    ErrorSerializer, "PROVENANT_MAX_TOKENS_PER_USER live tokens already: revoke one"
+)
 
 
 class IssuedTokenOutputSerializer(serializers.Serializer):
@@ -35,7 +40,10 @@ class ArtistSignupApi(APIView):
         email = serializers.EmailField()
         password = serializers.CharField(min_length=8, max_length=128, write_only=True)
 
-    @extend_schema(request=ArtistSignupInputSerializer, responses={201: IssuedTokenOutputSerializer})
+    @extend_schema(
+        request=ArtistSignupInputSerializer,
+        responses={201: IssuedTokenOutputSerializer, 409: OpenApiResponse(ErrorSerializer, "username taken")},
+    )
     def post(self, request):
         serializer = self.ArtistSignupInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -57,7 +65,11 @@ class ArtistLoginApi(APIView):
 
     @extend_schema(
         request=ArtistLoginInputSerializer,
-        responses={200: IssuedTokenOutputSerializer, 429: OpenApiResponse(description="username locked out")},
+        responses={
+            200: IssuedTokenOutputSerializer,
+            401: OpenApiResponse(ErrorSerializer, "wrong username or password"),
+            429: OpenApiResponse(ErrorSerializer, "username or address locked out after too many failures"),
+        },
     )
     def post(self, request):
         serializer = self.ArtistLoginInputSerializer(data=request.data)
@@ -81,6 +93,7 @@ class TokenOutputSerializer(serializers.ModelSerializer):
 
 class TokenListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "token"
     throttle_methods = ("POST",)
 
@@ -91,12 +104,14 @@ class TokenListCreateApi(APIView):
 
     @extend_schema(responses=TokenOutputSerializer(many=True))
     def get(self, request):
-        paginator = DefaultPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(accounts.tokens_of(request.user), request, view=self)
         data = TokenOutputSerializer(page, many=True, context={"auth": request.auth}).data
         return paginator.get_paginated_response(data)
 
-    @extend_schema(request=TokenCreateInputSerializer, responses={201: IssuedTokenOutputSerializer})
+    @extend_schema(
+        request=TokenCreateInputSerializer, responses={201: IssuedTokenOutputSerializer, 409: TOO_MANY_TOKENS}
+    )
     def post(self, request):
         serializer = self.TokenCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -108,7 +123,9 @@ class TokenListCreateApi(APIView):
 class TokenRevokeApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None, 404: OpenApiResponse(description="not your token")})
+    @extend_schema(
+        request=None, responses={204: None, 404: OpenApiResponse(ErrorSerializer, "not your token")}
+    )
     def delete(self, request, token_key: str):
         accounts.token_revoke(user=request.user, token_key=token_key)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -120,7 +137,7 @@ class TokenRotateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
     throttle_scope = "token"
 
-    @extend_schema(request=None, responses={201: IssuedTokenOutputSerializer})
+    @extend_schema(request=None, responses={201: IssuedTokenOutputSerializer, 409: TOO_MANY_TOKENS})
     def post(self, request):
         current = request.auth if isinstance(request.auth, AuthToken) else None
         row, token = accounts.token_rotate(user=request.user, current=current)

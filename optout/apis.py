@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from core.exceptions import ApplicationError
 from core.pagination import DefaultPagination
 from core.permissions import IsOperator, is_operator
+from core.serializers import ErrorSerializer
 from core.throttles import TokenRateThrottle
 from optout import checking, selectors, services
 from optout.models import ContributorClaim, DomainClaim, OptOut, OptOutStateChange
@@ -30,7 +31,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 
 def _page(request, view, queryset, serializer_class) -> Response:
-    paginator = DefaultPagination()
+    paginator = view.pagination_class()
     page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -65,6 +66,7 @@ class StateChangeOutputSerializer(serializers.ModelSerializer):
 
 class OptOutListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "optout_create"
     throttle_methods = ("POST",)
 
@@ -90,6 +92,9 @@ class OptOutListCreateApi(APIView):
         responses={
             201: OptOutOutputSerializer,
             200: OptOutOutputSerializer,
+            404: OpenApiResponse(
+                ErrorSerializer, description="a work or contributor named in the body does not exist"
+            ),
             422: OpenApiResponse(description="the Idempotency-Key was used for another request"),
         },
     )
@@ -137,11 +142,6 @@ class OptOutRevokeApi(APIView):
         return Response(OptOutOutputSerializer(optout).data)
 
 
-class ErrorOutputSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    extra = serializers.DictField()
-
-
 class _OperatorDecisionApi(APIView):
     """A decision on a pending opt-out; the same decision again is a no-op (200), the other one 409."""
 
@@ -153,7 +153,7 @@ class _OperatorDecisionApi(APIView):
 
     @extend_schema(
         request=OperatorDecisionInputSerializer,
-        responses={200: OptOutOutputSerializer, 409: ErrorOutputSerializer},
+        responses={200: OptOutOutputSerializer, 409: ErrorSerializer},
     )
     def post(self, request, optout_id: int):
         optout = _get_or_404(selectors.optouts_visible_to(request.user), optout_id)
@@ -196,6 +196,7 @@ class DomainClaimOutputSerializer(serializers.ModelSerializer):
 
 class DomainClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "claim"
     throttle_methods = ("POST",)
 
@@ -252,6 +253,7 @@ class ContributorClaimOutputSerializer(serializers.ModelSerializer):
 
 class ContributorClaimListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    pagination_class = DefaultPagination
     throttle_scope = "claim"
     throttle_methods = ("POST",)
 
@@ -270,7 +272,11 @@ class ContributorClaimListCreateApi(APIView):
 
     @extend_schema(
         request=ContributorClaimListCreateInputSerializer,
-        responses={201: ContributorClaimOutputSerializer, 200: ContributorClaimOutputSerializer},
+        responses={
+            201: ContributorClaimOutputSerializer,
+            200: ContributorClaimOutputSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="no such contributor"),
+        },
     )
     def post(self, request):
         serializer = self.ContributorClaimListCreateInputSerializer(data=request.data)
@@ -336,11 +342,11 @@ class CheckItemSerializer(serializers.Serializer):
     phash = serializers.CharField(
         required=False, help_text="signed int64 (number or string) or 16 hex digits"
     )
-    key = serializers.CharField(required=False, help_text="echoed back; defaults to the item's index")
+    key = serializers.JSONField(required=False, help_text="echoed back; defaults to the item's index")
 
 
 class CheckResultSerializer(serializers.Serializer):
-    key = serializers.CharField()
+    key = serializers.JSONField(help_text="the item's own key, else its index in `items`")
     allowed = serializers.BooleanField()
     optout_id = serializers.IntegerField(allow_null=True)
     match = serializers.ChoiceField(

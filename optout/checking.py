@@ -92,7 +92,7 @@ def exact_keys() -> dict[str, dict[str, int]] | None:
     version, limit = registry_version(), settings.OPTOUT_CHECK_MEMORY_KEYS
     with _cache_lock:
         cached = _cached["exact"]
-        if cached is not None and cached[:2] == (version, limit):
+        if isinstance(cached, tuple) and cached[:2] == (version, limit):
             return cached[2]
         loaded = _load_exact_keys(limit)
         _cached["exact"] = (version, limit, loaded)

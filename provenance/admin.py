@@ -52,8 +52,7 @@ class SignalAdmin(admin.ModelAdmin):
 class IngestShardInline(admin.TabularInline):
     model = IngestShard
     extra = 0
-    fields = ["index", "path", "status", "rows_done", "rows_total", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("index", "path", "status", "rows_done", "rows_total", "error")
 
 
 @admin.register(IngestRun)

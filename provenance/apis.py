@@ -4,7 +4,7 @@ from rest_framework import generics, serializers
 from core.exclusions import collect_exclusions
 from core.permissions import IsOperator
 from provenance import selectors
-from provenance.models import Asset, Contributor, IngestRun, Signal
+from provenance.models import Asset, Collection, Contributor, ContributorAlias, IngestRun, Signal
 
 
 class SignalSerializer(serializers.ModelSerializer):
@@ -14,7 +14,9 @@ class SignalSerializer(serializers.ModelSerializer):
 
 
 class ContributorSerializer(serializers.ModelSerializer):
-    aliases = serializers.SlugRelatedField(many=True, read_only=True, slug_field="raw_name")
+    aliases: serializers.SlugRelatedField[ContributorAlias] = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="raw_name"
+    )
     asset_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -23,7 +25,9 @@ class ContributorSerializer(serializers.ModelSerializer):
 
 
 class AssetSerializer(serializers.ModelSerializer):
-    collection = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    collection: serializers.SlugRelatedField[Collection] = serializers.SlugRelatedField(
+        read_only=True, slug_field="name"
+    )
     contributor = serializers.SerializerMethodField()
     signals = SignalSerializer(many=True, read_only=True)
 
@@ -81,13 +85,17 @@ class AssetListApi(generics.ListAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
+    class AssetFilterSerializer(serializers.Serializer):
+        collection = serializers.CharField(required=False)
+        contributor = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
     def get_queryset(self):
-        params = self.request.query_params
-        contributor = params.get("contributor")
-        contributor_id = int(contributor) if contributor and contributor.isdigit() else None
-        if contributor and contributor_id is None:
-            return Asset.objects.none()
-        assets = selectors.asset_list(collection=params.get("collection"), contributor_id=contributor_id)
+        params = self.AssetFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        assets = selectors.asset_list(
+            collection=params.validated_data.get("collection"),
+            contributor_id=params.validated_data.get("contributor"),
+        )
         return _visible(assets, self.request)
 
 
@@ -99,7 +107,9 @@ class AssetDetailApi(generics.RetrieveAPIView):
 
 
 class IngestRunSerializer(serializers.ModelSerializer):
-    collection = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    collection: serializers.SlugRelatedField[Collection] = serializers.SlugRelatedField(
+        read_only=True, slug_field="name"
+    )
 
     class Meta:
         model = IngestRun

@@ -25,6 +25,10 @@ class ImageRejected(ValueError):
     """The bytes are not an image we accept; the message says why, for the person who sent them."""
 
 
+class DecompressionBomb(ImageRejected):
+    """An image whose pixel count is past the limit: it may be a real picture, too large to open safely."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     image: Image.Image  # RGB, alpha composited on white
@@ -160,13 +164,13 @@ def load_rgb(
     except UnidentifiedImageError as exc:
         raise ImageRejected("not an image (unrecognised format)") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"decompression bomb guard: {exc}") from exc
+        raise DecompressionBomb(f"decompression bomb guard: {exc}") from exc
     if image.format not in RASTER_FORMATS:
         raise ImageRejected(f"unsupported image format {image.format}")
     width, height = image.size
     image_format = FORMAT_NAMES.get(image.format, image.format)
     if width * height > max_pixels:
-        raise ImageRejected(
+        raise DecompressionBomb(
             f"decompression bomb guard: {width}x{height} = {width * height / 1e6:.0f} MP exceeds "
             f"the {max_pixels / 1e6:.0f} MP limit"
         )

@@ -14,7 +14,7 @@ leases.register_job(services.JOB, lambda run_id, error: services.ingest_run_fail
 
 
 def enqueue_ingest(run_id: int) -> None:
-    ingest_run_task.apply_async(args=[run_id], queue=settings.PROVENANT_INGEST_QUEUE)
+    ingest_run_task.apply_async(args=(run_id,), queue=settings.PROVENANT_INGEST_QUEUE)
 
 
 @shared_task(name="provenance.tasks.ingest_run_task", acks_late=True, soft_time_limit=600, time_limit=660)

@@ -9,8 +9,7 @@ class ManifestShardInline(admin.TabularInline):
     model = ManifestShard
     extra = 0
     can_delete = False
-    readonly_fields = ["index", "status", "rows_in", "rows_out", "removed", "error"]
-    fields = readonly_fields
+    fields = readonly_fields = ("index", "status", "rows_in", "rows_out", "removed", "error")
 
 
 @admin.register(ManifestBuild)

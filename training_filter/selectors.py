@@ -7,12 +7,27 @@ from pathlib import Path
 from django.db.models import QuerySet
 
 from core.exceptions import ApplicationError
+from core.permissions import is_operator
 from training_filter.models import ManifestBuild
 
 
 def manifest_build_list(*, status: str = "") -> QuerySet[ManifestBuild]:
     builds = ManifestBuild.objects.all().order_by("-id")
     return builds.filter(status=status) if status else builds
+
+
+def manifest_builds_visible_to(user, *, status: str = "") -> QuerySet[ManifestBuild]:
+    """Operators see every build; any other account sees the published ones only."""
+    builds = manifest_build_list(status=status)
+    return builds if is_operator(user) else builds.filter(status=ManifestBuild.Status.PUBLISHED)
+
+
+def manifest_build_visible_get(*, build_id: int, user) -> ManifestBuild:
+    """A build this account may see; another one answers 404, as one that does not exist does."""
+    build = manifest_builds_visible_to(user).filter(pk=build_id).first()
+    if build is None:
+        raise ApplicationError(f"No manifest build {build_id}.", status_code=404)
+    return build
 
 
 def manifest_build_get(*, build_id: int) -> ManifestBuild:
@@ -59,7 +74,7 @@ def manifest_build_diff(*, old_id: int, new_id: int, limit: int | None = 1000) -
         query = (
             "SELECT key FROM read_parquet(?) WHERE key NOT IN (SELECT key FROM read_parquet(?)) ORDER BY key"
         )
-        count = con.execute(f"SELECT count(*) FROM ({query})", [sources[a], sources[b]]).fetchone()[0]
+        (count,) = con.execute(f"SELECT count(*) FROM ({query})", [sources[a], sources[b]]).fetchone() or (0,)
         rows = con.execute(
             query + (f" LIMIT {int(limit)}" if limit else ""), [sources[a], sources[b]]
         ).fetchall()

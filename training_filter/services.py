@@ -286,7 +286,10 @@ def manifest_shards_run_local(
     try:
         with _input_errors_fail(build_id), ThreadPoolExecutor(max_workers=threads) as pool:
             futures = {
-                pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): (s, h)
+                pool.submit(filter_parquet_shard, spec=s.spec, **arguments, **_shard_paths(build, s.index)): (
+                    s,
+                    h,
+                )
                 for s, h in held
             }
             try:

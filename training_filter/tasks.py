@@ -16,7 +16,7 @@ leases.register_job(
 
 
 def enqueue_build(build_id: int) -> None:
-    manifest_build_run.apply_async(args=[build_id], queue=settings.MANIFEST_CELERY_QUEUE)
+    manifest_build_run.apply_async(args=(build_id,), queue=settings.MANIFEST_CELERY_QUEUE)
 
 
 @shared_task(

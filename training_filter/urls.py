@@ -8,7 +8,7 @@ urlpatterns = [
     path("manifests/builds/<int:build_id>/", apis.ManifestBuildDetailApi.as_view(), name="build-detail"),
     path("manifests/builds/<int:build_id>/files/", apis.ManifestBuildFilesApi.as_view(), name="build-files"),
     path(
-        "manifests/builds/<int:build_id>/files/<path:name>",
+        "manifests/builds/<int:build_id>/files/<path:name>/",
         apis.ManifestFileDownloadApi.as_view(),
         name="build-file",
     ),

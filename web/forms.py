@@ -30,7 +30,8 @@ class SearchForm(forms.Form):
         if upload and upload.size > limit:
             raise forms.ValidationError(
                 f"This file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB. "
-                "Please upload a smaller copy."
+                "Please upload a smaller copy.",
+                code="too_large",
             )
         return upload
 

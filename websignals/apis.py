@@ -1,16 +1,17 @@
-"""What we read about a site, for anyone (a site operator first of all): `GET /api/signals?host=`; and the state
+"""What we read about a site, for anyone (a site operator first of all): `GET /api/signals/?host=`; and the state
 of a signal crawl."""
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
+from core.serializers import ErrorSerializer
 from websignals import selectors
 from websignals.models import SignalCrawl, SiteEvidence
 
@@ -42,17 +43,12 @@ class SignalCrawlSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-_ERROR = inline_serializer(
-    "SignalsError", fields={"message": serializers.CharField(), "extra": serializers.DictField()}
-)
-
-
 class HostSignalsApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
         parameters=[OpenApiParameter("host", str, required=True, description="e.g. art.example.org")],
-        responses={200: HostSignalsSerializer, 400: _ERROR},
+        responses={200: HostSignalsSerializer, 400: ErrorSerializer},
         summary="What Provenant read about a site: robots.txt, ai.txt, tdmrep.json and work headers",
     )
     def get(self, request):
@@ -76,6 +72,8 @@ class HostSignalsApi(APIView):
 class SignalCrawlDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: SignalCrawlSerializer, 404: _ERROR}, summary="A signal crawl's progress")
+    @extend_schema(
+        responses={200: SignalCrawlSerializer, 404: ErrorSerializer}, summary="A signal crawl's progress"
+    )
     def get(self, request, crawl_id: int):
         return Response(SignalCrawlSerializer(get_object_or_404(SignalCrawl, pk=crawl_id)).data)

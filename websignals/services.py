@@ -105,7 +105,9 @@ def signal_crawl_batch_run(
     return "done"
 
 
-def _crawl(batch: SignalCrawlBatch, held: leases.Held, on_host: Callable[[HostResult], None] | None) -> None:
+def _crawl(
+    batch: SignalCrawlBatch, held: leases.Held, on_host: Callable[[HostResult], object] | None
+) -> None:
     crawl = batch.crawl
     crawl_id = crawl.pk
     SignalCrawl.objects.filter(pk=crawl_id, status=SignalCrawl.Status.PENDING).update(

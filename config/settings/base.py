@@ -121,7 +121,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.DefaultPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ProvenantAutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -129,7 +129,19 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Dataset provenance, artist search and opt-out for image-generation training data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "ENUM_NAME_OVERRIDES": {"SignalCrawlStatusEnum": "websignals.models.SignalCrawl.Status"},
+    # Each model's `status` is its own enum; named for the model, so a client reads ManifestBuildStatusEnum, not
+    # the Status639Enum a name collision would otherwise produce.
+    "ENUM_NAME_OVERRIDES": {
+        # an ingest run and a signal crawl share one set of job states
+        "JobStatusEnum": "provenance.models.IngestRun.Status",
+        "OptOutStatusEnum": "optout.models.OptOut.Status",
+        "ClaimStatusEnum": "optout.models.ClaimStatus",
+        "ManifestBuildStatusEnum": "training_filter.models.ManifestBuild.Status",
+        "GeneratorModelStatusEnum": "generator.models.GeneratorModel.Status",
+    },
+    # Separate request and response components (a read-only field is not asked for): what client generators need.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/",
 }
 
 # Celery: the embedded default broker is kombu's filesystem transport, which needs no server and works

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.conf import settings
 
-from core.exceptions import ApplicationError
+from core.exceptions import ImageUnreadable, PayloadTooLarge
 from core.exclusions import collect_exclusions
 from embeddings.encoders.factory import get_encoder
 from embeddings.search import geometry, index, parts, regions, thumbnails
@@ -334,16 +334,15 @@ def _located(hit: Hit, query: _Query) -> Hit:
 
 
 def search_image_bytes(data: bytes, *, top_k: int = 10, user: Any = None) -> list[Hit]:
-    """Decode untrusted bytes safely, then run the cascade. Raises ApplicationError (400/413) for bad input."""
-    from provenance.imaging import ImageRejected, load_rgb
+    """Decode untrusted bytes safely, then run the cascade. Raises ImageUnreadable (400) or PayloadTooLarge (413) for bad input."""
+    from provenance.imaging import DecompressionBomb, ImageRejected, load_rgb
 
     if len(data) > settings.PROVENANT_MAX_UPLOAD_BYTES:
-        raise ApplicationError(
-            f"image is {len(data)} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes",
-            status_code=413,
+        raise PayloadTooLarge(
+            f"image is {len(data)} bytes; the limit is {settings.PROVENANT_MAX_UPLOAD_BYTES} bytes"
         )
     try:
         decoded = load_rgb(data, max_pixels=settings.PROVENANT_MAX_IMAGE_PIXELS)
     except ImageRejected as exc:
-        raise ApplicationError(f"image rejected: {exc}") from exc
+        raise ImageUnreadable(str(exc), too_large_to_open=isinstance(exc, DecompressionBomb)) from exc
     return search_image(decoded.image, sha256=hashlib.sha256(data).hexdigest(), top_k=top_k, user=user)

@@ -10,7 +10,7 @@ from tests.embeddings.conftest import jpeg_bytes, png_bytes
 
 
 def _upload(api_client, data: bytes, name: str = "query.jpg"):
-    return api_client.post("/api/search/image", {"image": _file(data, name)}, format="multipart")
+    return api_client.post("/api/search/image/", {"image": _file(data, name)}, format="multipart")
 
 
 def _file(data: bytes, name: str):
@@ -50,21 +50,21 @@ def test_decompression_bomb_is_a_clear_400(api_client, indexed_works):
 
 
 def test_missing_image_field_is_a_400(api_client, indexed_works):
-    assert api_client.post("/api/search/image", {}, format="multipart").status_code == 400
+    assert api_client.post("/api/search/image/", {}, format="multipart").status_code == 400
 
 
 def test_text_contributor_and_domain_searches_answer_over_http(api_client, indexed_works):
-    by_text = api_client.get("/api/search", {"q": indexed_works[0].title})
+    by_text = api_client.get("/api/search/", {"q": indexed_works[0].title})
     assert by_text.status_code == 200 and by_text.json()["results"][0]["asset_id"] == indexed_works[0].id
-    by_name = api_client.get("/api/search", {"contributor": "hedy"})
+    by_name = api_client.get("/api/search/", {"contributor": "hedy"})
     assert {r["contributor"] for r in by_name.json()["results"]} == {"Hedy Lamarr"}
-    by_domain = api_client.get("/api/search", {"domain": "other.test"})
+    by_domain = api_client.get("/api/search/", {"domain": "other.test"})
     assert {r["domain"] for r in by_domain.json()["results"]} == {"other.test"}
 
 
 def test_search_needs_exactly_one_parameter(api_client, db):
-    assert api_client.get("/api/search").status_code == 400
-    assert api_client.get("/api/search", {"q": "cat", "domain": "x.org"}).status_code == 400
+    assert api_client.get("/api/search/").status_code == 400
+    assert api_client.get("/api/search/", {"q": "cat", "domain": "x.org"}).status_code == 400
 
 
 def test_find_work_prints_a_json_list(indexed_works, tmp_path, capsys):

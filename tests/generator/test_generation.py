@@ -103,7 +103,7 @@ def test_no_positive_score_spreads_shares_evenly():
 @pytest.mark.django_db
 def test_generate_api_returns_images_with_labelled_attributions(trained_model, member, api_client):
     api_client.force_authenticate(member)
-    resp = api_client.post("/api/generate", {"prompt": "arrow", "seed": 1, "n": 2}, format="json")
+    resp = api_client.post("/api/generate/", {"prompt": "arrow", "seed": 1, "n": 2}, format="json")
     assert resp.status_code == 201, resp.content
     images = resp.json()["images"]
     assert [i["seed"] for i in images] == [1, 2]
@@ -113,11 +113,11 @@ def test_generate_api_returns_images_with_labelled_attributions(trained_model, m
 
 @pytest.mark.django_db
 def test_generate_api_refuses_anonymous_users(trained_model, api_client):
-    assert api_client.post("/api/generate", {"prompt": "arrow"}, format="json").status_code in (401, 403)
+    assert api_client.post("/api/generate/", {"prompt": "arrow"}, format="json").status_code in (401, 403)
 
 
 @pytest.mark.django_db
 def test_generation_without_a_trained_model_is_a_clear_conflict(member, api_client):
     api_client.force_authenticate(member)
-    resp = api_client.post("/api/generate", {"prompt": "arrow"}, format="json")
+    resp = api_client.post("/api/generate/", {"prompt": "arrow"}, format="json")
     assert resp.status_code == 409 and "train_generator" in resp.json()["message"]

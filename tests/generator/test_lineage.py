@@ -21,7 +21,7 @@ def test_a_model_whose_manifest_gains_an_active_optout_is_refused(
     assert trained_model.stale_optout_id == 42
 
     api_client.force_authenticate(member)
-    resp = api_client.post("/api/generate", {"prompt": "arrow"}, format="json")
+    resp = api_client.post("/api/generate/", {"prompt": "arrow"}, format="json")
     assert resp.status_code == 409
     assert "stale" in resp.json()["message"] and "train_generator" in resp.json()["message"]
     assert not GeneratedImage.objects.exists()
@@ -38,7 +38,7 @@ def test_an_optout_for_other_works_leaves_the_model_ready(trained_model):
 def test_an_operator_override_generates_and_is_recorded(trained_model, training_assets, operator, api_client):
     _activate_optout_for([training_assets[0].pk])
     api_client.force_authenticate(operator)
-    resp = api_client.post("/api/generate", {"prompt": "arrow", "override_stale": True}, format="json")
+    resp = api_client.post("/api/generate/", {"prompt": "arrow", "override_stale": True}, format="json")
     assert resp.status_code == 201, resp.content
     image = GeneratedImage.objects.get()
     assert image.override_stale and image.created_by == operator
@@ -48,7 +48,7 @@ def test_an_operator_override_generates_and_is_recorded(trained_model, training_
 def test_a_non_operator_cannot_override(trained_model, training_assets, member, api_client):
     _activate_optout_for([training_assets[0].pk])
     api_client.force_authenticate(member)
-    resp = api_client.post("/api/generate", {"prompt": "arrow", "override_stale": True}, format="json")
+    resp = api_client.post("/api/generate/", {"prompt": "arrow", "override_stale": True}, format="json")
     assert resp.status_code == 403
     assert not GeneratedImage.objects.exists()
 

@@ -52,7 +52,7 @@ def test_report_period_excludes_images_outside_it(ledger):
 @pytest.mark.django_db
 def test_report_api_serves_json_csv_and_chart_to_operators(ledger, operator, api_client):
     api_client.force_authenticate(operator)
-    url = "/api/reports/contributor-shares?pool=500&method=similarity"
+    url = "/api/reports/contributor-shares/?pool=500&method=similarity"
     body = api_client.get(url + "&format=json").json()
     assert body["label"] == "similarity" and body["images"] == 4
     assert sum(Decimal(r["payout"]) for r in body["rows"]) == pytest.approx(
@@ -70,13 +70,13 @@ def test_report_api_serves_json_csv_and_chart_to_operators(ledger, operator, api
 @pytest.mark.django_db
 def test_report_api_is_for_operators_only(ledger, member, api_client):
     api_client.force_authenticate(member)
-    assert api_client.get("/api/reports/contributor-shares?pool=1").status_code == 403
+    assert api_client.get("/api/reports/contributor-shares/?pool=1").status_code == 403
 
 
 @pytest.mark.django_db
 def test_report_api_rejects_a_bad_pool(ledger, operator, api_client):
     api_client.force_authenticate(operator)
-    resp = api_client.get("/api/reports/contributor-shares?pool=lots")
+    resp = api_client.get("/api/reports/contributor-shares/?pool=lots")
     assert resp.status_code == 400 and "pool" in resp.json()["message"]
 
 

@@ -12,7 +12,7 @@ from tests.core.factories import UserFactory
 from tests.optout.conftest import client_for
 from tests.provenance.factories import AssetFactory
 
-CHECK = "/api/check"
+CHECK = "/api/check/"
 
 
 def work(**fields):
@@ -48,7 +48,7 @@ def check_url(url: str) -> dict:
 def hidden_from_anonymous(asset) -> dict[str, bool]:
     """What an anonymous visitor sees of a work: the asset API, its thumbnail, a domain search."""
     anonymous = APIClient()
-    found = anonymous.get("/api/search", {"domain": asset.domain}).json().get("results", [])
+    found = anonymous.get("/api/search/", {"domain": asset.domain}).json().get("results", [])
     return {
         "asset_api": anonymous.get(f"/api/assets/{asset.pk}/").status_code == 404,
         "thumbnail": anonymous.get(reverse("web:thumbnail", args=[asset.pk, 160])).status_code == 404,

@@ -1,4 +1,4 @@
-"""POST /api/check: set-based lookups answering per item, immediately after state changes."""
+"""POST /api/check/: set-based lookups answering per item, immediately after state changes."""
 
 import time
 
@@ -11,7 +11,7 @@ from provenance.hashing import phash_hex
 from tests.optout.conftest import client_for
 from tests.provenance.factories import AssetFactory
 
-CHECK = "/api/check"
+CHECK = "/api/check/"
 
 
 @pytest.fixture(autouse=True, params=["memory", "database"])

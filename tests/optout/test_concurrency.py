@@ -84,7 +84,7 @@ def live_server_url(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{url}/api/optouts", timeout=2)
+                httpx.get(f"{url}/api/optouts/", timeout=2)
                 break
             except httpx.TransportError:
                 time.sleep(0.3)
@@ -101,12 +101,12 @@ def _requests(seeded: dict) -> list[tuple[str, str, str, dict | None, dict]]:
     fresh = {"scope": "works", "asset_ids": [seeded["fresh"]]}
     contributor = {"scope": "contributor", "contributor_id": seeded["contributor"]}
     plan = (
-        [("operator", "POST", f"/api/optouts/{a}/approve", {}, {})] * 4
-        + [("artist", "POST", f"/api/optouts/{a}/revoke", None, {})] * 3
-        + [("operator", "POST", f"/api/optouts/{b}/approve", {}, {})] * 3
-        + [("operator", "POST", f"/api/optouts/{b}/reject", {}, {})] * 2
-        + [("artist", "POST", "/api/optouts", fresh, same_key)] * 4
-        + [("artist", "POST", "/api/optouts", contributor, {})] * 4
+        [("operator", "POST", f"/api/optouts/{a}/approve/", {}, {})] * 4
+        + [("artist", "POST", f"/api/optouts/{a}/revoke/", None, {})] * 3
+        + [("operator", "POST", f"/api/optouts/{b}/approve/", {}, {})] * 3
+        + [("operator", "POST", f"/api/optouts/{b}/reject/", {}, {})] * 2
+        + [("artist", "POST", "/api/optouts/", fresh, same_key)] * 4
+        + [("artist", "POST", "/api/optouts/", contributor, {})] * 4
     )
     assert len(plan) == 20
     return plan
@@ -132,11 +132,11 @@ def test_twenty_concurrent_writes_on_the_same_optouts_never_answer_5xx(transacti
     assert all(code in (200, 201, 409) for _, code, _ in results), results
 
     api = httpx.Client(base_url=url, headers={"Authorization": f"Token {seeded['artist']}"}, timeout=30)
-    mine = api.get("/api/optouts").json()["results"]
+    mine = api.get("/api/optouts/").json()["results"]
     assert sum(1 for o in mine if o["scope"] == "contributor") == 1  # four identical creates made one
     assert sum(1 for o in mine if seeded["fresh"] in o["asset_ids"]) == 1  # one Idempotency-Key, one opt-out
     for optout in mine:
-        history = api.get(f"/api/optouts/{optout['id']}/history").json()
+        history = api.get(f"/api/optouts/{optout['id']}/history/").json()
         steps = [(h["from_status"], h["to_status"]) for h in history]
         assert steps[0] == ("", "pending"), steps
         for (_, before), (after_from, after_to) in zip(steps, steps[1:], strict=False):

@@ -175,19 +175,19 @@ def test_the_optout_page_is_throttled_with_the_api(artist, throttled):
 def test_an_oversized_check_body_is_refused_with_json_413_before_parsing(other_artist, settings):
     settings.OPTOUT_CHECK_MAX_BODY_BYTES = 10_000
     items = [{"url": f"https://example.org/{'x' * 100}/{n}"} for n in range(200)]
-    response = client_for(other_artist).post("/api/check", {"items": items}, format="json")
+    response = client_for(other_artist).post("/api/check/", {"items": items}, format="json")
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
     assert "accepts at most 10,000" in response.json()["message"]
     assert response.json()["extra"]["limit_bytes"] == 10_000
-    small = client_for(other_artist).post("/api/check", {"items": items[:5]}, format="json")
+    small = client_for(other_artist).post("/api/check/", {"items": items[:5]}, format="json")
     assert small.status_code == 200
 
 
 def test_a_body_that_is_not_json_is_refused_unread_past_the_limit(other_artist, settings):
     settings.OPTOUT_CHECK_MAX_BODY_BYTES = 1000
     response = client_for(other_artist).generic(
-        "POST", "/api/check", b"[" * 50_000, content_type="application/json"
+        "POST", "/api/check/", b"[" * 50_000, content_type="application/json"
     )
     assert response.status_code == 413
 

@@ -1,4 +1,4 @@
-"""POST /api/check judges a URL by the host a browser would fetch (WHATWG parsing), so spellings that fool
+"""POST /api/check/ judges a URL by the host a browser would fetch (WHATWG parsing), so spellings that fool
 Python's urlsplit do not slip an opted-out work or domain through."""
 
 import pytest
@@ -26,7 +26,7 @@ def victim_domain_optout(artist):
 
 def _verdicts(user, urls: list[str]) -> dict[str, bool]:
     items = [{"url": url, "key": url} for url in urls]
-    response = client_for(user).post("/api/check", {"items": items}, format="json")
+    response = client_for(user).post("/api/check/", {"items": items}, format="json")
     assert response.status_code == 200
     return {r["key"]: r["allowed"] for r in response.json()["results"]}
 

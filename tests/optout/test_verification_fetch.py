@@ -22,7 +22,7 @@ def no_dns(monkeypatch):
 
 def _verify(artist, domain: str):
     claim = DomainClaim.objects.create(artist=artist, domain=domain, token="tok-123")
-    response = client_for(artist).post(f"/api/claims/domains/{claim.pk}/verify")
+    response = client_for(artist).post(f"/api/claims/domains/{claim.pk}/verify/")
     claim.refresh_from_db()
     return response, claim
 

@@ -65,13 +65,13 @@ def test_token_holders_list_published_builds_with_progress_and_stats(token_holde
 
 def test_anonymous_callers_see_no_builds(api_client, published):
     assert api_client.get("/api/manifests/builds/").status_code == 401
-    assert api_client.get(f"/api/manifests/builds/{published.pk}/files/manifest.json").status_code == 401
+    assert api_client.get(f"/api/manifests/builds/{published.pk}/files/manifest.json/").status_code == 401
 
 
 def test_a_file_downloads_as_a_stream(token_holder, published):
     names = token_holder.get(f"/api/manifests/builds/{published.pk}/files/").json()["files"]
     assert "manifest.json" in names and "data/part-00000.parquet" in names
-    response = token_holder.get(f"/api/manifests/builds/{published.pk}/files/data/part-00000.parquet")
+    response = token_holder.get(f"/api/manifests/builds/{published.pk}/files/data/part-00000.parquet/")
     assert response.status_code == 200 and response.streaming
     body = b"".join(response.streaming_content)
     assert body == (Path(published.output_path) / "data" / "part-00000.parquet").read_bytes()
@@ -79,7 +79,7 @@ def test_a_file_downloads_as_a_stream(token_holder, published):
 
 @pytest.mark.parametrize("name", ["../../../etc/passwd", "..%2F..%2Fsecret", "/etc/passwd", "data/../../x"])
 def test_a_path_outside_the_build_is_refused(token_holder, published, name):
-    response = token_holder.get(f"/api/manifests/builds/{published.pk}/files/{name}")
+    response = token_holder.get(f"/api/manifests/builds/{published.pk}/files/{name}/")
     assert response.status_code == 404
 
 

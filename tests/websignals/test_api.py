@@ -1,4 +1,4 @@
-"""What a site operator sees: GET /api/signals?host= and the /signals/ page; a crawl's state through the API."""
+"""What a site operator sees: GET /api/signals/?host= and the /signals/ page; a crawl's state through the API."""
 
 import pytest
 from django.test import Client
@@ -24,7 +24,7 @@ def fetched(sites):
 
 
 def test_anyone_can_read_what_was_fetched_about_a_site(fetched):
-    response = Client().get("/api/signals", {"host": "Art.Example.test"})
+    response = Client().get("/api/signals/", {"host": "Art.Example.test"})
     assert response.status_code == 200
     data = response.json()
     assert data["host"] == "art.example.test"
@@ -39,8 +39,8 @@ def test_anyone_can_read_what_was_fetched_about_a_site(fetched):
 
 
 def test_a_host_is_required_and_a_url_is_not_a_host(db):
-    assert Client().get("/api/signals").status_code == 400
-    response = Client().get("/api/signals", {"host": "http://x.test/a"})
+    assert Client().get("/api/signals/").status_code == 400
+    response = Client().get("/api/signals/", {"host": "http://x.test/a"})
     assert response.status_code == 400 and "host name" in response.json()["message"]
 
 
@@ -79,7 +79,7 @@ def test_schema_documents_the_signals_endpoints():
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    assert "/api/signals" in schema["paths"] and "/api/signals/crawls/{crawl_id}/" in schema["paths"]
+    assert "/api/signals/" in schema["paths"] and "/api/signals/crawls/{crawl_id}/" in schema["paths"]
     check = schema["components"]["schemas"]["CheckResult"]["properties"]
     assert {"rule", "evidence_url", "evidence_at"} <= set(check)
     assert "site_signal" in str(schema["components"]["schemas"])

@@ -1,5 +1,5 @@
 """Sites that publish each kind of signal: a manifest build removes exactly the rows those signals cover, each
-with its reason, and POST /api/check answers the same for every row."""
+with its reason, and POST /api/check/ answers the same for every row."""
 
 import json
 from datetime import timedelta
@@ -72,7 +72,7 @@ def test_build_removes_exactly_the_rows_the_sites_refuse_and_check_agrees(publis
     assert {r["reason"] for r in removals.values()} == {"signal"}
 
     response = client_for(UserFactory()).post(
-        "/api/check", {"items": [{"url": url, "key": key} for key, url, _ in ROWS]}, format="json"
+        "/api/check/", {"items": [{"url": url, "key": key} for key, url, _ in ROWS]}, format="json"
     )
     assert response.status_code == 200
     answers = {a["key"]: a for a in response.json()["results"]}

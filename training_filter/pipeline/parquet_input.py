@@ -23,7 +23,13 @@ READ_CHUNK = 8 << 20
 HEX16 = re.compile(r"^[0-9a-fA-F]{16}$")
 SHA256 = "^[0-9a-fA-F]{64}$"
 # per-row opt-out signal columns (as the ingest reads them), carried to the build's signal rules
-SIGNAL_COLUMNS = ("x_robots_tag", "X-Robots-Tag", "x-robots-tag", "tdm_reservation", "tdm-reservation")
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "x_robots_tag",
+    "X-Robots-Tag",
+    "x-robots-tag",
+    "tdm_reservation",
+    "tdm-reservation",
+)
 SIGNAL_COLUMNS += ("data_mining", "DataMining")
 INTEGER_COLUMNS = ("width", "height")
 

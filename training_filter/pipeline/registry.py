@@ -124,7 +124,7 @@ class RegistryIndex:
         kind_index = self.kinds[kind]
         if len(kind_index.index) == 0:
             return np.full(len(queries), -1, dtype=np.int64)
-        if kind == "phash":
+        if isinstance(kind_index.index, PhashIndex):
             values = np.asarray(pc.fill_null(queries, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
             return kind_index.index.lookup(values, valid=pc.is_valid(queries).to_numpy(zero_copy_only=False))
         return kind_index.index.lookup(queries)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from typing import Any
 
@@ -25,11 +24,9 @@ def generate(request: HttpRequest) -> HttpResponse:
     current = selectors.generator_model_current()
     form = GenerateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        seed = form.cleaned_data.get("seed")
-        seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little") >> 1
         try:
-            image = services.generated_image_create(
-                prompt=form.cleaned_data["prompt"], seed=seed, user=request.user
+            (image,) = services.generated_images_create(
+                prompt=form.cleaned_data["prompt"], seed=form.cleaned_data.get("seed"), user=request.user
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)

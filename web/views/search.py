@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from core.exceptions import ApplicationError
+from core.exceptions import ApplicationError, ImageUnreadable, PayloadTooLarge
 from core.throttles import throttle
 from web import selectors
 from web.forms import SearchForm
@@ -33,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
             form.add_error("image" if form.cleaned_data.get("image") else "q", _friendly(exc))
             status = exc.status_code
     else:
-        status = 413 if "limit is" in str(form.errors.get("image", "")) else 400
+        status = 413 if form.has_error("image", code="too_large") else 400
     context = {"form": form, "tiers": tiers, "searched": searched}
     return render(request, "web/home.html", context, status=status)
 
@@ -56,15 +56,13 @@ def _run_search(request: HttpRequest, data: dict) -> tuple[list, str]:
 
 
 def _friendly(exc: ApplicationError) -> str:
-    message = exc.message
-    if message.startswith("image rejected: "):
-        reason = message.removeprefix("image rejected: ")
-        if "bomb" in reason:
-            return f"This picture is too large to open safely ({reason}). Please upload a smaller copy."
-        return f"We could not read this file as a picture ({reason})."
-    if "limit is" in message:
-        return f"This file is too big: {message}."
-    return message
+    if isinstance(exc, ImageUnreadable) and exc.too_large_to_open:
+        return f"This picture is too large to open safely ({exc.reason}). Please upload a smaller copy."
+    if isinstance(exc, ImageUnreadable):
+        return f"We could not read this file as a picture ({exc.reason})."
+    if isinstance(exc, PayloadTooLarge):
+        return f"This file is too big: {exc.message}."
+    return exc.message
 
 
 def contributor(request: HttpRequest, contributor_id: int) -> HttpResponse:

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
-from benchmarks import composites  # noqa: E402
+from tests import composites  # noqa: E402  (the composite makers the region tests use)
 
 FAMILIES = [
     "downscale",
@@ -59,7 +59,7 @@ EXTRA_FAMILIES = [
     "screenshot",
 ]
 # The work shown small (20-50 % of the width) inside a bigger picture, with other real pictures around it:
-# `--families composite` (benchmarks/composites.py draws them).
+# `--families composite` (tests/composites.py draws them).
 COMPOSITE_FAMILIES = list(composites.MAKERS)
 ALL_FAMILIES = FAMILIES + EXTRA_FAMILIES + COMPOSITE_FAMILIES
 SMALL_SIDE = 128  # openclipart ships many works only as 60-100 px icon renderings

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
-from benchmarks import composites  # noqa: E402
+from tests import composites  # noqa: E402  (the composite makers the region tests use)
 
 EDITS = ["jpeg20", "crop", "mirror", "overlay", "border", "rotate"]
 

@@ -344,12 +344,12 @@ def _publish(build: ManifestBuild, shards: list[ManifestShard], held: leases.Hel
     }
     from training_filter.pipeline.publish import assemble
 
+    if settings.MANIFEST_FINALISE_SLEEP_S:
+        time.sleep(settings.MANIFEST_FINALISE_SLEEP_S)  # test hook: a window in which to kill the finaliser
     final = published_dir(build)
     content_hash = assemble(
         work_dir=work_dir(build), shard_count=len(shards), stats=stats, params=_params(build), final_dir=final
     )
-    if settings.MANIFEST_FINALISE_SLEEP_S:
-        time.sleep(settings.MANIFEST_FINALISE_SLEEP_S)  # test hook: a window in which to kill the finaliser
     with transaction.atomic():
         leases.lease_complete(held)
         ManifestBuild.objects.filter(pk=build_id).update(

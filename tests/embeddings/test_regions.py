@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import composites
 from embeddings.search.cascade import search_image
 from embeddings.search.regions import find_regions
 from provenance.imaging import load_rgb
+from tests import composites
 from tests.embeddings.conftest import jpeg_bytes
 
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from optout import services, verification
 from optout.models import OptOut, SignerBinding
+from optout.services import optouts as optouts_services
 from tests.optout.conftest import client_for
 from tests.optout.consumers import (
     check_url,
@@ -69,7 +70,7 @@ class World:
 
     def near_copies(self, *names: str) -> None:
         self.monkeypatch.setattr(
-            services, "near_copies_of", lambda asset_id: [self.works[n].pk for n in names]
+            optouts_services, "near_copies_of", lambda asset_id: [self.works[n].pk for n in names]
         )
 
 

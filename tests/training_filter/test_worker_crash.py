@@ -83,7 +83,7 @@ def fault_free_build(manifest: Path, as_of) -> ManifestBuild:
         input_path=str(manifest), as_of=as_of, enqueue=False, trigger="cli"
     )
     indexes = services.manifest_build_prepare(build_id=build.pk)
-    services.manifest_shards_run_local(build_id=build.pk, indexes=indexes, processes=1)
+    services.manifest_shards_run_local(build_id=build.pk, indexes=indexes, threads=1)
     return services.manifest_build_finalise(build_id=build.pk)
 
 

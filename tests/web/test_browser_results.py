@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import composites
+from tests import composites
 from tests.web.conftest import DEMO_FILES, FIXTURES
 from tests.web.test_browser import ARTIFACTS, PASSWORD, _page, browser  # noqa: F401 (the fixture)
 

@@ -133,17 +133,19 @@ def assert_published_once_and_identical(build: ManifestBuild, rows: list[dict], 
     assert reference.content_hash == build.content_hash
 
 
+def shard_in_flight(build):
+    """One shard done and another running: the moment to kill the worker."""
+    return lambda: (
+        ManifestShard.objects.filter(build=build, status="done").exists()
+        and ManifestShard.objects.filter(build=build, status="running").exists()
+    )
+
+
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_build_whose_worker_is_killed_mid_shard_finishes_on_a_new_worker_identical_and_published_once(
     crash_setup, tmp_path
 ):
-    def shard_in_flight(build):
-        return lambda: (
-            ManifestShard.objects.filter(build=build, status="done").exists()
-            and ManifestShard.objects.filter(build=build, status="running").exists()
-        )
-
     build, recovered_in, shards_left = crash_and_recover(
         crash_setup, tmp_path, shard_in_flight, "a shard in flight"
     )
@@ -177,12 +179,6 @@ def test_a_build_whose_worker_is_killed_while_finalising_is_published_once_by_a_
 def test_on_the_embedded_filesystem_broker_a_killed_workers_build_finishes_on_a_new_worker(
     crash_setup, tmp_path
 ):
-    def shard_in_flight(build):
-        return lambda: (
-            ManifestShard.objects.filter(build=build, status="done").exists()
-            and ManifestShard.objects.filter(build=build, status="running").exists()
-        )
-
     build, recovered_in, shards_left = crash_and_recover(
         crash_setup, tmp_path, shard_in_flight, "a shard in flight", filesystem_broker=True
     )

@@ -151,7 +151,9 @@ def train(
         ema_decay=config.ema_decay,
         seed=config.seed,
     )
-    # initialised on the CPU, so a GPU run starts from the same weights
+    # the initial weights are a function of the seed alone (not of whatever used the global generator before in
+    # this process), and drawn on the CPU, so a run resumed elsewhere or on a GPU starts from the same weights
+    torch.manual_seed(config.seed)
     state = train_state_new(UNet(unet_config).to(config.device), tconf)
     ckpt = run_dir / CHECKPOINT
     if ckpt.exists():

@@ -1,6 +1,7 @@
 """A real worker (the product's Celery app and settings, Redis, prefork) is SIGKILLed in the middle of a training
 run; another worker is started, resumes from the last checkpoint and finishes training and the attribution pass
-within a bound. Also: the attribution pass
+within a bound, with the same weights (bit for bit) and attribution (to float32 rounding) as a run nobody
+interrupted. Also: the attribution pass
 forks its feature processes inside a daemonic process (a prefork pool process) instead of falling back to one.
 Needs Redis and PostgreSQL for the worker test."""
 
@@ -8,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.models import Lease
@@ -26,6 +28,17 @@ STEPS, SAVE_EVERY = 40, 5
 RECOVERY_S = 60
 
 
+def weights_and_attribution(model: GeneratorModel) -> tuple[dict, dict]:
+    import torch
+
+    from generator.training import MODEL
+
+    saved = torch.load(Path(model.run_dir) / MODEL, weights_only=False)
+    with np.load(model.attribution_path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    return saved["ema"], arrays
+
+
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_training_run_whose_worker_is_killed_resumes_on_a_new_worker_with_identical_weights(
@@ -34,7 +47,7 @@ def test_a_training_run_whose_worker_is_killed_resumes_on_a_new_worker_with_iden
     require_redis_and_postgres()
     import torch
 
-    from generator.services import generator_model_start, job_key
+    from generator.services import generator_model_start, generator_model_train, job_key
     from generator.training import CHECKPOINT
 
     settings.GENERATOR_STEPS, settings.GENERATOR_SAVE_EVERY = STEPS, SAVE_EVERY
@@ -68,8 +81,21 @@ def test_a_training_run_whose_worker_is_killed_resumes_on_a_new_worker_with_iden
     assert (train.state, train.attempts) == ("done", 2)
     assert Lease.objects.get(job=job_key(model.pk), kind="generator_attribution").state == "done"
     assert recovered_in < RECOVERY_S + 120  # the work left: at most STEPS steps and the attribution pass
-    # Not asserted: bit-identical weights to an uninterrupted run. A run resumed from its checkpoint does not
-    # reproduce the uninterrupted run's weights bit for bit today (measured: they differ); see the issue report.
+    # the same run, uninterrupted, in a fresh folder: the same weights and the same attribution
+    settings.GENERATOR_DIR = tmp_path / "reference"
+    GeneratorModel.objects.filter(pk=model.pk).update(status="stale")  # so start makes a new record
+    reference = generator_model_train(model=generator_model_start(manifest_ref=str(manifest_folder)))
+    assert reference.run_dir != model.run_dir and reference.status == "ready"
+    (ema, arrays), (ref_ema, ref_arrays) = weights_and_attribution(model), weights_and_attribution(reference)
+    assert ema.keys() == ref_ema.keys() and all(torch.equal(ema[k], ref_ema[k]) for k in ema)
+    assert arrays.keys() == ref_arrays.keys()
+    # the attribution vectors agree to float32 rounding, not bit for bit: the pass's BLAS reductions run with
+    # another thread layout in a pool process than in this one (measured: at most 5e-8 apart)
+    for name in arrays:
+        if arrays[name].dtype.kind == "f":
+            np.testing.assert_allclose(arrays[name], ref_arrays[name], rtol=1e-5, atol=1e-6)
+        else:
+            assert np.array_equal(arrays[name], ref_arrays[name]), name
 
 
 def _features_in_a_daemonic_process(queue, state: dict, resolution: int) -> None:

@@ -17,20 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+# per-row opt-out signal columns, read as the ingest reads them and carried to the build's signal rules
+from provenance.datasets.columns import SIGNAL_COLUMNS
 from training_filter.pipeline.shard import ALIASES, OUTPUT_SCHEMA, conform
 
 READ_CHUNK = 8 << 20
 HEX16 = re.compile(r"^[0-9a-fA-F]{16}$")
 SHA256 = "^[0-9a-fA-F]{64}$"
-# per-row opt-out signal columns (as the ingest reads them), carried to the build's signal rules
-SIGNAL_COLUMNS: tuple[str, ...] = (
-    "x_robots_tag",
-    "X-Robots-Tag",
-    "x-robots-tag",
-    "tdm_reservation",
-    "tdm-reservation",
-)
-SIGNAL_COLUMNS += ("data_mining", "DataMining")
 INTEGER_COLUMNS = ("width", "height")
 
 

@@ -272,4 +272,38 @@ def mockup(work: Image.Image, rng, others: list[Image.Image]) -> tuple[Image.Ima
     return scene.filter(ImageFilter.GaussianBlur(0.6)), (x, y, x + piece.width, y + piece.height)
 
 
+def _shared(a, b) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _area(box) -> int:
+    return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+
+
+def holds_work(box, truth, drawing) -> bool:
+    """Most of the drawing is in the box, and most of the box is the pasted work (its white margin included)."""
+    return _shared(box, drawing) >= 0.7 * _area(drawing) and _shared(box, truth) >= 0.5 * _area(box)
+
+
+def drawing_box(work, truth, family: str):
+    """Where the work's drawing (without its own white margin) lies in the composite: makers paste it scaled to
+    the box's width (page, chat, mockup; the bottom may be cut) or padded into a square cell (grid); a collage
+    turns a bordered print, so there the whole box counts."""
+    grey = np.asarray(work.convert("L"))
+    rows, cols = np.flatnonzero((grey < 235).any(axis=1)), np.flatnonzero((grey < 235).any(axis=0))
+    if family == "collage" or not len(rows):
+        return truth
+    width, height = truth[2] - truth[0], truth[3] - truth[1]
+    scale = min(width / work.width, height / work.height) if family == "grid" else width / work.width
+    dx = (width - work.width * scale) / 2 if family == "grid" else 0
+    dy = (height - work.height * scale) / 2 if family == "grid" else 0
+    box = (
+        truth[0] + dx + cols[0] * scale,
+        truth[1] + dy + rows[0] * scale,
+        truth[0] + dx + (cols[-1] + 1) * scale,
+        truth[1] + dy + (rows[-1] + 1) * scale,
+    )
+    return tuple(round(v) for v in (box[0], box[1], box[2], min(box[3], truth[3])))
+
+
 MAKERS: dict[str, Callable] = {"page": page, "chat": chat, "grid": grid, "collage": collage, "mockup": mockup}

@@ -34,8 +34,10 @@ FLOOD_STEP = 4  # ... or between neighbours, that it steps across
 MIN_SIDE = 0.1  # of the query's shorter side: smaller boxes are icons, text lines, buttons
 MAX_AREA = 0.7  # of the query's area: a larger box is the query itself
 TEXT_EMPTY_ROWS = 0.3
-MERGE_GAP = 0.012
-TEXT_HEIGHT = 0.025  # of the longer side: letters of body text and headings are smaller  # of the longer side: boxes this close are one picture
+MERGE_GAP = 0.012  # of the longer side: boxes this close are one picture
+TEXT_HEIGHT = 0.025  # of the longer side: letters of body text and headings are smaller
+LINE_LENGTH = 0.15  # of the query's side: a straight run of content at least this long ...
+LINE_THICKNESS = 4  # ... and thinner than this (pixels at ANALYSIS_SIDE) is a seam or a rule, not a picture
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _pictures(pixels: np.ndarray, frame: tuple[int, int, int, int]) -> list[tupl
     crop = pixels[y0:y1, x0:x1]
     if min(crop.shape[:2]) < 24:
         return []
-    content = _without_text(~_ground(crop), TEXT_HEIGHT * max(pixels.shape[:2]))
+    content = _without_text(_without_thin_lines(~_ground(crop)), TEXT_HEIGHT * max(pixels.shape[:2]))
     gap = round(MERGE_GAP * max(crop.shape[:2]))
     boxes = _merge(_component_boxes(content, gap), 0) + _quadrilaterals(crop, content)
     short = min(pixels.shape[:2])
@@ -108,6 +110,26 @@ def _ground(pixels: np.ndarray) -> np.ndarray:
                 )
         ground |= mask[1:-1, 1:-1].astype(bool)
     return ground
+
+
+def _without_thin_lines(content: np.ndarray) -> np.ndarray:
+    """The content without long straight lines a few pixels thick: the seam where a wall meets a floor, a rule
+    or a table border, which the ground's floods leave between them and which would join every picture they
+    touch into one box as wide as the query."""
+    import cv2
+
+    mask = content.astype(np.uint8)
+    thin = np.zeros_like(mask)
+    for length, across in ((mask.shape[1], (LINE_THICKNESS, 1)), (mask.shape[0], (1, LINE_THICKNESS))):
+        along = (
+            (1, max(3, int(LINE_LENGTH * length)))
+            if across[1] == 1
+            else (max(3, int(LINE_LENGTH * length)), 1)
+        )
+        lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(along, np.uint8))
+        thick = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        thin |= lines & ~thick
+    return content & ~thin.astype(bool)
 
 
 def _without_text(content: np.ndarray, height: float) -> np.ndarray:

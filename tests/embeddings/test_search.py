@@ -212,8 +212,9 @@ def test_copy_pasted_into_a_larger_canvas_is_confirmed_by_hash_or_geometry(index
     canvas.paste(_image(indexed_works[12]).resize((300, 250)), (560, 420))
     canvas.paste(image, (80, 60))
     hits = search_image(canvas, top_k=10)
-    # cut out as a region, the copy is a hash match: it ranks as if it had been the query
-    assert target.id in [h.asset_id for h in hits if h.match in ("hash", "geometric")]
+    # cut out as a region, the copy is a hash match (or its keypoints agree): it ranks as if it had been the query
+    assert hits[0].asset_id == target.id and hits[0].match in ("hash", "geometric")
+    assert hits[0].tier == "work" and "in the picture at the top left" in hits[0].why
 
 
 def test_hidden_work_is_excluded_without_rebuilding_the_index(indexed_works, fake_encoder):

@@ -270,10 +270,13 @@ PROVENANT_NEAR_COPY_MAX = env.int("PROVENANT_NEAR_COPY_MAX", default=100)
 # At most this many members of one near-copy cluster among an image search's top results before other works get
 # their turn (the rest follow): a series of near-identical drawings would otherwise fill the page.
 PROVENANT_SEARCH_PER_CLUSTER = env.int("PROVENANT_SEARCH_PER_CLUSTER", default=3)
-# Search inside composites (embeddings/search/regions.py): up to this many separate pictures found in a query (a
-# screenshot, a grid, a collage, a mockup) each go through the whole cascade as if they had been the query.
+# Search inside composites (embeddings/search/regions.py): up to REGION_MAX separate pictures found in a query (a
+# screenshot, a grid, a collage, a mockup) are searched by their hashes and embeddings as if each had been the
+# query; the REGION_VERIFY most promising of those the hashes did not settle go through geometric verification
+# too (the costly stage: ORB keypoints and RANSAC per candidate).
 PROVENANT_SEARCH_REGIONS = env.bool("PROVENANT_SEARCH_REGIONS", default=True)
-PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=4)
+PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=8)
+PROVENANT_SEARCH_REGION_VERIFY = env.int("PROVENANT_SEARCH_REGION_VERIFY", default=4)
 # An embedding match at or above this cosine is shown as "this is your work" beside exact, hash and geometric
 # matches; below, as "might be related" (calibrated on the copy benchmark: docs/search.md).
 PROVENANT_SEARCH_CONFIDENT_COSINE = env.float("PROVENANT_SEARCH_CONFIDENT_COSINE", default=0.8)

@@ -146,6 +146,7 @@ class _Query:
 
     image: Image.Image
     region: regions.Region | None = None
+    hashed: bool = False  # its hashes matched a work as it is: nothing left to verify
 
     @property
     def label(self) -> str:
@@ -177,10 +178,22 @@ def _hash_stage(queries: list[_Query], hidden: frozenset[int], hits: dict[int, H
     turned: list[Hit] = []
     for query in queries:
         as_is, query_turned = _hash_hits(query.image, hidden, mirrored=query.region is None)
+        query.hashed = bool(as_is)
         for hit in as_is:
             keep_better(hits, _located(hit, query))
         turned += [_located(hit, query) for hit in query_turned]
     return turned
+
+
+def _to_verify(queries: list[_Query], candidates: list[list[int]], hits: dict[int, Hit]) -> list[int]:
+    """Which queries go through geometric verification (the costly stage): the whole query, and of its regions
+    those its hashes did not already match to a work, the most promising first (the closest embedding
+    likeness among a region's candidates), PROVENANT_SEARCH_REGION_VERIFY at most."""
+    open_regions = [n for n in range(1, len(queries)) if not queries[n].hashed]
+    open_regions.sort(
+        key=lambda n: max((hits[i].score for i in candidates[n][:1]), default=0.0), reverse=True
+    )
+    return [0, *sorted(open_regions[: settings.PROVENANT_SEARCH_REGION_VERIFY])]
 
 
 def _embedding_hits(
@@ -312,12 +325,13 @@ def search_image(
         if "embedding" not in stages or hit.asset_id in embedded:
             keep_better(hits, hit)
     if "geometric" in stages:
-        # the whole query also verifies its regions' first candidates: with all its keypoints, a copy pasted at
+        verified = _to_verify(queries, candidates, hits)
+        # the whole query also verifies those regions' first candidates: with all its keypoints, a copy pasted at
         # half the width can agree with more of them than the region's own crop does
-        candidates[0] = candidates[0] + [i for own in candidates[1:] for i in own[:REGION_CANDIDATES]]
-        for query, own in zip(queries, candidates, strict=True):
-            unconfirmed = [i for i in dict.fromkeys(own) if hits[i].match == "embedding"]
-            for hit in _geometric_hits(query, unconfirmed, hidden):
+        candidates[0] = candidates[0] + [i for n in verified[1:] for i in candidates[n][:REGION_CANDIDATES]]
+        for n in verified:
+            unconfirmed = [i for i in dict.fromkeys(candidates[n]) if hits[i].match == "embedding"]
+            for hit in _geometric_hits(queries[n], unconfirmed, hidden):
                 keep_better(hits, hit)
     pool = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)
     pool = pool[: max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)]

@@ -76,3 +76,20 @@ def test_region_search_can_be_switched_off_and_skips_a_query_that_is_a_work_as_a
     assert calls == [3]  # the cap on regions reaches the detector
     search_image(_image(indexed_works[1]), top_k=5)  # found by its hashes: not a composite
     assert calls == [3]
+
+
+def test_only_the_most_promising_regions_the_hashes_left_open_are_verified_geometrically(
+    indexed_works, settings, monkeypatch
+):
+    from embeddings.search import cascade
+
+    verified = []
+    real = cascade._geometric_hits
+    monkeypatch.setattr(
+        cascade, "_geometric_hits", lambda query, *args: verified.append(query.region) or real(query, *args)
+    )
+    board, _ = composites.grid(_image(indexed_works[1]), np.random.default_rng(2), _others(indexed_works))
+    settings.PROVENANT_SEARCH_REGION_MAX, settings.PROVENANT_SEARCH_REGION_VERIFY = 8, 1
+    search_image(board, top_k=10, regions=True)
+    assert verified[0] is None and len(verified) <= 2  # the whole query, then one region at most
+    assert len(find_regions(board, limit=8)) > 2  # more regions were searched by hashes and embeddings

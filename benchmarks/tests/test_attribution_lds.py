@@ -3,8 +3,6 @@ that resamples subset masks with images, the datamodel ceiling, and the held-out
 
 import numpy as np
 import pytest
-from scipy.stats import spearmanr
-
 from attribution_lds import (
     LAMBDAS_REL,
     SIMILARITY_TOP_KS,
@@ -16,6 +14,7 @@ from attribution_lds import (
     product_methods,
     split_images,
 )
+from scipy.stats import spearmanr
 
 
 def _subsets(k: int = 16, contributors: int = 8, seed: int = 0) -> np.ndarray:

@@ -292,12 +292,17 @@ def bootstrap_mean_lds(
     together (the same draw for every method, so differences between methods are paired): with K subsets each
     image's Spearman is itself an estimate (about 0.07 of mask-sampling error at K = 16), so an interval over images
     alone is too narrow. scores: per method (images, contributors); masks: (K, contributors); actual: (K, images)."""
+    import warnings
+
     preds = [masks @ s.T for s in scores]
     k, n = actual.shape
     means = np.empty((rounds, len(scores)))
-    for r in range(rounds):
-        rows, cols = np.ix_(rng.choice(k, k), rng.choice(n, n))
-        means[r] = [np.nanmean(lds(pred[rows, cols], actual[rows, cols])) for pred in preds]
+    # a resample that repeats one mask can leave a ranking undefined (NaN): such rounds drop out of the percentiles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in range(rounds):
+            rows, cols = np.ix_(rng.choice(k, k), rng.choice(n, n))
+            means[r] = [np.nanmean(lds(pred[rows, cols], actual[rows, cols])) for pred in preds]
     return means
 
 
@@ -571,10 +576,10 @@ def main() -> None:
             k: [float(np.nanmean(v[test])), float(np.nanstd(v[test]) / np.sqrt(len(margin)))]
             for k, v in results.items()
         },
-        "gradient_chosen_bootstrap_95": np.percentile(boot_gradient, [2.5, 97.5]).tolist(),
+        "gradient_chosen_bootstrap_95": np.nanpercentile(boot_gradient, [2.5, 97.5]).tolist(),
         "margin_gradient_minus_similarity": [
             float(np.nanmean(margin)),
-            *np.percentile(boot, [2.5, 97.5]).tolist(),
+            *np.nanpercentile(boot, [2.5, 97.5]).tolist(),
         ],
         "extra_subsets": None
         if extra is None

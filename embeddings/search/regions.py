@@ -6,13 +6,15 @@ A cheap detector, all in numpy and OpenCV on a copy at most ANALYSIS_SIDE pixels
 1. The ground: everything reached from the query's edge by a flood fill that steps between neighbouring pixels of
    about the same colour: page, window and chat backgrounds, title bars and side panels touching the edge, grid
    gutters, a blurred or noisy table top. A flood stops at a sharp step, which is where a pasted picture begins.
-2. Content: what the ground leaves, as connected components whose boxes are merged when they nearly touch (the
-   strokes of one line drawing). Text is content too, but its boxes are lines: a box whose rows are more than
+2. Content: what the ground leaves, less long straight seams a few pixels thin (where a wall meets a floor, rules),
+   as connected components whose boxes are merged when they nearly touch (the strokes of one line drawing). Text is content too, but its boxes are lines: a box whose rows are more than
    TEXT_EMPTY_ROWS empty, in several runs, is a paragraph, not a picture; one thinner than MIN_SIDE is a line.
 3. A box that holds several pictures side by side (cells of a grid whose gutter vanished at this scale) is cut
    along a row or column that is flat from side to side or is one long straight edge (XY-cut, once).
-4. Inside each large picture found, the same again once, kept when it finds exactly one smaller picture: a print
-   on a T-shirt, a picture inside a chat bubble (several are the parts of one drawing).
+4. Inside each of the largest pictures found, the same again once, kept when it finds exactly one smaller picture:
+   a print on a T-shirt, a picture inside a chat bubble (several are the parts of one drawing). A very large box
+   with no such picture inside (prints overlapping in a collage, white on white) is searched in four overlapping
+   quarters instead.
 
 Boxes covering most of the query, or almost all of a box they sit in, add nothing and are dropped; the largest
 `limit` are kept (the cost of region search grows with each: every region goes through the whole cascade).
@@ -36,6 +38,11 @@ MAX_AREA = 0.7  # of the query's area: a larger box is the query itself
 TEXT_EMPTY_ROWS = 0.3
 MERGE_GAP = 0.012  # of the longer side: boxes this close are one picture
 TEXT_HEIGHT = 0.025  # of the longer side: letters of body text and headings are smaller
+INNER_SEARCHED = 4  # the largest boxes searched for a picture inside them
+TILED_AREA = (
+    0.2  # of the query's area: a box this large with no single picture inside is searched in quarters
+)
+TILE = 0.6  # of the box's side
 LINE_LENGTH = 0.15  # of the query's side: a straight run of content at least this long ...
 LINE_THICKNESS = 4  # ... and thinner than this (pixels at ANALYSIS_SIDE) is a seam or a rule, not a picture
 
@@ -55,8 +62,13 @@ def find_regions(image: Image.Image, *, limit: int = 6) -> list[Region]:
     small = np.asarray(image.convert("RGB").resize(size, PILImage.Resampling.BOX), dtype=np.uint8)
     height, width = small.shape[:2]
     boxes = _pictures(small, (0, 0, width, height))
-    large = [box for box in _distinct(boxes, width * height)[:limit] if _area(box) >= 0.06 * width * height]
-    nested = [inner for box in large for inner in _single_inner(small, box)]
+    # the same again inside the largest few only: each look inside costs as much as the first
+    large = [
+        box
+        for box in _distinct(boxes, width * height)[:INNER_SEARCHED]
+        if _area(box) >= 0.06 * width * height
+    ]
+    nested = [inner for box in large for inner in _single_inner(small, box) or _tiles(box, width * height)]
     kept = _distinct(boxes + nested, width * height)[:limit]
     return [_region(box, 1 / scale, image.size) for box in kept]
 
@@ -66,6 +78,16 @@ def _single_inner(pixels: np.ndarray, box: tuple[int, int, int, int]) -> list[tu
     one and it is clearly smaller: several are the parts of one drawing, not pictures of their own."""
     inner = [b for b in _pictures(pixels, box) if _inside(b, box) < 0.8]
     return inner if len(inner) == 1 else []
+
+
+def _tiles(box: tuple[int, int, int, int], total: int) -> list[tuple[int, int, int, int]]:
+    """Four overlapping quarters of a large box the detector could not take apart (prints laid over each other
+    in a collage, white on white, have no edge between them): a work at a third of the box fills most of one."""
+    if _area(box) < TILED_AREA * total:
+        return []
+    x0, y0, x1, y1 = box
+    w, h = round(TILE * (x1 - x0)), round(TILE * (y1 - y0))
+    return [(x, y, x + w, y + h) for x in (x0, x1 - w) for y in (y0, y1 - h)]
 
 
 def _pictures(pixels: np.ndarray, frame: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:

@@ -278,8 +278,9 @@ PROVENANT_SEARCH_REGIONS = env.bool("PROVENANT_SEARCH_REGIONS", default=True)
 PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=8)
 PROVENANT_SEARCH_REGION_VERIFY = env.int("PROVENANT_SEARCH_REGION_VERIFY", default=4)
 # An embedding match at or above this cosine is shown as "this is your work" beside exact, hash and geometric
-# matches; below, as "might be related" (calibrated on the copy benchmark: docs/search.md).
-PROVENANT_SEARCH_CONFIDENT_COSINE = env.float("PROVENANT_SEARCH_CONFIDENT_COSINE", default=0.8)
+# matches; below, as "might be related". Calibrated on a development draw of the copy benchmark (docs/search.md):
+# of the embedding-only hits in a top 10 at cosine >= 0.8, one in nine was the work; >= 0.9 is rare and kept.
+PROVENANT_SEARCH_CONFIDENT_COSINE = env.float("PROVENANT_SEARCH_CONFIDENT_COSINE", default=0.9)
 
 # --- opt-out (accounts, claims, check API, audit) --------------------------------------------------------------
 # Cache: throttling counts requests in it, so it must be shared between processes: Redis when configured,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,24 +104,35 @@ class KindIndex:
     index: KeySet | PhashIndex
 
 
+def _kind_index(snapshot: pa.Table, kind_col: pa.ChunkedArray, kind: str, phash_radius: int) -> KindIndex:
+    part = _kind_slice(snapshot, kind_col, kind)
+    if kind == "phash":
+        part = part.filter(pc.utf8_is_numeric(pc.utf8_ltrim(part.column("key"), characters="-")))
+        hashes = pc.cast(part.column("key"), pa.int64()).to_numpy()
+        return KindIndex(table=part, index=PhashIndex(hashes, phash_radius))
+    return KindIndex(table=part, index=KeySet(part.column("key").combine_chunks()))
+
+
 class RegistryIndex:
     """All indexes of a snapshot. Built once per process and snapshot (see `load_index`)."""
 
     def __init__(self, snapshot: pa.Table, phash_radius: int):
-        self.kinds: dict[str, KindIndex] = {}
         # judges a URL against domain-level signal payloads: (url, [json]) -> (rule, reason) | None;
         # None (no evaluator) treats every domain-level signal as denying
         self.signal_evaluator: Callable[[str, list[str]], tuple[str, str] | None] | None = None
         kind_col = snapshot.column("kind")
-        for kind in (*EXACT_KINDS, "phash"):
-            part = _kind_slice(snapshot, kind_col, kind)
-            if kind == "phash":
-                part = part.filter(pc.utf8_is_numeric(pc.utf8_ltrim(part.column("key"), characters="-")))
-                hashes = pc.cast(part.column("key"), pa.int64()).to_numpy()
-                index: KeySet | PhashIndex = PhashIndex(hashes, phash_radius)
-            else:
-                index = KeySet(part.column("key").combine_chunks())
-            self.kinds[kind] = KindIndex(table=part, index=index)
+        # the kinds' indexes are built side by side (sorting and hashing in numpy and DuckDB let go of the GIL),
+        # the two costliest first
+        kinds = ("url", "phash", *(kind for kind in EXACT_KINDS if kind != "url"))
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            built = dict(
+                zip(
+                    kinds,
+                    pool.map(lambda k: _kind_index(snapshot, kind_col, k, phash_radius), kinds),
+                    strict=True,
+                )
+            )
+        self.kinds = {kind: built[kind] for kind in (*EXACT_KINDS, "phash")}
         self.domain_signals: dict[str, list[int]] = {}
         for row, key in enumerate(self.kinds["signal_domain"].table.column("key").to_pylist()):
             self.domain_signals.setdefault(key, []).append(row)

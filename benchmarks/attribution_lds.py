@@ -18,7 +18,13 @@
    scored over them (LDS with K = N).
 4. LDS per generated image = Spearman(predicted subset score, -loss) over the K subsets; mean +- SE over images.
    Output, normalisation and lambda (gradient) and top-k (similarity) are chosen on validation images only; the
-   table reports the test images.
+   table reports the test images, and its bootstrap intervals resample the subset masks and the test images together.
+5. --confirm scores the product's frozen recipe and chooses nothing; with a new --seed (new contributors drawn, new
+   subset masks, new generated images) and --disjoint-from-seed 0 (none of the development runs' works; the
+   contributors both draws share are reported), it is the held-out figure:
+
+    .venv/bin/python benchmarks/attribution_lds.py --confirm --seed 7 --disjoint-from-seed 0 --works 20 \
+        --conditioning sentence --guidance 3 --seed-sets 0,1,2,3,4,5,6,7 --threads 2
 
 No Django database needed. Subset losses are cached under var/benchmarks/lds-work/ so an interrupted run resumes.
 """
@@ -40,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 OPENCLIPART = Path("/usr/share/openclipart")
 CREATOR_RE = re.compile(r"<dc:creator>\s*<cc:Agent>\s*<dc:title>([^<]+)</dc:title>", re.S)
+# the settings a development run chooses among on its validation images
+LAMBDAS_REL = (0.01, 0.1, 1.0, 10.0, 100.0)
+SIMILARITY_TOP_KS = (1, 5, 10, 40)
 
 
 def scan_creators(cache: Path) -> dict[str, list[str]]:
@@ -64,17 +73,27 @@ def scan_creators(cache: Path) -> dict[str, list[str]]:
 
 
 def load_dataset(args, work: Path):
-    """(images, labels, contributor names, captions); cached in the work folder, so a run elsewhere needs no
-    openclipart (caches written before captions were kept have none: unconditional runs only)."""
+    """(images, labels, contributor names, captions, overlap with the development draw); cached in the work folder,
+    so a run elsewhere needs no openclipart (caches written before captions were kept have none: unconditional runs
+    only)."""
     import torch
 
     cache = work / "dataset.pt"
     if cache.exists():
         d = torch.load(cache)
-        return d["images"], np.array(d["labels"]), d["names"], d.get("captions")
-    images, labels, chosen, captions = _read_openclipart(args, work)
-    torch.save({"images": images, "labels": labels.tolist(), "names": chosen, "captions": captions}, cache)
-    return images, labels, chosen, captions
+        return d["images"], np.array(d["labels"]), d["names"], d.get("captions"), d.get("overlap")
+    images, labels, chosen, captions, overlap = _read_openclipart(args, work)
+    torch.save(
+        {
+            "images": images,
+            "labels": labels.tolist(),
+            "names": chosen,
+            "captions": captions,
+            "overlap": overlap,
+        },
+        cache,
+    )
+    return images, labels, chosen, captions, overlap
 
 
 def conditioning(args, captions: list[str] | None, n_generated: int):
@@ -98,39 +117,85 @@ def conditioning(args, captions: list[str] | None, n_generated: int):
     return conds, conds[torch.as_tensor(pick)]
 
 
-def _read_openclipart(args, work: Path):
+def draw_contributors(
+    by_creator: dict[str, list[str]],
+    seed: int,
+    contributors: int,
+    works: int,
+    exclude: frozenset[str] = frozenset(),
+) -> tuple[list[tuple[str, list[str]]], int]:
+    """The contributors drawn (sorted by name), each with its works outside `exclude` in the order they are taken,
+    and how many contributors were eligible (at least works + 5 works outside `exclude`, a margin for unreadable
+    files). With nothing excluded the draw is the one every earlier run made with the same seed."""
+    rng = random.Random(seed)
+    available = {c: sorted(w for w in ws if w not in exclude) for c, ws in by_creator.items()}
+    eligible = sorted(c for c, ws in available.items() if len(ws) >= works + 5)
+    chosen = sorted(rng.sample(eligible, contributors))
+    drawn = []
+    for name in chosen:
+        rng.shuffle(available[name])
+        drawn.append((name, available[name]))
+    return drawn, len(eligible)
+
+
+def _take_works(drawn: list[tuple[str, list[str]]], works: int, resolution: int):
+    """Yields (contributor index, relative path, image tensor) for the first `works` readable works of each."""
     import torch
     from PIL import Image
 
     from provenance.imaging import ImageRejected, load_rgb_path
 
-    by_creator = scan_creators(work.parent / "openclipart-creators.json")
-    rng = random.Random(args.seed)
-    eligible = sorted(c for c, works in by_creator.items() if len(works) >= args.works + 5)
-    chosen = sorted(rng.sample(eligible, args.contributors))
-    from provenance.metadata import svg_metadata
-
-    images, labels, captions = [], [], []
-    for ci, name in enumerate(chosen):
-        works = sorted(by_creator[name])
-        rng.shuffle(works)
+    for ci, (_name, candidates) in enumerate(drawn):
         taken = 0
-        for rel in works:
-            if taken == args.works:
+        for rel in candidates:
+            if taken == works:
                 break
             try:
                 img = load_rgb_path(OPENCLIPART / "png" / f"{rel}.png", max_side=256).image
             except ImageRejected:
                 continue
-            img = img.resize((args.resolution, args.resolution), Image.Resampling.BICUBIC)
-            images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1)
-            labels.append(ci)
-            meta = svg_metadata((OPENCLIPART / "svg" / f"{rel}.svg").read_bytes())
-            # the caption a manifest carries: title, then the first keywords (provenance's Asset.caption_text)
-            captions.append(". ".join(p for p in (meta.title, ", ".join(meta.keywords[:8])) if p))
+            img = img.resize((resolution, resolution), Image.Resampling.BICUBIC)
+            yield ci, rel, torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1
             taken += 1
-    print(f"data: {len(chosen)} contributors of {len(eligible)} eligible, {len(images)} works", flush=True)
-    return torch.stack(images), np.array(labels), chosen, captions
+
+
+def _development_draw(args, by_creator) -> tuple[set[str], frozenset[str]]:
+    """The contributors and works the development runs used (seed --disjoint-from-seed, --dev-contributors x
+    --dev-works), drawn again exactly as they were."""
+    drawn, _ = draw_contributors(by_creator, args.disjoint_from_seed, args.dev_contributors, args.dev_works)
+    rels = frozenset(rel for _ci, rel, _img in _take_works(drawn, args.dev_works, 8))
+    return {name for name, _ in drawn}, rels
+
+
+def _read_openclipart(args, work: Path):
+    import torch
+
+    from provenance.metadata import svg_metadata
+
+    by_creator = scan_creators(work.parent / "openclipart-creators.json")
+    dev_names, exclude, overlap = set(), frozenset(), None
+    if args.disjoint_from_seed is not None:
+        dev_names, exclude = _development_draw(args, by_creator)
+    drawn, n_eligible = draw_contributors(by_creator, args.seed, args.contributors, args.works, exclude)
+    images, labels, rels, captions = [], [], [], []
+    for ci, rel, image in _take_works(drawn, args.works, args.resolution):
+        images.append(image)
+        labels.append(ci)
+        rels.append(rel)
+        meta = svg_metadata((OPENCLIPART / "svg" / f"{rel}.svg").read_bytes())
+        # the caption a manifest carries: title, then the first keywords (provenance's Asset.caption_text)
+        captions.append(". ".join(p for p in (meta.title, ", ".join(meta.keywords[:8])) if p))
+    chosen = [name for name, _ in drawn]
+    if args.disjoint_from_seed is not None:
+        overlap = {
+            "development_seed": args.disjoint_from_seed,
+            "contributors_shared": len(dev_names & set(chosen)),
+            "works_shared": len(exclude & set(rels)),
+        }
+    print(
+        f"data: {len(chosen)} contributors of {n_eligible} eligible, {len(images)} works; overlap {overlap}"
+    )
+    return torch.stack(images), np.array(labels), chosen, captions, overlap
 
 
 def unet_config(args, cond_dim: int = 0):
@@ -201,6 +266,72 @@ def lds(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.array([spearmanr(pred[:, j], actual[:, j]).statistic for j in range(pred.shape[1])])
 
 
+def split_images(n_images: int, n_validation: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, test) image indices: the first n_validation generated images choose settings, the rest report.
+    The generated images are i.i.d. draws, so the first ones are as random a validation set as any."""
+    if not 0 <= n_validation < n_images:
+        raise ValueError(f"{n_validation} validation images leave no test image among {n_images}")
+    return np.arange(n_validation), np.arange(n_validation, n_images)
+
+
+def choose_on_validation(
+    results: dict[str, np.ndarray], candidates: list[str], validation: np.ndarray
+) -> str:
+    """The candidate with the best mean LDS over the validation images; the test images are never read."""
+    return max(candidates, key=lambda name: (np.nanmean(results[name][validation]), name))
+
+
+def bootstrap_mean_lds(
+    scores: list[np.ndarray],
+    masks: np.ndarray,
+    actual: np.ndarray,
+    rng: np.random.Generator,
+    rounds: int = 2000,
+) -> np.ndarray:
+    """(rounds, methods) bootstrap draws of each method's mean LDS, resampling the subset masks and the images
+    together (the same draw for every method, so differences between methods are paired): with K subsets each
+    image's Spearman is itself an estimate (about 0.07 of mask-sampling error at K = 16), so an interval over images
+    alone is too narrow. scores: per method (images, contributors); masks: (K, contributors); actual: (K, images)."""
+    import warnings
+
+    preds = [masks @ s.T for s in scores]
+    k, n = actual.shape
+    means = np.empty((rounds, len(scores)))
+    # a resample that repeats one mask can leave a ranking undefined (NaN): such rounds drop out of the percentiles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in range(rounds):
+            rows, cols = np.ix_(rng.choice(k, k), rng.choice(n, n))
+            means[r] = [np.nanmean(lds(pred[rows, cols], actual[rows, cols])) for pred in preds]
+    return means
+
+
+def gradient_method_name(output: str, normalise: bool, lambda_rel: float) -> str:
+    return f"gradient {output} {'unit' if normalise else 'raw'} lambda_rel={float(lambda_rel)}"
+
+
+def freeze_product_recipe(args) -> None:
+    """A confirmation run measures the product's features exactly (its probes, projection and output) and keeps
+    no validation images: there is nothing left to choose."""
+    from generator.ml.features import FeatureConfig
+
+    recipe = FeatureConfig()
+    args.timesteps, args.noise_draws, args.proj_dim = recipe.timesteps, recipe.noise_draws, recipe.proj_dim
+    args.outputs, args.validation = recipe.output, 0
+
+
+def product_methods() -> dict[str, str]:
+    """The rows of the product's own recipe, frozen: what a confirmation run reports, with nothing chosen."""
+    from generator.conf import DEFAULTS
+    from generator.ml.features import FeatureConfig
+
+    recipe = FeatureConfig()
+    return {
+        "gradient": gradient_method_name(recipe.output, recipe.normalise, recipe.lambda_rel),
+        "similarity": f"similarity gram top{DEFAULTS['GENERATOR_SIMILARITY_TOP_K']}",
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--contributors", type=int, default=16)
@@ -266,11 +397,28 @@ def main() -> None:
     )
     p.add_argument("--no-imagenet-baseline", dest="imagenet_baseline", action="store_false")
     p.add_argument("--analyse-only", action="store_true", help="use only the subset models already cached")
+    p.add_argument(
+        "--confirm",
+        action="store_true",
+        help="a confirmation run: score the product's frozen recipe (generator.ml.features.FeatureConfig and the "
+        "similarity top-k setting), every generated image a test image, nothing chosen",
+    )
+    p.add_argument(
+        "--disjoint-from-seed",
+        type=int,
+        default=None,
+        help="draw no work the development runs used (their seed; sizes --dev-contributors x --dev-works) and "
+        "report how many contributors both draws share",
+    )
+    p.add_argument("--dev-contributors", type=int, default=16)
+    p.add_argument("--dev-works", type=int, default=40)
     p.add_argument("--work", default=str(ROOT / "var" / "benchmarks" / "lds-work"))
     p.add_argument("--out", default=str(ROOT / "var" / "benchmarks" / "attribution_lds.json"))
     args = p.parse_args()
     if args.shard != "0/1" and not args.subsets_only:
         p.error("--shard needs --subsets-only: the analysis needs every subset")
+    if args.confirm:
+        freeze_product_recipe(args)
 
     import torch
 
@@ -288,8 +436,10 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     # earlier caches (bias UNet, unconditional) keep their folder names
-    recipe = ("" if args.unet == "bias" else "-ss") + (
-        "" if args.conditioning == "none" else f"-{args.conditioning}-g{args.guidance:g}"
+    recipe = (
+        ("" if args.unet == "bias" else "-ss")
+        + ("" if args.conditioning == "none" else f"-{args.conditioning}-g{args.guidance:g}")
+        + ("" if args.disjoint_from_seed is None else f"-disjoint{args.disjoint_from_seed}")
     )
     work = (
         Path(args.work)
@@ -297,7 +447,7 @@ def main() -> None:
     )
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    images, labels, names, captions = load_dataset(args, work)
+    images, labels, names, captions, overlap = load_dataset(args, work)
     n_c = len(names)
     conds, gen_conds = conditioning(args, captions, args.generated)
 
@@ -349,15 +499,15 @@ def main() -> None:
     masks, losses = subset_losses(args, work, images, labels, gen, n_c, timings, rng, (conds, gen_conds))
     masks_a, actual = np.array(masks, dtype=float), -np.array(losses)  # lower loss = more help
 
-    val, test = slice(0, args.validation), slice(args.validation, None)
+    val, test = split_images(len(gen), args.validation)
     results = {}
-    best = {}
+    candidates: dict[str, list[str]] = {"gradient": [], "similarity": []}
     # method -> (images, contributors) scores, for the extra subsets
     score_of = {}
     for output, (phi_train, phi_gen) in features.items():
         for normalise in (False, True):
-            for lam in [0.01, 0.1, 1.0, 10.0, 100.0]:
-                name = f"gradient {output} {'unit' if normalise else 'raw'} lambda_rel={lam}"
+            for lam in LAMBDAS_REL:
+                name = gradient_method_name(output, normalise, lam)
                 a, b = (
                     (unit_normalise(phi_train), unit_normalise(phi_gen))
                     if normalise
@@ -367,25 +517,29 @@ def main() -> None:
                 per = lds(masks_a @ scores.T, actual)
                 results[name] = per
                 score_of[name] = scores
-                best.setdefault("gradient", []).append((np.nanmean(per[val]), name))
+                candidates["gradient"].append(name)
     sim_candidates = {"similarity gram": (sim_gen, sim_train)}
     if args.imagenet_baseline:
         t0 = time.perf_counter()
         sim_candidates["similarity imagenet-lite0"] = _imagenet_features(gen, images, work)
         timings["imagenet_features_s"] = time.perf_counter() - t0
     for label, (q, t) in sim_candidates.items():
-        for top_k in [1, 5, 10, 40]:
+        for top_k in SIMILARITY_TOP_KS:
             scores = similarity_scores(q, t, labels, n_c, top_k)
             per = lds(masks_a @ scores.T, actual)
             results[f"{label} top{top_k}"] = per
             score_of[f"{label} top{top_k}"] = scores
-            best.setdefault("similarity", []).append((np.nanmean(per[val]), f"{label} top{top_k}"))
+            candidates["similarity"].append(f"{label} top{top_k}")
     pix = torch.nn.functional.normalize(images.flatten(1), dim=1).numpy()
     pix_g = torch.nn.functional.normalize(gen.flatten(1), dim=1).numpy()
     results["pixel cosine top5"] = lds(masks_a @ similarity_scores(pix_g, pix, labels, n_c, 5).T, actual)
     results["random"] = lds(masks_a @ rng.standard_normal((args.generated, n_c)).T, actual)
 
-    chosen = {m: max(c)[1] for m, c in best.items()}
+    chosen = (
+        product_methods()
+        if args.confirm
+        else {m: choose_on_validation(results, names, val) for m, names in candidates.items()}
+    )
     extra = (
         extra_subset_losses(args, work, images, labels, gen, n_c, train=False, conds=(conds, gen_conds))
         if args.extra_subsets
@@ -400,10 +554,13 @@ def main() -> None:
             )
         extra_lds = {m: lds(extra_masks @ score_of[name].T, extra_actual) for m, name in chosen.items()}
     margin = results[chosen["gradient"]][test] - results[chosen["similarity"]][test]
-    boot = [np.nanmean(rng.choice(margin, len(margin))) for _ in range(2000)]
-    # drawn after the margin's, so the margin's interval stays what earlier runs printed
-    gradient_test = results[chosen["gradient"]][test]
-    boot_gradient = [np.nanmean(rng.choice(gradient_test, len(gradient_test))) for _ in range(2000)]
+    boot_both = bootstrap_mean_lds(
+        [score_of[chosen["gradient"]][test], score_of[chosen["similarity"]][test]],
+        masks_a,
+        actual[:, test],
+        rng,
+    )
+    boot_gradient, boot = boot_both[:, 0], boot_both[:, 0] - boot_both[:, 1]
     summary = {
         "K": len(masks),
         "contributors": n_c,
@@ -411,16 +568,18 @@ def main() -> None:
         "steps": args.steps,
         "resolution": args.resolution,
         "test_images": len(margin),
-        "validation_images": args.validation,
+        "validation_images": len(val),
         "chosen_on_validation": chosen,
+        "confirmation": args.confirm,
+        "overlap_with_development_draw": overlap,
         "test_lds": {
             k: [float(np.nanmean(v[test])), float(np.nanstd(v[test]) / np.sqrt(len(margin)))]
             for k, v in results.items()
         },
-        "gradient_chosen_bootstrap_95": np.percentile(boot_gradient, [2.5, 97.5]).tolist(),
+        "gradient_chosen_bootstrap_95": np.nanpercentile(boot_gradient, [2.5, 97.5]).tolist(),
         "margin_gradient_minus_similarity": [
             float(np.nanmean(margin)),
-            *np.percentile(boot, [2.5, 97.5]).tolist(),
+            *np.nanpercentile(boot, [2.5, 97.5]).tolist(),
         ],
         "extra_subsets": None
         if extra is None
@@ -630,15 +789,24 @@ def _print_table(s: dict) -> None:
     print(
         f"\nContributor-level LDS: K = {s['K']} half-subset models, {s['contributors']} contributors x "
         f"{s['works_per_contributor']} works, {s['steps']} steps (batch {s['args']['batch_size']}) at {s['resolution']}px, "
-        f"{s['test_images']} test images (settings chosen on {s['validation_images']} validation images), "
+        f"{s['test_images']} test images ("
+        + (
+            "the product's frozen recipe, nothing chosen"
+            if s["confirmation"]
+            else f"settings chosen on {s['validation_images']} validation images"
+        )
+        + f"; overlap with the development draw: {s['overlap_with_development_draw']}), "
         f"subset seeds: {s['args']['subset_seeds']}, seed sets per subset averaged: {s['args']['seed_sets']}"
     )
     print(f"{'method':48s} {'test LDS':>9s} {'+- SE':>7s}")
     for k, (m, se) in s["test_lds"].items():
-        mark = " <- chosen" if k in s["chosen_on_validation"].values() else ""
+        chosen = " <- product recipe" if s["confirmation"] else " <- chosen"
+        mark = chosen if k in s["chosen_on_validation"].values() else ""
         print(f"{k:48s} {m:9.3f} {se:7.3f}{mark}")
     lo, hi = s["gradient_chosen_bootstrap_95"]
-    print(f"gradient (chosen) test LDS: bootstrap 95% {lo:.3f} .. {hi:.3f} over the test images")
+    print(
+        f"gradient (chosen) test LDS: bootstrap 95% {lo:.3f} .. {hi:.3f} (subset masks and images resampled)"
+    )
     mg = s["margin_gradient_minus_similarity"]
     print(f"margin gradient - similarity: {mg[0]:+.3f} (bootstrap 95% {mg[1]:+.3f} .. {mg[2]:+.3f})")
     if s["extra_subsets"]:

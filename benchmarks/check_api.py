@@ -4,6 +4,10 @@ parsing, rendering), plus the opt-out-to-gone latency (activation committed -> n
 
     DATABASE_URL=postgres://... .venv/bin/python benchmarks/check_api.py [--keys 100000] [--calls 30]
 
+The calls against an unchanging registry are the best case: any opt-out state change makes every web process reload
+the keys it holds, so the benchmark also times calls with a state change committed before every N-th one
+(--change-every 1,10,100), reporting the first call after a change on its own.
+
 Uses its own scratch database (`<name>_bench_check`, kept between runs unless --fresh).
 """
 
@@ -139,27 +143,77 @@ def measure_calls(client, body: bytes, calls: int) -> tuple[list[float], dict]:
     return timings, orjson.loads(last.content)
 
 
+class StateChanges:
+    """Opt-out state changes as the site makes them, alternating: an artist's new request for a fresh work (pending:
+    no key published, but a state change) and an operator's approval of the oldest pending one (its keys
+    published). Each is committed before the next check call, so every web process sees it."""
+
+    def __init__(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from provenance.models import Collection
+
+        self.artist = get_user_model().objects.get(username="bench-artist")
+        self.operator = get_user_model().objects.get_or_create(username="bench-operator", is_superuser=True)[
+            0
+        ]
+        self.collection = Collection.objects.get_or_create(name="bench")[0]
+        self.rng = random.Random(time.time_ns())
+        self.pending: list = []
+        self.made = 0
+
+    def make(self) -> None:
+        from optout import services
+
+        if self.made % 2 and self.pending:
+            services.optout_approve(optout=self.pending.pop(0), operator=self.operator)
+        else:
+            optout, _ = services.optout_create(
+                artist=self.artist, scope="works", asset_ids=[self.fresh_asset().pk]
+            )
+            self.pending.append(optout)
+        self.made += 1
+
+    def fresh_asset(self):
+        from provenance.models import Asset
+
+        return Asset.objects.create(
+            collection=self.collection,
+            source=f"bench/{self.rng.randrange(10**12)}.png",
+            sha256=rand_sha(self.rng),
+            phash=rand_phash(self.rng),
+        )
+
+
+def measure_with_changes(client, body: bytes, calls: int, every: int) -> tuple[list[float], list[float]]:
+    """(every call's time, the times of the calls that came first after a change): a state change is committed
+    before call 0, every, 2 every, ..."""
+    changes = StateChanges()
+    timings, after_change = [], []
+    for i in range(calls):
+        if i % every == 0:
+            changes.make()
+        (elapsed,), _ = measure_calls(client, body, 1)
+        timings.append(elapsed)
+        if i % every == 0:
+            after_change.append(elapsed)
+    return timings, after_change
+
+
 def measure_optout_to_gone(client, rounds: int = 5) -> list[float]:
     """Activate a new opt-out of a fresh work (commit), then poll the check API until it denies."""
     import orjson
-    from django.contrib.auth import get_user_model
 
     from optout import services
-    from provenance.models import Asset, Collection
 
-    user = get_user_model().objects.get(username="bench-artist")
-    operator = get_user_model().objects.get_or_create(username="bench-operator", is_superuser=True)[0]
-    collection, _ = Collection.objects.get_or_create(name="bench")
-    rng = random.Random(time.time_ns())
+    changes = StateChanges()
     out = []
     for _ in range(rounds):
-        phash = rand_phash(rng)
-        asset = Asset.objects.create(collection=collection, source=f"bench/{rng.randrange(10**12)}.png",
-                                     sha256=rand_sha(rng), phash=phash)  # fmt: skip
-        body = orjson.dumps({"items": [{"phash": phash}]})
-        optout, _ = services.optout_create(artist=user, scope="works", asset_ids=[asset.pk])
+        asset = changes.fresh_asset()
+        body = orjson.dumps({"items": [{"phash": asset.phash}]})
+        optout, _ = services.optout_create(artist=changes.artist, scope="works", asset_ids=[asset.pk])
         started = time.perf_counter()
-        services.optout_approve(optout=optout, operator=operator)
+        services.optout_approve(optout=optout, operator=changes.operator)
         while (
             orjson.loads(client.post("/api/check/", body, content_type="application/json").content)["denied"]
             != 1
@@ -178,6 +232,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--hit-rate", type=float, default=0.1)
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the scratch database")
+    parser.add_argument(
+        "--change-every",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 10, 100],
+        help="N: a state change committed before every N-th call (comma-separated)",
+    )
     args = parser.parse_args()
 
     setup_database(args.fresh)
@@ -205,6 +265,17 @@ def main() -> None:
     print("|---|---|---|---|---|")
     print(f"| {args.calls} | {first[0]:.0f} | {statistics.median(timings):.0f} | "
           f"{percentile(timings, 0.95):.0f} | {max(timings):.0f} |")  # fmt: skip
+    print(
+        "\nWith opt-out state changes interleaved (a new pending request and an approval in turn, one per N calls):"
+    )
+    print(
+        "| change every N calls | calls | p50 ms | p95 ms | max ms | first call after a change: median / max ms |"
+    )
+    print("|---|---|---|---|---|---|")
+    for every in args.change_every:
+        timings, after = measure_with_changes(client, body, max(args.calls, 3 * every), every)
+        print(f"| {every} | {len(timings)} | {statistics.median(timings):.0f} | {percentile(timings, 0.95):.0f} | "
+              f"{max(timings):.0f} | {statistics.median(after):.0f} / {max(after):.0f} |")  # fmt: skip
     gone = measure_optout_to_gone(client)
     print(f"opt-out-to-gone (approve committed -> check denies), {len(gone)} rounds: "
           f"median {statistics.median(gone):.0f} ms, max {max(gone):.0f} ms")  # fmt: skip

@@ -1,17 +1,20 @@
 """Indexing throughput: the batched, parallel-decoding encoder path against a naive single-process open_clip loop.
 
-    DJANGO_SETTINGS_MODULE=config.settings.dev python benchmarks/indexing_throughput.py --n 400
+    DJANGO_SETTINGS_MODULE=config.settings.dev python benchmarks/indexing_throughput.py --n 400 --threads 1,2
 
 Both run the default model (`provenant-lite0-minilm`, the checkpoint built by `manage.py build_default_model`)
 over the same N openclipart PNGs (every k-th file of /usr/share/openclipart/png, sorted), and both decode through
 provenance.imaging (bomb guard included).
 
 - naive: for each file, decode it, preprocess it, `model.encode_image` on a batch of one, in this process;
-- batched: `OpenClipEncoder.encode_paths`: decoding and preprocessing in DataLoader worker processes (files
-  decoded at most 512 px, the tower sees 224), batches of 64, channels-last trunk, `torch.inference_mode`.
+- batched: `OpenClipEncoder.encode_paths`: decoding and preprocessing in DataLoader worker processes, batches of 64,
+  channels-last trunk, `torch.inference_mode`.
+Both decode at most DECODE_MAX_SIDE (512 px; the tower sees 224), so only the path differs. Each --threads value
+(torch intra-op threads, the same for both paths) is one pair of rows: on 2 cores, 2 threads beside 2 decoding
+processes oversubscribe the machine, which 1 thread shows.
 
-It prints images/s for each, the speed-up, the mean cosine between the two paths' vectors of the same image (they
-differ only by the decode size), and the load average, since the machine may be shared.
+It prints images/s for each, the speed-up, the mean cosine between the two paths' vectors of the same image (the
+same decode, so about 1), and the load average before and after each run, since the machine may be shared.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def naive_loop(paths: list[str], weights: Path, threads: int):
     import torch
 
     from embeddings.encoders import default_model as dm
+    from embeddings.encoders.batch_decode import DECODE_MAX_SIDE
     from provenance.imaging import ImageRejected, load_rgb_path
 
     torch.set_num_threads(threads)
@@ -54,7 +58,7 @@ def naive_loop(paths: list[str], weights: Path, threads: int):
     started = time.perf_counter()
     for i, path in enumerate(paths):
         try:
-            image = load_rgb_path(path).image
+            image = load_rgb_path(path, max_side=DECODE_MAX_SIDE).image
         except ImageRejected:
             continue
         with torch.no_grad():
@@ -77,7 +81,12 @@ def batched_path(paths: list[str], weights: Path, threads: int, workers: int, ba
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads, both paths")
+    parser.add_argument(
+        "--threads",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="torch intra-op threads of both paths, one pair of runs per value (comma-separated)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes of the batched path")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--weights", default="", help="checkpoint (default: the built default model)")
@@ -96,30 +105,34 @@ def main() -> None:
     if not weights.is_file():
         sys.exit(f"no checkpoint at {weights}: run `python manage.py build_default_model` first")
     paths = pick_files(PNG_ROOT, args.n)
-    load_before = os.getloadavg()[0]
-    rows = []
-    t, done_b, vec_b = batched_path(paths, weights, args.threads, args.workers, args.batch_size)
-    rows.append((f"batched ({args.workers} decode workers, batch {args.batch_size})", len(done_b), t))
-    t, done_n, vec_n = naive_loop(paths, weights, args.threads)
-    rows.append(("naive loop (decode one, encode one)", len(done_n), t))
-    common = sorted(set(done_b) & set(done_n))
-    pos_b = {i: k for k, i in enumerate(done_b)}
-    pos_n = {i: k for k, i in enumerate(done_n)}
-    cosine = float(np.mean([vec_b[pos_b[i]] @ vec_n[pos_n[i]] for i in common])) if common else float("nan")
-
+    print(f"indexing throughput, {len(paths)} openclipart PNGs, default model, on {os.cpu_count()} CPUs")
     print(
-        f"\nindexing throughput, {len(paths)} openclipart PNGs, default model, {args.threads} torch threads"
+        f"{'path':<48} {'threads':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'load before/after':>18}"
     )
-    print(f"{'path':<48} {'images':>7} {'seconds':>8} {'images/s':>9}")
-    for name, count, seconds in rows:
-        print(f"{name:<48} {count:>7} {seconds:>8.1f} {count / seconds:>9.1f}")
-    speedup = (rows[0][1] / rows[0][2]) / (rows[1][1] / rows[1][2])
-    print(
-        f"speed-up {speedup:.2f}x; mean cosine batched vs naive vectors {cosine:.4f} over {len(common)} images"
-    )
-    print(
-        f"load average (1 min) before {load_before:.1f}, after {os.getloadavg()[0]:.1f}, on {os.cpu_count()} CPUs"
-    )
+    for threads in args.threads:
+        runs = {
+            f"batched ({args.workers} decode workers, batch {args.batch_size})": lambda t=threads: (
+                batched_path(paths, weights, t, args.workers, args.batch_size)
+            ),
+            "naive loop (decode one, encode one)": lambda t=threads: naive_loop(paths, weights, t),
+        }
+        measured = []
+        for name, run in runs.items():
+            load_before = os.getloadavg()[0]
+            seconds, done, vectors = run()
+            measured.append((len(done) / seconds, done, vectors))
+            print(
+                f"{name:<48} {threads:>7} {len(done):>7} {seconds:>8.1f} {len(done) / seconds:>9.1f} "
+                f"{load_before:>9.1f} / {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+        (rate_b, done_b, vec_b), (rate_n, done_n, vec_n) = measured
+        pos_n = {i: k for k, i in enumerate(done_n)}
+        cosines = [vec_b[k] @ vec_n[pos_n[i]] for k, i in enumerate(done_b) if i in pos_n]
+        print(
+            f"  {threads} thread(s): speed-up {rate_b / rate_n:.2f}x; mean cosine batched vs naive vectors "
+            f"{float(np.mean(cosines)) if cosines else float('nan'):.4f} over {len(cosines)} images"
+        )
 
 
 if __name__ == "__main__":

@@ -28,16 +28,13 @@ class CheckInputError(ValueError):
         self.index = index
 
 
-def registry_version() -> tuple[int, int]:
-    """(registry clock, newest state change): the clock moves with every change to the published keys, deletes
-    included (optout.receivers); the state-change id is kept as a second witness."""
+def registry_version() -> int:
+    """The registry clock: it moves with every change to the published keys (activation, withdrawal, revocation,
+    gate narrowing, deletes: optout.services.publishing, optout.receivers). A request waiting for review publishes
+    nothing, so it leaves every process's keys loaded."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT COALESCE(MAX(version), 0) FROM optout_registryclock WHERE id = 1),"
-            " (SELECT COALESCE(MAX(id), 0) FROM optout_optoutstatechange)"
-        )
-        clock, change = cursor.fetchone()
-        return int(clock), int(change)
+        cursor.execute("SELECT COALESCE(MAX(version), 0) FROM optout_registryclock WHERE id = 1")
+        return int(cursor.fetchone()[0])
 
 
 # --- pHash index -----------------------------------------------------------------------------------------------

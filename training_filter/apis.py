@@ -47,6 +47,14 @@ class ManifestBuildListApi(APIView):
         input_path = serializers.CharField(required=False, allow_blank=True, default="")
         as_of = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
+        def validate_input_path(self, value: str) -> str:
+            if value and not services.input_path_allowed(value):
+                raise serializers.ValidationError(
+                    "The input manifest must lie under one of the server's input folders "
+                    "(PROVENANT_MANIFEST_INPUT_ROOTS)."
+                )
+            return value
+
     @extend_schema(
         operation_id="manifest_builds_list",
         summary="Manifest builds, newest first (published ones only for non-operators)",

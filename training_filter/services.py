@@ -70,6 +70,18 @@ def published_dir(build: ManifestBuild) -> Path:
     return Path(settings.MANIFEST_DIR) / f"build-{build.pk:06d}"
 
 
+def input_path_allowed(input_ref: str) -> bool:
+    """Whether a local path (links and `..` resolved) or a remote URI lies under one of MANIFEST_INPUT_ROOTS."""
+    roots = [str(root) for root in settings.MANIFEST_INPUT_ROOTS]
+    local = input_ref.removeprefix("file://")
+    if "://" not in local:
+        resolved = Path(local).resolve()
+        return any(resolved.is_relative_to(Path(root).resolve()) for root in roots if "://" not in root)
+    if "/../" in f"{local}/" or "/./" in f"{local}/":
+        return False
+    return any(local.startswith(root.rstrip("/") + "/") for root in roots if "://" in root)
+
+
 def manifest_build_create(
     *,
     collection: str = "",

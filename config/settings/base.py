@@ -408,6 +408,10 @@ MANIFEST_SIGNAL_EVALUATOR = env.str(
     "PROVENANT_MANIFEST_SIGNAL_EVALUATOR", default="optout.rules.evaluate_asset_signals"
 )
 MANIFEST_CELERY_QUEUE = env.str("PROVENANT_MANIFEST_QUEUE", default="celery")
+# Folders (or object-store prefixes such as s3://bucket/manifests) under which an input manifest named through the API
+# must lie: an operator account is not a shell account, so it may not make the server read whatever its files or
+# credentials reach (the CLI, run from a shell, reads any path it is given).
+MANIFEST_INPUT_ROOTS = env.list("PROVENANT_MANIFEST_INPUT_ROOTS", default=[str(DATA_DIR / "inputs")])
 # shards `manage.py build_manifest` filters at once, in threads of one process; 0 = one per CPU (Celery: a task a shard)
 MANIFEST_CLI_THREADS = env.int("PROVENANT_MANIFEST_CLI_THREADS", default=0)
 MANIFEST_SHARD_SLEEP_S = env.float("PROVENANT_MANIFEST_SHARD_SLEEP_S", default=0.0)  # test hook: slow shards

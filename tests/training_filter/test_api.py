@@ -37,7 +37,10 @@ def token_holder(api_client):
     return api_client
 
 
-def test_only_an_operator_can_start_a_build(api_client, operator, token_holder, manifest_dir, tmp_path):
+def test_only_an_operator_can_start_a_build(
+    api_client, operator, token_holder, manifest_dir, tmp_path, settings
+):
+    settings.MANIFEST_INPUT_ROOTS = [str(tmp_path)]
     path = str(write_manifest(tmp_path / "m.parquet", ROWS))
     assert token_holder.post("/api/manifests/builds/", {"input_path": path}).status_code == 403
     api_client.credentials()
@@ -92,6 +95,33 @@ def test_diff_api_and_command_list_added_and_removed_keys(
     assert body["added"] == ["k3"] and body["removed"] == []
     call_command("manifest_diff", str(published.pk), str(newer.pk))
     assert "+ k3" in capsys.readouterr().out
+
+
+def test_an_operator_cannot_make_the_server_read_a_folder_outside_the_input_roots(
+    api_client, operator, manifest_dir, tmp_path, settings
+):
+    inputs, elsewhere = tmp_path / "inputs", tmp_path / "elsewhere"
+    inputs.mkdir()
+    secret = str(write_manifest(elsewhere / "m.parquet", ROWS))
+    (inputs / "link").symlink_to(elsewhere, target_is_directory=True)
+    settings.MANIFEST_INPUT_ROOTS = [str(inputs), "s3://manifests/shared"]
+    api_client.force_authenticate(operator)
+    outside = [
+        secret,
+        f"file://{secret}",
+        str(inputs / ".." / "elsewhere" / "m.parquet"),
+        str(inputs / "link" / "m.parquet"),
+        "s3://manifests/other/m.parquet",
+        "s3://manifests/shared-not/m.parquet",
+        "s3://manifests/shared/../other/m.parquet",
+    ]
+    for path in outside:
+        response = api_client.post("/api/manifests/builds/", {"input_path": path})
+        assert response.status_code == 400, path
+        assert "input_path" in response.json()["extra"]["fields"]
+    assert not ManifestBuild.objects.exists()
+    inside = str(write_manifest(inputs / "m.parquet", ROWS))
+    assert api_client.post("/api/manifests/builds/", {"input_path": inside}).status_code == 202
 
 
 def test_build_manifest_command_builds_and_publishes(manifest_dir, fake_registry, tmp_path, capsys):

@@ -23,7 +23,7 @@ from optout.registry import Registry
 from provenance.models import Asset, Collection, Signal
 from training_filter.models import ManifestBuild
 from training_filter.pipeline import parquet_input
-from training_filter.pipeline.registry import SNAPSHOT_SCHEMA, snapshot_batch
+from training_filter.pipeline.registry import snapshot_batch
 from training_filter.pipeline.shard import OUTPUT_SCHEMA, ROW_SIGNAL_PREFIX
 
 _ASSET_FIELDS: tuple[str, ...] = (
@@ -124,8 +124,8 @@ def _asset_table(rows: list[tuple]) -> pa.Table:
 
 def registry_snapshot_batches(build: ManifestBuild) -> Iterator[pa.RecordBatch]:
     """Everything in force at `build.as_of` as Arrow batches of (kind, key, reason, rule, optout_id). A source
-    that returns a `Registry` (the opt-out registry does) or a QuerySet is streamed from a database cursor,
-    server-side on PostgreSQL, a batch at a time; any other iterable of rows is read in chunks."""
+    that returns a `Registry` (the opt-out registry does) is streamed from a database cursor, server-side on
+    PostgreSQL, a batch at a time; any other iterable of rows is read in chunks."""
     try:
         registry_rows = import_string(settings.MANIFEST_REGISTRY_SOURCE)
     except ImportError as exc:
@@ -134,8 +134,6 @@ def registry_snapshot_batches(build: ManifestBuild) -> Iterator[pa.RecordBatch]:
     rows = registry_rows(as_of=build.as_of)
     if isinstance(rows, Registry):
         yield from _stream_registry(rows)
-    elif isinstance(rows, QuerySet):
-        yield from _stream_queryset(rows.order_by())  # the snapshot sorts its rows itself
     else:
         yield from _row_batches((r.kind, r.key, r.reason, r.rule, r.optout_id) for r in rows)
     yield from _row_batches(_signal_rows(build))
@@ -146,17 +144,12 @@ def _stream_registry(registry: Registry) -> Iterator[pa.RecordBatch]:
     """The keys from the cursor, each given its opt-out's reason and rule by one vectorised lookup."""
     labels = pa.array(list(registry.labels), type=_row_type(["optout_id", "reason", "rule"]))
     ids = labels.field("optout_id")
-    for keys in _cursor_structs(registry.keys.order_by()):
+    for keys in _cursor_structs(registry.keys.order_by()):  # the snapshot sorts its rows itself
         at = pc.index_in(keys.field("optout_id"), value_set=ids)
         if at.null_count:  # an opt-out became active between the two reads
             raise ApplicationError("The opt-out registry changed while it was read: run the build again.")
         labelled = [labels.field("reason").take(at), labels.field("rule").take(at)]
         yield snapshot_batch([keys.field("kind"), keys.field("key"), *labelled, keys.field("optout_id")])
-
-
-def _stream_queryset(queryset: QuerySet) -> Iterator[pa.RecordBatch]:
-    for rows in _cursor_structs(queryset):
-        yield snapshot_batch([rows.field(name) for name in SNAPSHOT_SCHEMA.names])
 
 
 def _row_type(names: list[str]) -> pa.StructType:

@@ -304,11 +304,15 @@ def manifest_shards_run_local(
                 )
                 for s, h in held
             }
+            # a finished shard's lease leaves the heartbeat (renewing a done lease would call it lost)
+            beating = [h for _, h in held]
             try:
-                with leases.leases_heartbeat([h for _, h in held]):
+                with leases.leases_heartbeat(beating):
                     for future in as_completed(futures):
                         shard, lease = futures[future]
-                        _shard_done(shard=shard, held=lease, result=future.result())
+                        result = future.result()
+                        beating.remove(lease)
+                        _shard_done(shard=shard, held=lease, result=result)
                         on_done()
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # a failed shard fails the build: start no others

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from knox.models import AuthToken
 
+from core.exceptions import ApplicationError
 from tests.core.factories import OperatorFactory
 from tests.training_filter.conftest import FakeRegistryRow, write_manifest
 from tests.training_filter.factories import ManifestBuildFactory
@@ -122,6 +123,19 @@ def test_an_operator_cannot_make_the_server_read_a_folder_outside_the_input_root
     assert not ManifestBuild.objects.exists()
     inside = str(write_manifest(inputs / "m.parquet", ROWS))
     assert api_client.post("/api/manifests/builds/", {"input_path": inside}).status_code == 202
+
+
+def registry_changing_while_read(*, as_of):
+    raise ApplicationError("the opt-out registry changed while it was read; start the build again")
+
+
+def test_a_command_build_that_cannot_read_the_registry_fails_and_says_why(manifest_dir, settings, tmp_path):
+    settings.MANIFEST_REGISTRY_SOURCE = "tests.training_filter.test_api.registry_changing_while_read"
+    path = write_manifest(tmp_path / "cli.parquet", ROWS)
+    with pytest.raises(CommandError, match="changed while it was read"):
+        call_command("build_manifest", "--input", str(path))
+    build = ManifestBuild.objects.get()
+    assert build.status == "failed" and "changed while it was read" in build.error
 
 
 def test_build_manifest_command_builds_and_publishes(manifest_dir, fake_registry, tmp_path, capsys):

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pytest
 from django.utils import timezone
 
+from core.exceptions import ApplicationError
 from optout import registry, services
 from optout.models import ClaimStatus
 from tests.core.factories import OperatorFactory, UserFactory
@@ -53,3 +54,21 @@ def test_the_streamed_snapshot_lists_what_the_registry_lists_at_the_cutoff(tmp_p
         (row[0], row[1], row[3], row[4]) for row in rows
     }
     assert {row[4] for row in snapshot_rows(before, manifest)[0]} == {str(domain.pk)}
+
+
+def registry_missing_labels(*, as_of):
+    """The registry as read when an opt-out became active between the keys' read and the labels' read."""
+    rows = registry.registry_rows(as_of=as_of)
+    return registry.Registry(keys=rows.keys, labels=rows.labels.none())
+
+
+def test_a_key_without_its_opt_outs_label_fails_the_snapshot_with_a_clear_error(settings, tmp_path):
+    manifest = str(write_manifest(tmp_path / "in.parquet", [{"key": "k", "url": "https://x.example/a.png"}]))
+    artist, operator = UserFactory(username="owner"), OperatorFactory(username="reviewer")
+    work = AssetFactory(url="https://art.example.org/w.png")
+    optout, _ = services.optout_create(artist=artist, scope="works", asset_ids=[work.pk])
+    services.optout_approve(optout=optout, operator=operator)
+    settings.MANIFEST_REGISTRY_SOURCE = "tests.training_filter.test_registry_snapshot.registry_missing_labels"
+
+    with pytest.raises(ApplicationError, match="changed while it was read"):
+        snapshot_rows(timezone.now(), manifest)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -53,21 +54,29 @@ def write_snapshot(batches: Iterable[pa.RecordBatch] | pa.Table, path: Path) -> 
     table = table.filter(
         pc.not_equal(pc.fill_null(table.column("key"), ""), "")
     )  # '' would match every non-URL
-    # a fixed order makes "first match wins" (and so the removal list) independent of the source's order;
-    # one record batch per kind: a shard's lookups in a kind's rows then never concatenate chunks
-    order = pc.sort_indices(
-        table, [(name, "ascending") for name in ("kind", "key", "optout_id", "rule", "reason")]
-    )
-    kinds = table.column("kind").take(order)
+    ordered = _sorted(table)
     tmp = path.with_name(path.name + ".part")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, SNAPSHOT_SCHEMA) as writer:
-        for start, stop in _runs(kinds):
-            writer.write_table(table.take(order.slice(start, stop - start)).combine_chunks())
+        # one record batch per kind: a shard's lookups in a kind's rows then never concatenate chunks
+        for start, stop in _runs(ordered.column("kind")):
+            writer.write_table(ordered.slice(start, stop - start).combine_chunks())
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     pa.default_memory_pool().release_unused()  # the sort's buffers: hand them back before the shards start
     return table.num_rows
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    """The rows in (kind, key, optout_id, rule, reason) order, compared as bytes: a fixed order makes "first
+    match wins" (and so the removal list) independent of the source's order. DuckDB sorts on every core: a million
+    rows in half the time of pyarrow's sort_indices and take."""
+    import duckdb
+
+    with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
+        con.register("snapshot", table)
+        order = ", ".join(("kind", "key", "optout_id", "rule", "reason"))
+        return con.sql(f"SELECT * FROM snapshot ORDER BY {order}").to_arrow_table().cast(SNAPSHOT_SCHEMA)
 
 
 def _runs(values: pa.ChunkedArray) -> list[tuple[int, int]]:
@@ -95,24 +104,35 @@ class KindIndex:
     index: KeySet | PhashIndex
 
 
+def _kind_index(snapshot: pa.Table, kind_col: pa.ChunkedArray, kind: str, phash_radius: int) -> KindIndex:
+    part = _kind_slice(snapshot, kind_col, kind)
+    if kind == "phash":
+        part = part.filter(pc.utf8_is_numeric(pc.utf8_ltrim(part.column("key"), characters="-")))
+        hashes = pc.cast(part.column("key"), pa.int64()).to_numpy()
+        return KindIndex(table=part, index=PhashIndex(hashes, phash_radius))
+    return KindIndex(table=part, index=KeySet(part.column("key").combine_chunks()))
+
+
 class RegistryIndex:
     """All indexes of a snapshot. Built once per process and snapshot (see `load_index`)."""
 
     def __init__(self, snapshot: pa.Table, phash_radius: int):
-        self.kinds: dict[str, KindIndex] = {}
         # judges a URL against domain-level signal payloads: (url, [json]) -> (rule, reason) | None;
         # None (no evaluator) treats every domain-level signal as denying
         self.signal_evaluator: Callable[[str, list[str]], tuple[str, str] | None] | None = None
         kind_col = snapshot.column("kind")
-        for kind in (*EXACT_KINDS, "phash"):
-            part = _kind_slice(snapshot, kind_col, kind)
-            if kind == "phash":
-                part = part.filter(pc.utf8_is_numeric(pc.utf8_ltrim(part.column("key"), characters="-")))
-                hashes = pc.cast(part.column("key"), pa.int64()).to_numpy()
-                index: KeySet | PhashIndex = PhashIndex(hashes, phash_radius)
-            else:
-                index = KeySet(part.column("key").combine_chunks())
-            self.kinds[kind] = KindIndex(table=part, index=index)
+        # the kinds' indexes are built side by side (sorting and hashing in numpy and DuckDB let go of the GIL),
+        # the two costliest first
+        kinds = ("url", "phash", *(kind for kind in EXACT_KINDS if kind != "url"))
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            built = dict(
+                zip(
+                    kinds,
+                    pool.map(lambda k: _kind_index(snapshot, kind_col, k, phash_radius), kinds),
+                    strict=True,
+                )
+            )
+        self.kinds = {kind: built[kind] for kind in (*EXACT_KINDS, "phash")}
         self.domain_signals: dict[str, list[int]] = {}
         for row, key in enumerate(self.kinds["signal_domain"].table.column("key").to_pylist()):
             self.domain_signals.setdefault(key, []).append(row)

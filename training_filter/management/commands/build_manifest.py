@@ -49,12 +49,11 @@ class Command(BaseCommand):
             return
         try:
             self._run_here(build, threads or os.cpu_count() or 1)
-        except ApplicationError as exc:
-            raise CommandError(f"build {build.pk} failed: {exc.message}") from exc
         except Exception as exc:
-            # never leave a build "running" behind a failed command
-            services.manifest_build_fail(build_id=build.pk, error=repr(exc))
-            raise CommandError(f"build {build.pk} failed: {exc}") from exc
+            # never leave a build pending or running behind a failed command: no worker will pick it up
+            message = exc.message if isinstance(exc, ApplicationError) else str(exc)
+            services.manifest_build_fail(build_id=build.pk, error=message or repr(exc))
+            raise CommandError(f"build {build.pk} failed: {message}") from exc
 
     def _run_here(self, build: ManifestBuild, threads: int) -> None:
         from tqdm import tqdm

@@ -148,8 +148,8 @@ def _without_thin_lines(content: np.ndarray) -> np.ndarray:
             if across[1] == 1
             else (max(3, int(LINE_LENGTH * length)), 1)
         )
-        lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(along, np.uint8))
-        thick = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        lines = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(along, np.uint8)), dtype=np.uint8)
+        thick = np.asarray(cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones(across, np.uint8)), dtype=np.uint8)
         thin |= lines & ~thick
     return content & ~thin.astype(bool)
 

@@ -96,9 +96,10 @@ def load_dataset(args, work: Path):
     return images, labels, chosen, captions, overlap
 
 
-def conditioning(args, captions: list[str] | None, n_generated: int):
+def conditioning(args, captions: list[str] | None, n_generated: int, images):
     """(training conditions, generated images' conditions), both None when unconditional. The generated images'
-    prompts are captions of training works drawn at random (rng seed + 3), as a user would ask for what is there."""
+    prompts are captions of training works drawn at random (rng seed + 3), as a user would ask for what is there,
+    read as the product reads a prompt (an `image` model through its training works' conditions)."""
     import torch
 
     if args.conditioning == "none":
@@ -110,11 +111,14 @@ def conditioning(args, captions: list[str] | None, n_generated: int):
     import os
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")  # the encoder reads its settings
-    from generator.conditioning import conditioning_spec, encode_prompts
+    from generator.conditioning import conditioning_spec, encode_prompts, training_conditions
 
-    conds = torch.from_numpy(encode_prompts(captions, conditioning_spec(args.conditioning)))
+    spec = conditioning_spec(args.conditioning)
+    pixels = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    conds = training_conditions(captions, pixels, spec)
     pick = np.random.default_rng(args.seed + 3).choice(len(captions), n_generated, replace=False)
-    return conds, conds[torch.as_tensor(pick)]
+    prompts = encode_prompts([captions[i] for i in pick], spec, conds)
+    return torch.from_numpy(conds), torch.from_numpy(prompts)
 
 
 def draw_contributors(
@@ -355,7 +359,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--conditioning",
-        choices=["none", "keywords", "sentence", "text"],
+        choices=["none", "keywords", "sentence", "text", "image"],
         default="none",
         help="train on each work's caption (sentence: the product's recipe, generator/conditioning.py); the "
         "generated images are drawn for captions of training works",
@@ -449,7 +453,7 @@ def main() -> None:
     timings: dict[str, float] = {}
     images, labels, names, captions, overlap = load_dataset(args, work)
     n_c = len(names)
-    conds, gen_conds = conditioning(args, captions, args.generated)
+    conds, gen_conds = conditioning(args, captions, args.generated, images)
 
     t0 = time.perf_counter()
     full = _cached_model(work / "full-model.pt", images, args, seed=args.seed, conds=conds)

@@ -1,11 +1,11 @@
 """How well the bundled generator does its own job, on prompts made from held-out works (one command, a table).
 
-    nice -n 10 .venv/bin/python benchmarks/generation_quality.py [--recipes current,new --guidance-sweep 1,2,3,4,6]
+    nice -n 10 .venv/bin/python benchmarks/generation_quality.py [--recipes current,sentence,image --guidance-sweep 1,2,3,4,6]
 
 Works are read from the openclipart folder itself (no ingest needed to train) and split by a hash of their path: the
-held-out fifth never trains a generator here. Prompts (title + keywords) come from held-out works that the default
-embedding model's heads never saw either (its own split, by asset id, where the collection is ingested); their pixels
-at the generator's resolution are the reference. Each recipe is trained once on the other works with the product's
+held-out fifth never trains a generator here. Test prompts (title + keywords) come from held-out works that the
+default embedding model's heads never saw either (its own split, by asset id, where the collection is ingested); their
+pixels at the generator's resolution are the reference. Each recipe is trained once on the other works with the product's
 own code and settings (`generator.training`, PROVENANT_GENERATOR_THREADS), cached under --work and timed.
 
 1. Prompt following: each generated image through the default model's image tower, each prompt through its text
@@ -39,10 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
-# The shipped recipe before issue 27 (hashed keywords, conditioning as a bias, no guidance) and the product's now.
+# The shipped recipe before issue 27 (hashed keywords, conditioning as a bias, no guidance) and the two conditionings
+# measured against it (generator.conditioning), each with the MLP and AdaGN; the table marks the product's.
 RECIPES = {
     "current": {"conditioning": "keywords", "run": {"cond_layers": 1, "scale_shift": False}, "guidance": 1.0},
-    "new": {"conditioning": "auto", "run": {}, "guidance": None},
+    "sentence": {"conditioning": "sentence", "run": {}, "guidance": None},
+    "image": {"conditioning": "image", "run": {}, "guidance": None},
 }
 SUBJECTS = ("cat", "dog", "bird", "fish", "flower", "tree", "car", "house", "star", "flag", "apple", "heart")
 GRID_PROMPTS = (
@@ -103,7 +105,7 @@ def tower_held_out(sources: list[str]) -> set[str] | None:
 def decoded(run_dir: Path, examples, resolution: int, spec: dict) -> dict:
     """The run's decoded data; when another recipe's folder beside it has decoded the same examples, only the
     conditioning is computed (decoding the collection takes minutes)."""
-    from generator.conditioning import encode_prompts
+    from generator.conditioning import training_conditions
     from generator.training import DATA, prepare_data
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,7 @@ def decoded(run_dir: Path, examples, resolution: int, spec: dict) -> dict:
     if done and not (run_dir / DATA).exists():
         with np.load(done[0], allow_pickle=False) as cached:
             base = {k: cached[k] for k in cached.files}
-        conds = encode_prompts([examples[i].caption for i in base["kept"]], spec)
+        conds = training_conditions([examples[i].caption for i in base["kept"]], base["pixels"], spec)
         data = {**base, "conds": conds if conds is not None else base["conds"][:, :0]}
         np.savez(run_dir / DATA, **data)
     return prepare_data(run_dir, examples, resolution, spec, progress=True)
@@ -176,7 +178,9 @@ def attribution_rows(data: dict, limit: int | None) -> dict:
 
 def pick_prompts(held_data: dict, held, tower: set[str] | None, args) -> tuple[list[int], list[int]]:
     """Indices into held_data for the validation prompts and for the test pool: the first --prompts of it are the
-    test prompts, the rest fill the KID set. Prompts come from works the default model's heads never saw either."""
+    test prompts, the rest fill the KID set. Test prompts come from works the default model's heads never saw
+    either; validation prompts only choose the guidance, so they may come from works the heads saw (too few works
+    are held out of both splits for both sets)."""
     rng = np.random.default_rng(args.draw)
     seen, prompts, others = set(), [], []
     for j in rng.permutation(len(held_data["kept"])):
@@ -186,11 +190,16 @@ def pick_prompts(held_data: dict, held, tower: set[str] | None, args) -> tuple[l
             continue
         seen.add(caption)
         (prompts if tower is None or source in tower else others).append(int(j))
-    need = args.validation + args.prompts
-    if len(prompts) < need:
-        raise SystemExit(f"only {len(prompts)} distinct held-out captions for prompts, {need} needed")
-    val, test = prompts[: args.validation], prompts[args.validation : need]
-    return val, (test + prompts[need:] + others)[: args.kid]
+    if len(prompts) < args.prompts:
+        raise SystemExit(
+            f"only {len(prompts)} distinct held-out captions for test prompts, {args.prompts} needed"
+        )
+    test, rest = prompts[: args.prompts], prompts[args.prompts :] + others
+    if len(rest) < args.validation:
+        raise SystemExit(
+            f"only {len(rest)} distinct held-out captions left for validation, {args.validation} needed"
+        )
+    return rest[: args.validation], (test + rest[args.validation :])[: args.kid]
 
 
 def sample_batch(
@@ -310,8 +319,6 @@ def draws(gen, name: str, data: dict, examples, prompts: dict, args, *, shown: b
     measures can come later): validation and test images (batched); at the guidance the table shows, also the
     same-seed images' influence shares, the subject prompts' shares and the grid (each drawn as the product draws
     one image)."""
-    from generator.conditioning import encode_prompts
-
     cache = (
         Path(args.work)
         / name
@@ -323,7 +330,7 @@ def draws(gen, name: str, data: dict, examples, prompts: dict, args, *, shown: b
     out = {}
     for split in ("val", "test"):
         t0 = time.perf_counter()
-        conds = encode_prompts(prompts[split], gen.spec)
+        conds = gen.encode(prompts[split])
         out[split] = sample_batch(
             gen.unet, conds, len(prompts[split]), args.resolution, gen.guidance, seed=1000
         )
@@ -421,7 +428,7 @@ def print_table(report: dict) -> None:
     )
     for name, r in report["recipes"].items():
         for g, m in r["by_guidance"].items():
-            mark = " *" if float(g) == r["default"] else ""
+            mark = " *" if float(g) == r["default"] and r["product"] else ""
             shares = (
                 f"{m['share_rho'][0]:7.3f} +-{m['share_rho'][1]:5.3f} {m['subject_lift']:6.2f}"
                 if "share_rho" in m
@@ -432,7 +439,8 @@ def print_table(report: dict) -> None:
                 f"{m['kid'][0] * 1000:7.2f} +-{m['kid'][1] * 1000:5.2f} {shares} {m['validation']['r10']:8.3f}"
             )
     print(
-        "* the product's default (new: GENERATOR_GUIDANCE; the validation prompts chose "
+        f"* the product's default (conditioning {report['product_conditioning']}, guidance GENERATOR_GUIDANCE; the "
+        "validation prompts chose "
         + ", ".join(f"{k} {v['chosen_on_validation']}" for k, v in report["recipes"].items())
         + ")"
     )
@@ -448,7 +456,7 @@ def print_table(report: dict) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--openclipart", default="/usr/share/openclipart")
-    p.add_argument("--recipes", default="current,new")
+    p.add_argument("--recipes", default=",".join(RECIPES))
     p.add_argument("--guidance-sweep", default="1,2,3,4,6")
     p.add_argument("--prompts", type=int, default=100, help="test prompts for recall and share correlation")
     p.add_argument("--validation", type=int, default=100)
@@ -485,10 +493,12 @@ def main() -> None:
     import torch
 
     from generator import conf
+    from generator.conditioning import conditioning_spec
     from generator.runtime import LoadedGenerator
 
     default = float(conf.get("GENERATOR_GUIDANCE"))
     report = {
+        "product_conditioning": conditioning_spec(conf.get("GENERATOR_CONDITIONING"))["kind"],
         "load_before": load_avg(),
         "prompts": args.prompts,
         "kid_n": args.kid,
@@ -537,6 +547,7 @@ def main() -> None:
         chosen = max(by_guidance, key=lambda g: (by_guidance[g]["validation"]["r10"], -g))
         shown = RECIPES[name]["guidance"] or default
         report["recipes"][name] = {
+            "product": RECIPES[name]["conditioning"] == report["product_conditioning"],
             "by_guidance": by_guidance,
             "chosen_on_validation": chosen,
             "default": shown,

@@ -8,6 +8,12 @@ training did.
   space does not change when the default model is rebuilt on a new collection (a generator conditioned on the head's
   space would have to be retrained then), nor does it need the default model to be built at all.
 - `text`: the default model's text embedding itself (after the head); records the embedding space.
+- `image`: the default model's image embedding, in the way retrieval-augmented diffusion (Blattmann et al. 2022)
+  conditions: a training work is conditioned on the mean image embedding of its nearest training works (itself
+  among them), and a prompt on the mean image embedding of the training works nearest its text embedding. Both sides
+  are means of the same kind of vector, so the conditioning a prompt gets looks like what training saw; and an image
+  embedding says far more about a picture than its title and keywords do. The training works' conditions are kept
+  with the model (its data file): generation needs them, and the built default model. Records the embedding space.
 - `keywords`: a hashed bag of caption keywords (learned by the UNet's first layer): the fallback, since a word it
   never saw does nothing.
 """
@@ -25,7 +31,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 KEYWORD_DIM = 256
-KINDS = ("auto", "sentence", "text", "keywords", "none")
+KINDS = ("auto", "sentence", "text", "image", "keywords", "none")
+# training works averaged into one image condition (a prompt's nearest ones at generation)
+IMAGE_NEIGHBOURS = 8
 
 
 STOPWORDS = frozenset(
@@ -55,11 +63,12 @@ def conditioning_spec(kind: str) -> dict:
         return {"kind": "none", "dim": 0}
     if kind == "keywords":
         return {"kind": "keywords", "dim": KEYWORD_DIM}
-    if kind == "text":
+    if kind in ("text", "image"):
         from embeddings.encoders.factory import get_encoder
 
         space = get_encoder().space
-        return {"kind": "text", "dim": int(space.dim), "space": space.id}
+        spec = {"kind": kind, "dim": int(space.dim), "space": space.id}
+        return spec | {"neighbours": IMAGE_NEIGHBOURS} if kind == "image" else spec
     if kind == "sentence":
         from embeddings.encoders import default_model as dm
 
@@ -84,13 +93,54 @@ def conditioning_spec(kind: str) -> dict:
     raise ValueError(f"unknown conditioning {kind!r}: use {', '.join(KINDS)}")
 
 
-def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
+def encode_prompts(texts: list[str], spec: dict, conditions: np.ndarray | None = None) -> np.ndarray | None:
+    """The conditioning of each prompt. `conditions`: the training works' conditions, which an `image` model
+    turns a prompt into (LoadedGenerator.encode passes them)."""
     if spec["kind"] == "none":
         return None
     if spec["kind"] == "keywords":
         return hash_keywords(texts, spec["dim"])
     if spec["kind"] == "sentence":
         return sentence_embeddings(texts, spec)
+    text = np.asarray(_encoder_in(spec).encode_texts(texts), dtype=np.float32)
+    if spec["kind"] == "text":
+        return text
+    if conditions is None or not len(conditions):
+        raise ValueError("an image-conditioned model needs its training works' conditions to read a prompt")
+    return neighbour_means(text, conditions, spec["neighbours"])
+
+
+def training_conditions(captions: list[str], pixels: np.ndarray, spec: dict) -> np.ndarray | None:
+    """The conditioning of each training work: its caption's, or for `image` the mean image embedding of its
+    nearest works, embedded at the training resolution (as a generated picture will be)."""
+    if spec["kind"] != "image":
+        return encode_prompts(captions, spec)
+    from PIL import Image
+
+    encoder = _encoder_in(spec)
+    embedded = np.concatenate(
+        [
+            np.asarray(encoder.encode_images([Image.fromarray(p) for p in pixels[i : i + 256]]), np.float32)
+            for i in range(0, len(pixels), 256)
+        ]
+    )
+    return neighbour_means(embedded, embedded, spec["neighbours"])
+
+
+def neighbour_means(queries: np.ndarray, table: np.ndarray, k: int) -> np.ndarray:
+    """Per query, the unit-length mean of the `k` rows of `table` with the highest inner product (cosine: the
+    rows are unit length) to it, found by an exact FAISS search."""
+    import faiss
+
+    table = np.ascontiguousarray(table, dtype=np.float32)
+    index = faiss.IndexFlatIP(table.shape[1])
+    index.add(table)
+    _, top = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(table)))
+    mean = table[top].mean(axis=1)
+    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _encoder_in(spec: dict):
     from embeddings.encoders.factory import get_encoder
 
     encoder = get_encoder()
@@ -98,7 +148,7 @@ def encode_prompts(texts: list[str], spec: dict) -> np.ndarray | None:
         raise ValueError(
             f"the model was trained in embedding space {spec.get('space')}, not {encoder.space.id}"
         )
-    return np.asarray(encoder.encode_texts(texts), dtype=np.float32)
+    return encoder
 
 
 @functools.cache

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.conditioning import encode_prompts
-from generator.training import ATTRIBUTION, load_unet
+from generator.training import ATTRIBUTION, DATA, load_unet
 
 
 @dataclass
@@ -51,6 +51,14 @@ class LoadedGenerator:
         self.featurizer = GradientFeaturizer(self.unet, fconf, resolution)
         self.gradient_method_version = fconf.method_version()
         self.gram = GramFeaturizer()
+        self.conditions = None
+        if spec["kind"] == "image":  # a prompt is read through the training works' conditions
+            with np.load(run_dir / DATA, allow_pickle=False) as data:
+                self.conditions = data["conds"]
+
+    def encode(self, prompts: list[str]) -> np.ndarray | None:
+        """The conditioning of each prompt, as this model was trained to read it."""
+        return encode_prompts(prompts, self.spec, self.conditions)
 
     def draw(self, prompt: str, seed: int):
         """The image for (prompt, seed) as stored (quantised to 8 bits, (R, R, 3) uint8) and its conditioning."""
@@ -58,7 +66,7 @@ class LoadedGenerator:
 
         from generator.ml.diffusion import ddim_sample, to_uint8
 
-        cond_np = encode_prompts([prompt], self.spec)
+        cond_np = self.encode([prompt])
         cond = torch.from_numpy(cond_np) if cond_np is not None else None
         x = ddim_sample(
             self.unet,

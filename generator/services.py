@@ -385,7 +385,12 @@ def generated_image_create(
         conf.get("GENERATOR_GUIDANCE"),
         conf.get("GENERATOR_SIMILARITY_TOP_K"),
     )
-    sample = gen.sample(prompt, seed)
+    try:
+        sample = gen.sample(prompt, seed)
+    except ValueError as exc:  # e.g. conditioned in the space of a default model rebuilt since
+        raise ApplicationError(
+            f"generator {model.version} cannot read prompts here ({exc}): retrain it", status_code=409
+        ) from exc
     png = _png_bytes(sample.pixels)
     with transaction.atomic():
         image = GeneratedImage(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.leases import LeaseLost
-from generator.conditioning import encode_prompts
+from generator.conditioning import training_conditions
 from generator.manifest import TrainingExample
 from generator.ml.features import FeatureConfig
 
@@ -100,9 +100,10 @@ def prepare_data(
     labels_text = [examples[i].contributor for i in kept]
     names = sorted(set(labels_text))
     index = {n: j for j, n in enumerate(names)}
-    conds = encode_prompts([examples[i].caption for i in kept], spec)
+    pixels_in = np.stack(pixels)
+    conds = training_conditions([examples[i].caption for i in kept], pixels_in, spec)
     data = {
-        "pixels": np.stack(pixels),
+        "pixels": pixels_in,
         "labels": np.array([index[n] for n in labels_text], dtype=np.int64),
         "names": np.array(names),
         "kept": np.array(kept, dtype=np.int64),

@@ -98,3 +98,17 @@ def test_measures_table_and_grid_come_out_of_a_recipes_draws(settings, tmp_path,
     gq.save_grid({"current": grid, "new": grid}, tmp_path / "grid.png")
     assert Image.open(tmp_path / "grid.png").size[1] == 22 + len(gq.GRID_PROMPTS) * (8 * 3 + 4)
     get_encoder.cache_clear()
+
+
+def test_test_prompts_come_from_works_both_models_never_saw_and_validation_prompts_from_the_rest():
+    captions = [f"caption {i}" for i in range(12)] + ["caption 0", ""]
+    held = [(f"work{i}", SimpleNamespace(caption=c)) for i, c in enumerate(captions)]
+    held_data = {"kept": np.arange(len(held))}
+    tower = {f"work{i}" for i in range(0, 12, 2)} | {"work12"}  # work12 repeats work0's caption
+    args = SimpleNamespace(draw=0, prompts=4, validation=5, kid=20)
+    val, pool = gq.pick_prompts(held_data, held, tower, args)
+    test = pool[: args.prompts]
+    assert all(held[j][0] in tower for j in test)
+    assert len(val) == 5 and not set(val) & set(pool)
+    chosen = [held[j][1].caption for j in val + pool]
+    assert len(chosen) == len(set(chosen)) == 12  # each caption once; the empty one never

@@ -1,5 +1,7 @@
 """Conditioning kinds and the architecture options they come with; models saved before them keep loading."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -90,3 +92,63 @@ def test_a_run_recorded_before_the_options_keeps_the_old_architecture():
     run = RunConfig.from_dict(recorded)
     assert (run.cond_layers, run.scale_shift) == (1, False)
     assert RunConfig().scale_shift and RunConfig().cond_layers == 2
+
+
+def test_neighbour_means_average_the_k_rows_nearest_each_query_at_unit_length():
+    import numpy as np
+
+    from generator.conditioning import neighbour_means
+
+    table = np.eye(4, dtype=np.float32)
+    queries = np.array([[0.9, 0.4, 0.1, 0.0], [0.0, 0.0, 0.2, 0.98]], dtype=np.float32)
+    means = neighbour_means(queries, table, 2)
+    expected = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.float32) / np.sqrt(2)
+    assert np.allclose(means, expected, atol=1e-6)
+    assert np.allclose(neighbour_means(queries, table, 10), 0.5)  # k beyond the table: every row
+
+
+def test_image_conditioning_reads_a_prompt_through_the_training_works_it_is_nearest(encoder_setting):
+    import numpy as np
+
+    from generator.conditioning import conditioning_spec, encode_prompts, training_conditions
+
+    encoder_setting.CLIP_MODEL = "fake"
+    spec = conditioning_spec("image")
+    assert spec["kind"] == "image" and spec["dim"] == 64 and spec["neighbours"] >= 1
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(12, 16, 16, 3), dtype=np.uint8)
+    conds = training_conditions(["ignored"] * 12, pixels, spec)
+    assert conds.shape == (12, 64) and np.allclose(np.linalg.norm(conds, axis=1), 1.0, atol=1e-5)
+    prompt = encode_prompts(["a red apple"], spec, conds)
+    assert prompt.shape == (1, 64) and np.isclose(np.linalg.norm(prompt), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="training works' conditions"):
+        encode_prompts(["a red apple"], spec)  # never a silent unconditional picture
+
+
+def test_an_image_conditioned_model_trains_generates_and_attributes(encoder_setting, manifest_folder):
+    import numpy as np
+
+    from generator.runtime import LoadedGenerator
+    from generator.services import generator_model_start, generator_model_train
+
+    encoder_setting.CLIP_MODEL = "fake"
+    encoder_setting.GENERATOR_CONDITIONING = "image"
+    model = generator_model_train(model=generator_model_start(manifest_ref=str(manifest_folder)))
+    spec = model.config["conditioning"]
+    assert model.status == "ready" and spec["kind"] == "image"
+    gen = LoadedGenerator(Path(model.run_dir), spec, 16, 4, 3.0, 5)
+    apple, car = gen.encode(["a red apple", "a blue car"])
+    assert gen.conditions.shape == (9, 64) and apple.shape == (64,)
+    sample = gen.sample("a red apple", seed=1)
+    assert sample.pixels.shape == (16, 16, 3) and np.isfinite(sample.gradient_scores).all()
+    # the default model rebuilt since training: a clear conflict, never a traceback
+    from core.exceptions import ApplicationError
+    from generator.runtime import loaded_generator
+    from generator.services import generated_image_create
+
+    model.config["conditioning"]["space"] = "a-space-rebuilt-since"
+    model.save()
+    loaded_generator.cache_clear()
+    with pytest.raises(ApplicationError, match="cannot read prompts here") as refused:
+        generated_image_create(prompt="a red apple", seed=1, model=model)
+    assert refused.value.status_code == 409

@@ -361,7 +361,8 @@ def main() -> None:
         "--conditioning",
         choices=["none", "keywords", "sentence", "text", "image"],
         default="none",
-        help="train on each work's caption (sentence: the product's recipe, generator/conditioning.py); the "
+        help="train on each work's caption (image: the product's recipe where the default model is built, "
+        "generator/conditioning.py); the "
         "generated images are drawn for captions of training works",
     )
     p.add_argument(

@@ -4,7 +4,7 @@
 
 Builds a small throwaway generator (a few real openclipart works, a few training steps: sampling and attribution
 cost do not depend on how well it is trained) at 32 and 64 px with the product's conditioning (the default model's
-text embedding when it is built) and guidance, then times `LoadedGenerator.sample` per image (prompt encoding,
+image embeddings when it is built) and guidance, then times `LoadedGenerator.sample` per image (prompt encoding,
 guided DDIM, attribution). No Django database needed.
 """
 
@@ -53,6 +53,9 @@ def main() -> None:
     p.add_argument("--sampling-steps", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    import django
+
+    django.setup()  # the generator's training module reads its lease models
     import torch
 
     from generator import conf

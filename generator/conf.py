@@ -19,7 +19,7 @@ DEFAULTS = {
     "GENERATOR_DEVICE": "cpu",
     "GENERATOR_SAVE_EVERY": 200,
     "GENERATOR_SAMPLING_STEPS": 50,
-    "GENERATOR_GUIDANCE": 3.0,  # provisional: docs/generator.md says why, and how the benchmark will choose it
+    "GENERATOR_GUIDANCE": 5.0,  # chosen on validation prompts by benchmarks/generation_quality.py
     # the attribution recipe of a new model (generator.ml.features.FeatureConfig says why these)
     "GENERATOR_PROJ_DIM": FeatureConfig.proj_dim,
     "GENERATOR_FEATURE_TIMESTEPS": FeatureConfig.timesteps,

@@ -95,3 +95,26 @@ def test_a_held_out_draw_takes_no_excluded_work_and_the_same_seed_draws_the_same
     held_out, eligible = draw_contributors(by_creator, seed=1, contributors=3, works=20, exclude=used)
     assert not used & {w for _name, works in held_out for w in works}
     assert eligible == 3  # the drawn artists keep 10-15 works outside the development draw: too few
+
+
+def test_image_conditioning_reads_the_generated_prompts_through_the_training_works(settings):
+    from types import SimpleNamespace
+
+    import attribution_lds
+    import torch
+
+    from embeddings.encoders.factory import get_encoder
+
+    settings.CLIP_MODEL = "fake"
+    get_encoder.cache_clear()
+    images = torch.rand(10, 3, 16, 16) * 2 - 1
+    captions = ["apple", "car", "house", "tree", "star", "flag", "heart", "fish", "bird", "flower"]
+    args = SimpleNamespace(conditioning="image", seed=0)
+    conds, prompts = attribution_lds.conditioning(args, captions, 4, images)
+    assert conds.shape == (10, 64) and prompts.shape == (4, 64)
+    assert torch.allclose(prompts.norm(dim=1), torch.ones(4), atol=1e-5)
+    keywords = SimpleNamespace(conditioning="keywords", seed=0)
+    conds, prompts = attribution_lds.conditioning(keywords, captions, 4, images)
+    picked = [i for i in range(10) if any(torch.equal(conds[i], p) for p in prompts)]
+    assert len(picked) == 4  # a caption-read prompt is its training work's own condition
+    get_encoder.cache_clear()

@@ -435,7 +435,7 @@ GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "
 # auto: the default model's text embedding when it is built, else hashed keywords | text | keywords | none
 GENERATOR_CONDITIONING = env.str("PROVENANT_GENERATOR_CONDITIONING", default="auto")
 # classifier-free guidance at generation; provisional until benchmarks/generation_quality.py chooses it (docs/generator.md)
-GENERATOR_GUIDANCE = env.float("PROVENANT_GENERATOR_GUIDANCE", default=3.0)
+GENERATOR_GUIDANCE = env.float("PROVENANT_GENERATOR_GUIDANCE", default=5.0)
 GENERATOR_RESOLUTION = env.int("PROVENANT_GENERATOR_RESOLUTION", default=32)
 GENERATOR_STEPS = env.int("PROVENANT_GENERATOR_STEPS", default=2000)
 GENERATOR_BATCH_SIZE = env.int("PROVENANT_GENERATOR_BATCH_SIZE", default=32)

@@ -15,7 +15,24 @@ def encoder_setting(settings):
     get_encoder.cache_clear()
 
 
-def test_auto_conditions_on_the_text_towers_sentence_embedding_which_carries_meaning():
+def test_auto_conditions_on_image_embeddings_where_the_embedding_model_loads(encoder_setting):
+    from generator.conditioning import conditioning_spec
+
+    encoder_setting.CLIP_MODEL = "fake"
+    assert conditioning_spec("auto")["kind"] == "image"
+
+
+@pytest.fixture
+def no_default_model(encoder_setting, tmp_path):
+    encoder_setting.CLIP_MODEL = "provenant-lite0-minilm"
+    encoder_setting.CLIP_PRETRAINED = ""
+    encoder_setting.PROVENANT_MODELS_DIR = tmp_path / "no-models-here"
+    return encoder_setting
+
+
+def test_auto_without_the_built_model_conditions_on_the_sentence_embedding_which_carries_meaning(
+    no_default_model,
+):
     import numpy as np
 
     from generator.conditioning import conditioning_spec, encode_prompts
@@ -28,7 +45,9 @@ def test_auto_conditions_on_the_text_towers_sentence_embedding_which_carries_mea
     assert apple @ fruit > apple @ car + 0.2
 
 
-def test_auto_falls_back_to_hashed_keywords_when_the_text_tower_is_not_installed(monkeypatch):
+def test_auto_falls_back_to_hashed_keywords_when_the_text_tower_is_not_installed(
+    no_default_model, monkeypatch
+):
     from embeddings.encoders import default_model
     from generator.conditioning import KEYWORD_DIM, conditioning_spec
 
@@ -49,15 +68,13 @@ def test_a_model_conditioned_on_other_text_weights_is_refused():
         encode_prompts(["a cat"], spec)
 
 
-def test_text_conditioning_asked_for_by_name_is_refused_without_the_model(encoder_setting, tmp_path):
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_embedding_conditioning_asked_for_by_name_is_refused_without_the_model(no_default_model, kind):
     from core.exceptions import ApplicationError
     from generator.conditioning import conditioning_spec
 
-    encoder_setting.CLIP_MODEL = "provenant-lite0-minilm"
-    encoder_setting.CLIP_PRETRAINED = ""
-    encoder_setting.PROVENANT_MODELS_DIR = tmp_path / "no-models-here"
     with pytest.raises(ApplicationError, match="has not been built"):
-        conditioning_spec("text")
+        conditioning_spec(kind)
 
 
 def test_a_unet_saved_before_the_conditioning_options_loads_with_its_own_layout():

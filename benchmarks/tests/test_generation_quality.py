@@ -87,13 +87,24 @@ def test_measures_table_and_grid_come_out_of_a_recipes_draws(settings, tmp_path,
         "ceiling": gq.following(ref["test_real"], ref["test_text"]),
         "kid_real_halves": (0.0, 0.0),
         "kid_pixel_baseline": (0.1, 0.01),
-        "recipes": {"new": {"by_guidance": {3.0: m}, "chosen_on_validation": 3.0, "default": 3.0}},
+        "product_conditioning": "image",
+        "recipes": {
+            "image": {"product": True, "by_guidance": {3.0: m}, "chosen_on_validation": 3.0, "default": 3.0},
+            "sentence": {
+                "product": False,
+                "by_guidance": {3.0: m},
+                "chosen_on_validation": 3.0,
+                "default": 3.0,
+            },
+        },
         "timings": {},
         "load_before": "1.0/1.0/1.0",
         "load_after": "1.0/1.0/1.0",
     }
     gq.print_table(report)
-    assert "new recipe, guidance 3.0 *" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    # only the product's recipe is marked as the default
+    assert "image recipe, guidance 3.0 *" in table and "sentence recipe, guidance 3.0 *" not in table
     grid = [[pixels[0]] * 4 for _ in gq.GRID_PROMPTS]
     gq.save_grid({"current": grid, "new": grid}, tmp_path / "grid.png")
     assert Image.open(tmp_path / "grid.png").size[1] == 22 + len(gq.GRID_PROMPTS) * (8 * 3 + 4)

@@ -59,7 +59,7 @@ def test_the_lds_benchmark_trains_and_probes_conditioned_models_on_each_works_ca
     args = SimpleNamespace(
         resolution=16, device="cpu", steps=3, batch_size=4, seed=0, conditioning="keywords"
     )
-    conds, gen_conds = attribution_lds.conditioning(args, captions, 4)
+    conds, gen_conds = attribution_lds.conditioning(args, captions, 4, images)
     assert conds.shape[0] == 12 and gen_conds.shape[0] == 4
     # each generated image's prompt is the caption of one training work
     assert all(any(torch.equal(g, c) for c in conds) for g in gen_conds)

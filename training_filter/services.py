@@ -276,7 +276,7 @@ def manifest_shards_run_local(
     whole batches) let go of the GIL, so threads keep the cores busy without a second interpreter, Django and
     index per process: the whole build's memory is this one process's. This thread claims every shard,
     heartbeats their leases and records them done; the others run only the pure pipeline."""
-    from training_filter.pipeline.shard import filter_parquet_shard
+    from training_filter.pipeline.shard import commit_files, filter_parquet_shard
 
     build = ManifestBuild.objects.get(pk=build_id)
     worker = leases.holder_name(None)
@@ -290,6 +290,7 @@ def manifest_shards_run_local(
         "batch_rows": settings.MANIFEST_BATCH_ROWS,
         "registry_path": str(work_dir(build) / "registry.arrow"),
         "phash_radius": build.rules.get("phash_radius", 4),
+        "commit": False,  # this thread commits each shard's files, while the shard's thread starts the next
     }
     _shard_registry(build)  # the index the threads find in load_index's cache, with the signal evaluator set
     shards = ManifestShard.objects.filter(build_id=build_id, index__in=indexes).order_by("index")
@@ -311,6 +312,7 @@ def manifest_shards_run_local(
                     for future in as_completed(futures):
                         shard, lease = futures[future]
                         result = future.result()
+                        commit_files(result)
                         beating.remove(lease)
                         _shard_done(shard=shard, held=lease, result=result)
                         on_done()

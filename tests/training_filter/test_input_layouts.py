@@ -84,7 +84,10 @@ def test_per_row_signal_columns_take_their_rows_out(
         ),
         ("phash", [0.5, 1.5, 2.5], "type double is not a 64-bit pHash"),
         ("width", ["64", "64", "wide"], "'wide' is not an integer"),
-        ("sha256", ["a" * 64, "b" * 64, "xyz"], "'xyz' not 64 hex digits"),
+        ("sha256", ["a" * 64, "B" * 64, "xyz"], "'xyz' is not 64 hex digits"),
+        ("sha256", ["a" * 64, None, "a" * 63 + "g"], f"'{'a' * 63}g' is not 64 hex digits"),
+        ("sha256", ["a" * 64, "0" * 64, "é" * 32], f"'{'é' * 32}' is not 64 hex digits"),  # 64 bytes
+        ("sha256", ["a" * 64, "0" * 64, "a" * 65], f"'{'a' * 65}' is not 64 hex digits"),
     ],
 )
 def test_a_bad_column_fails_the_build_naming_the_file_column_and_first_bad_row(

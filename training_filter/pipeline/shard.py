@@ -86,6 +86,8 @@ class ShardResult:
     rows_in: int = 0
     rows_out: int = 0
     removed: Counter = field(default_factory=Counter)
+    # (written `*.part` file, its final name) of files not yet made durable: see commit_files
+    staged: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 def conform(batch: pa.RecordBatch | pa.Table, *, row_offset: int) -> pa.Table:
@@ -114,14 +116,16 @@ def match_batch(table: pa.Table, registry: RegistryIndex) -> tuple[np.ndarray, n
     reg = np.full(n, -1, dtype=np.int64)
     url_key, host = url_keys(table.column("url"))
     asset_ids = pc.cast(table.column("asset_id"), pa.string())
-    row_keys = pc.binary_join_element_wise(ROW_SIGNAL_PREFIX, table.column("key"), "")
+    # each kind's query column, made only when the registry has keys of that kind
     queries = {
-        "url": url_key,
-        "signal_url": url_key,
-        "sha256": pc.ascii_lower(pc.cast(table.column("sha256"), pa.string())),
-        "asset": asset_ids,
-        "signal": pc.coalesce(asset_ids, row_keys),
-        "phash": table.column("phash").combine_chunks(),
+        "url": lambda: url_key,
+        "signal_url": lambda: url_key,
+        "sha256": lambda: pc.ascii_lower(pc.cast(table.column("sha256"), pa.string())),
+        "asset": lambda: asset_ids,
+        "signal": lambda: pc.coalesce(
+            asset_ids, pc.binary_join_element_wise(ROW_SIGNAL_PREFIX, table.column("key"), "")
+        ),
+        "phash": lambda: table.column("phash"),
     }
     for number, kind in enumerate(MATCH_ORDER, start=1):
         if registry.size(kind) == 0:
@@ -130,10 +134,10 @@ def match_batch(table: pa.Table, registry: RegistryIndex) -> tuple[np.ndarray, n
             found = _domain_lookup(registry, kind, host)
             if kind == "signal_domain":
                 found = _judge_domain_signals(table, np.where(code == 0, found, -1), registry)
-        elif queries[kind].null_count == n:
+        elif (query := _plain(queries[kind]())).null_count == n:
             continue  # e.g. no asset ids or pHashes in an external manifest
         else:
-            found = registry.lookup(kind, _plain(queries[kind]))
+            found = registry.lookup(kind, query)
         newly = (code == 0) & (found >= 0)
         code[newly], reg[newly] = number, found[newly]
     return code, reg
@@ -200,9 +204,15 @@ def removal_rows(table: pa.Table, code: np.ndarray, reg: np.ndarray, registry: R
 
 
 def filter_shard(
-    batches: Iterator[pa.Table], registry: RegistryIndex, *, out_path: Path, removed_path: Path
+    batches: Iterator[pa.Table],
+    registry: RegistryIndex,
+    *,
+    out_path: Path,
+    removed_path: Path,
+    commit: bool = True,
 ) -> ShardResult:
-    """Stream conformed batches through the registry; write both files to `*.part`, fsync, rename."""
+    """Stream conformed batches through the registry; write both files to `*.part`, then (commit) make them
+    durable under their names; commit=False leaves that to the caller (`commit_files`)."""
     result = ShardResult()
     out_tmp, removed_tmp = _part(out_path), _part(removed_path)
     with (
@@ -220,11 +230,24 @@ def filter_shard(
             result.rows_in += table.num_rows
             result.rows_out += kept.num_rows
             result.removed.update(removals.column("reason").to_pylist())
-    record_sha256(out_tmp, for_path=out_path)
-    for tmp, final in ((out_tmp, out_path), (removed_tmp, removed_path)):
+    result.staged = [(out_tmp, out_path), (removed_tmp, removed_path)]
+    if commit:
+        commit_files(result)
+    return result
+
+
+def commit_files(result: ShardResult) -> None:
+    """A shard's files made durable under their final names: the kept rows' checksum recorded, each file
+    fsynced, then renamed. The command line runs this on its otherwise idle main thread, so that a shard's
+    thread goes on to the next shard while the disk flushes (a fifth of a second per shard)."""
+    if not result.staged:
+        return
+    (kept_tmp, kept_path), *_ = result.staged
+    record_sha256(kept_tmp, for_path=kept_path)
+    for tmp, final in result.staged:
         fsync_path(tmp)
         os.replace(tmp, final)
-    return result
+    result.staged = []
 
 
 def filter_parquet_shard(
@@ -236,14 +259,15 @@ def filter_parquet_shard(
     phash_radius: int,
     out_path: Path,
     removed_path: Path,
+    commit: bool = True,
 ) -> ShardResult:
-    """One shard of a Parquet input, from plain arguments: what a forked shard process runs."""
+    """One shard of a Parquet input, from plain arguments: what a command-line shard thread runs."""
     from training_filter.pipeline.parquet_input import read_shard
     from training_filter.pipeline.registry import load_index
 
     registry = load_index(registry_path, phash_radius)
     batches = read_shard(ref, spec, batch_rows=batch_rows)
-    return filter_shard(batches, registry, out_path=out_path, removed_path=removed_path)
+    return filter_shard(batches, registry, out_path=out_path, removed_path=removed_path, commit=commit)
 
 
 def _part(path: Path) -> Path:

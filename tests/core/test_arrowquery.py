@@ -52,6 +52,17 @@ def test_committed_rows_come_through_adbc_and_equal_what_the_cursor_reads(reads)
     assert reads == ["_postgresql_batches", "_cursor_batches"]
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the ADBC path under test is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_where_adbc_cannot_connect_the_cursor_reads_the_rows(reads, monkeypatch, caplog):
+    works = [AssetFactory(title=title) for title in TITLES]
+    refused = {**connection.get_connection_params(), "dbname": "no_such_database"}
+    monkeypatch.setattr(connection, "get_connection_params", lambda: refused)
+
+    assert rows(arrowquery.query_batches(titles_query(), SCHEMA)) == [(w.title, w.pk) for w in works[:3]]
+    assert reads == ["_postgresql_batches", "_cursor_batches"] and "ADBC cannot connect" in caplog.text
+
+
 @pytest.mark.django_db
 def test_inside_a_transaction_the_cursor_reads_the_rows_not_yet_committed(reads):
     works = [AssetFactory(title=title) for title in TITLES]

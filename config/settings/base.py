@@ -275,7 +275,7 @@ PROVENANT_SEARCH_PER_CLUSTER = env.int("PROVENANT_SEARCH_PER_CLUSTER", default=3
 # query; the REGION_VERIFY most promising of those the hashes did not settle go through geometric verification
 # too (the costly stage: ORB keypoints and RANSAC per candidate).
 PROVENANT_SEARCH_REGIONS = env.bool("PROVENANT_SEARCH_REGIONS", default=True)
-PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=8)
+PROVENANT_SEARCH_REGION_MAX = env.int("PROVENANT_SEARCH_REGION_MAX", default=10)
 PROVENANT_SEARCH_REGION_VERIFY = env.int("PROVENANT_SEARCH_REGION_VERIFY", default=4)
 # An embedding match at or above this cosine is shown as "this is your work" beside exact, hash and geometric
 # matches; below, as "might be related". Calibrated on a development draw of the copy benchmark (docs/search.md):

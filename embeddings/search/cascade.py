@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -147,6 +147,7 @@ class _Query:
     image: Image.Image
     region: regions.Region | None = None
     hashed: bool = False  # its hashes matched a work as it is: nothing left to verify
+    found: list[Hit] = field(default_factory=list)  # what its own hashes, embedding and keypoints matched
 
     @property
     def label(self) -> str:
@@ -173,15 +174,19 @@ def _region_queries(image: Image.Image) -> list[_Query]:
     return [_Query(image.crop(r.box), r) for r in found]
 
 
-def _hash_stage(queries: list[_Query], hidden: frozenset[int], hits: dict[int, Hit]) -> list[Hit]:
-    """Adds each query's hash matches as it is (or mirrored) to `hits`; returns those found only turned."""
-    turned: list[Hit] = []
+def _hash_stage(
+    queries: list[_Query], hidden: frozenset[int], hits: dict[int, Hit]
+) -> list[tuple[_Query, Hit]]:
+    """Adds each query's hash matches as it is (or mirrored) to `hits`; returns those found only turned, each
+    with the query that found it."""
+    turned: list[tuple[_Query, Hit]] = []
     for query in queries:
         as_is, query_turned = _hash_hits(query.image, hidden, mirrored=query.region is None)
         query.hashed = bool(as_is)
         for hit in as_is:
             keep_better(hits, _located(hit, query))
-        turned += [_located(hit, query) for hit in query_turned]
+        query.found += as_is
+        turned += [(query, _located(hit, query)) for hit in query_turned]
     return turned
 
 
@@ -226,6 +231,11 @@ def _embedding_hits(
                 )
     for hit in hits.values():
         hit.details["cosine"] = hit.score
+    for n, query in enumerate(queries):  # each query's own nearest work (a ranking lists its best first)
+        firsts = [
+            (scores[0], int(ids[0])) for m, _, scores, ids in rankings if m == n and len(ids) and ids[0] >= 0
+        ]
+        query.found += [hits[max(firsts)[1]]] if firsts else []
     candidates: list[list[int]] = [[] for _ in queries]
     for n, found in enumerate(candidates):
         own = [row_ids for m, _, _, row_ids in rankings if m == n]
@@ -321,9 +331,10 @@ def search_image(
     # A turned, flipped or inverted look-alike counts only if the embedding stage, which sees the whole picture,
     # found the work too: fifteen more thumbnail views are fifteen more chances for an unrelated icon to clear the
     # threshold, and a hash match outranks the embedding and keypoint matches of the true work.
-    for hit in turned:
+    for query, hit in turned:
         if "embedding" not in stages or hit.asset_id in embedded:
             keep_better(hits, hit)
+            query.found.append(hit)
     if "geometric" in stages:
         verified = _to_verify(queries, candidates, hits)
         # the whole query also verifies those regions' first candidates: with all its keypoints, a copy pasted at
@@ -333,13 +344,24 @@ def search_image(
             unconfirmed = [i for i in dict.fromkeys(candidates[n]) if hits[i].match == "embedding"]
             for hit in _geometric_hits(queries[n], unconfirmed, hidden):
                 keep_better(hits, hit)
-    pool = sorted(hits.values(), key=lambda h: h.rank_key, reverse=True)
+                queries[n].found.append(hit)
+    pool = _each_query_first(sorted(hits.values(), key=lambda h: h.rank_key, reverse=True), queries)
     pool = pool[: max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)]
     assign_clusters(pool)
     ranked = diversify(pool, top_k, settings.PROVENANT_SEARCH_PER_CLUSTER)
     for hit in ranked:
         hit.opted_out = hit.asset_id in flagged
     return ranked
+
+
+def _each_query_first(ranked: list[Hit], queries: list[_Query]) -> list[Hit]:
+    """The ranking with the best work of every query (the whole query, and each picture found inside it) ahead of
+    the second best of any, each group in rank order. In a mood board the other pictures are often indexed works
+    that hashes and keypoints match strongly, and their near neighbours would otherwise fill the page ahead of
+    the work that only its own picture's embedding found."""
+    firsts = {max(q.found, key=lambda h: h.rank_key).asset_id for q in queries if q.found}
+    firsts |= {hit.asset_id for hit in ranked[:1]}  # whatever found it, the first stays first
+    return [h for h in ranked if h.asset_id in firsts] + [h for h in ranked if h.asset_id not in firsts]
 
 
 def _located(hit: Hit, query: _Query) -> Hit:

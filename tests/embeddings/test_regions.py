@@ -93,3 +93,21 @@ def test_only_the_most_promising_regions_the_hashes_left_open_are_verified_geome
     search_image(board, top_k=10, regions=True)
     assert verified[0] is None and len(verified) <= 2  # the whole query, then one region at most
     assert len(find_regions(board, limit=8)) > 2  # more regions were searched by hashes and embeddings
+
+
+def test_the_best_work_of_each_region_ranks_ahead_of_the_second_best_of_any():
+    from embeddings.search.cascade import _each_query_first, _Query
+    from embeddings.search.hits import Hit
+
+    board = Image.new("RGB", (8, 8))
+    whole, cell, target_cell = _Query(board), _Query(board), _Query(board)
+    strong = [Hit(n, 0.9 - n / 100, "hash", "pHash") for n in range(1, 10)]
+    target = Hit(42, 0.55, "embedding", "embedding cosine 0.550 in the picture at the top left")
+    whole.found, cell.found = strong[:3], strong[3:]
+    target_cell.found = [target, Hit(43, 0.5, "embedding", "embedding cosine 0.500")]
+    ranked = sorted([*strong, target, target_cell.found[1]], key=lambda h: h.rank_key, reverse=True)
+
+    reordered = [h.asset_id for h in _each_query_first(ranked, [whole, cell, target_cell])]
+
+    assert reordered == [1, 4, 42, 2, 3, 5, 6, 7, 8, 9, 43]
+    assert [h.asset_id for h in _each_query_first(ranked, [whole])] == [h.asset_id for h in ranked]

@@ -41,7 +41,6 @@ if __name__ == "__main__":
     sql, params = json.load(sys.stdin)
     try:
         write_rows(sys.argv[1], int(sys.argv[2]), sql, params, sys.stdout.buffer)
-    except (
-        adbc_driver_manager.Error
-    ) as exc:  # one line for the parent to show: the driver's words, not a traceback
+    except adbc_driver_manager.Error as exc:
+        # one line for the parent to show: the driver's words, not a traceback
         sys.exit(" ".join(str(exc).split()))

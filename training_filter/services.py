@@ -275,7 +275,8 @@ def manifest_shards_run_local(
     registry index. A shard's heavy steps (Parquet read and write, pyarrow compute, DuckDB hashing, numpy on
     whole batches) let go of the GIL, so threads keep the cores busy without a second interpreter, Django and
     index per process: the whole build's memory is this one process's. This thread claims every shard,
-    heartbeats their leases and records them done; the others run only the pure pipeline."""
+    heartbeats their leases, makes each finished shard's files durable and records it done; the others run only
+    the pure pipeline."""
     from training_filter.pipeline.shard import commit_files, filter_parquet_shard
 
     build = ManifestBuild.objects.get(pk=build_id)

@@ -110,7 +110,10 @@ def conditioning(args, captions: list[str] | None, n_generated: int, images):
         )
     import os
 
+    import django
+
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")  # the encoder reads its settings
+    django.setup()  # and imports the API's error type, which needs the apps loaded
     from generator.conditioning import conditioning_spec, encode_prompts, training_conditions
 
     spec = conditioning_spec(args.conditioning)

@@ -1,14 +1,22 @@
 """Copy detection on the indexed openclipart collection: recall@1 / recall@10 per transform family for the full
-search cascade, CLIP-only (one query embedding, kNN) and pHash-only (nearest Hamming distance), side by side.
+search cascade, "embedding only" (the same model's one query embedding, kNN over whole works) and pHash-only
+(nearest Hamming distance), side by side.
 
-    DJANGO_SETTINGS_MODULE=config.settings.dev python benchmarks/copy_detection.py --works 500
+    DJANGO_SETTINGS_MODULE=config.settings.dev python benchmarks/copy_detection.py --works 1000 --seed N
 
 Needs the collection ingested and indexed (`manage.py index --collection openclipart`). Every query is the
 transformed picture re-encoded as a file (JPEG q85 unless the family says otherwise) and decoded again, as an
-upload would be. A hit counts when the returned asset is the source work or an identical copy of it (same
-sha256, or same pHash and PDQ: openclipart ships some works twice under different names). Query works are drawn
-from those with no other work within pHash distance 10: openclipart has sets of variants of one drawing (the same
-button in six colours, numbered star series) between which even a perfect copy detector cannot choose.
+upload would be.
+
+Which works are queries (`--pool`): `all` (the default) draws a fixed random sample from every indexed work, without
+looking at any model, and a hit counts when the returned asset is in the true work's near-copy cluster: the work,
+its identical files (same sha256, or same pHash and PDQ: openclipart ships some works twice under different
+names), and what the product itself groups with it as copies (clusters.near_copy_ids: pHash radius or embedding
+cosine >= PROVENANT_NEAR_COPY_COSINE, what opting the work out removes with it). openclipart has sets of variants
+of one drawing (the same button in six colours, numbered star series) between which even a perfect detector cannot
+choose. The table also gives the cascade's recall of the work itself or an identical file ("own work").
+`distinct` is the development protocol of earlier rounds: queries only from works with no other work within the
+pHash radius and no near-copy, so the pool depended on the model being scored.
 """
 
 from __future__ import annotations
@@ -203,7 +211,7 @@ def _extra_transform(image, family: str, rng):
 
 
 class RecordingEncoder:
-    """Wraps the encoder to keep the last query vectors: CLIP-only reuses the cascade's single-view embedding."""
+    """Wraps the encoder to keep the last query vectors: "embedding only" reuses the cascade's single-view embedding."""
 
     def __init__(self, encoder):
         self.inner, self.space, self.last = encoder, encoder.space, None
@@ -233,6 +241,13 @@ def main() -> None:
     )
     parser.add_argument("--collection", default="openclipart")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pool",
+        choices=["all", "distinct"],
+        default="all",
+        help="all: a random sample of every indexed work, any member of its near-copy cluster correct; "
+        "distinct: only works with no near-copy (the development protocol of earlier rounds)",
+    )
     parser.add_argument("--distinct-radius", type=int, default=10)
     parser.add_argument("--part", default="0/1", help="i/n: run every n-th picked work starting at i")
     parser.add_argument("--merge", nargs="*", help="JSON outputs of parts to add up and print (runs nothing)")
@@ -289,14 +304,18 @@ def main() -> None:
     for asset_id, _, sha, phash, pdq in rows:
         twins[("s", sha)].add(asset_id)
         twins[("p", phash, pdq)].add(asset_id)
-    truth_of = {r[0]: twins[("s", r[2])] | twins[("p", r[3], r[4])] for r in rows}
+    own_of = {r[0]: twins[("s", r[2])] | twins[("p", r[3], r[4])] for r in rows}
     table = stores.hash_table()
-    eligible = _distinct_works(rows, truth_of, table, hashing, args.distinct_radius, clusters.near_copy_ids)
-    print(
-        f"{len(eligible)} of {len(rows)} indexed works have no other work within pHash distance "
-        f"{args.distinct_radius} and no near-copy (variants of one drawing: colour sets, numbered series); "
-        "queries come from those"
-    )
+    if args.pool == "distinct":
+        eligible = _distinct_works(rows, own_of, table, hashing, args.distinct_radius, clusters.near_copy_ids)
+        print(
+            f"{len(eligible)} of {len(rows)} indexed works have no other work within pHash distance "
+            f"{args.distinct_radius} and no near-copy (variants of one drawing: colour sets, numbered series); "
+            "queries come from those"
+        )
+    else:
+        eligible = rows
+        print(f"queries: a random sample of all {len(rows)} indexed works")
     rng = np.random.default_rng(args.seed)
     picked = [
         eligible[i] for i in rng.choice(len(eligible), size=min(args.works, len(eligible)), replace=False)
@@ -309,7 +328,7 @@ def main() -> None:
         "composite": COMPOSITE_FAMILIES,
         "all": ALL_FAMILIES,
     }.get(args.families, args.families.split(","))
-    counts = {f: {m: [0, 0] for m in ("cascade", "clip", "phash")} for f in families}
+    counts = {f: {m: [0, 0] for m in METHODS} for f in families}
     # cascade [queries, hits@10] per family for sources under SMALL_SIDE px (openclipart's icon renderings)
     small = {f: [0, 0] for f in families}
     seconds = defaultdict(list)
@@ -325,7 +344,8 @@ def main() -> None:
     started = time.perf_counter()
     for n, (asset_id, path, *_rest) in enumerate(tqdm(picked, desc="works", unit="work")):
         original = load_rgb_path(path).image
-        truth = truth_of[asset_id]
+        own = own_of[asset_id]
+        truth = own.union(*(own_of.get(i, {i}) for i in clusters.near_copy_ids(asset_id)))
         is_small = max(original.size) < SMALL_SIDE
         for family in families:
             fam_rng = np.random.default_rng([args.seed, asset_id, ALL_FAMILIES.index(family)])
@@ -335,13 +355,15 @@ def main() -> None:
             t0 = time.perf_counter()
             hits = search.search_image(query, sha256="", top_k=10)
             seconds[family].append(time.perf_counter() - t0)
-            _count(counts[family]["cascade"], [h.asset_id for h in hits], truth)
+            ranked = [h.asset_id for h in hits]
+            _count(counts[family]["cascade"], ranked, truth)
+            _count(counts[family]["own work"], ranked, own)
             calibration += [(h.score, h.asset_id in truth) for h in hits if h.match == "embedding"]
             if is_small:
                 small[family][0] += 1
                 small[family][1] += bool(truth.intersection(h.asset_id for h in hits))
             _, knn = index.search_vectors(real.space, recorder.last[:1], 10)
-            _count(counts[family]["clip"], [int(i) for i in knn[0] if i >= 0], truth)
+            _count(counts[family]["embedding"], [int(i) for i in knn[0] if i >= 0], truth)
             distances = hashing.phash_distances(hashing.phash_int64(query), table.phash)
             order = np.argsort(np.where(table.has_phash, distances, 99), kind="stable")[:10]
             _count(counts[family]["phash"], [int(table.ids[i]) for i in order], truth)
@@ -349,6 +371,15 @@ def main() -> None:
             _report(counts, small, seconds, n + 1, args, real.space.id, time.perf_counter() - started, True)
     _report(counts, small, seconds, len(picked), args, real.space.id, time.perf_counter() - started, False)
     print(_calibration_table(calibration))
+
+
+METHODS = ("cascade", "own work", "embedding", "phash")
+HEADINGS = {
+    "cascade": "cascade",
+    "own work": "cascade, own work",
+    "embedding": "embedding only, same model",
+    "phash": "pHash-only",
+}
 
 
 def _calibration_table(calibration: list[tuple[float, bool]]) -> str:
@@ -422,24 +453,26 @@ def _size_table(counts, small, works: int) -> list[str]:
 
 
 def _report(counts, small, seconds, works: int, args, space_id: str, elapsed: float, partial: bool) -> None:
+    methods = [m for m in METHODS if m in next(iter(counts.values()))]
     lines = [
         f"copy detection: {works} works x {len(counts)} families, space {space_id}, {elapsed:.0f} s"
         + (" (partial)" if partial else ""),
-        "| family | cascade R@1 | cascade R@10 | CLIP-only R@1 | CLIP-only R@10 | pHash-only R@1 | "
-        "pHash-only R@10 | cascade ms/query (median) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| family | "
+        + " | ".join(f"{HEADINGS[m]} R@{k}" for m in methods for k in (1, 10))
+        + " | cascade ms/query (median) |",
+        "|---" * (2 * len(methods) + 2) + "|",
     ]
-    totals = {m: [0, 0] for m in ("cascade", "clip", "phash")}
+    totals = {m: [0, 0] for m in methods}
     for family, per in counts.items():
         cells = []
-        for method in ("cascade", "clip", "phash"):
+        for method in methods:
             r1, r10 = per[method]
             totals[method][0] += r1
             totals[method][1] += r10
             cells += [f"{r1 / works:.3f}", f"{r10 / works:.3f}"]
         lines.append(f"| {family} | " + " | ".join(cells) + f" | {1000 * np.median(seconds[family]):.0f} |")
     n = works * len(counts)
-    cells = [f"{totals[m][i] / n:.3f}" for m in ("cascade", "clip", "phash") for i in (0, 1)]
+    cells = [f"{totals[m][i] / n:.3f}" for m in methods for i in (0, 1)]
     all_seconds = [s for v in seconds.values() for s in v]
     lines.append("| **all** | " + " | ".join(cells) + f" | {1000 * np.median(all_seconds):.0f} |")
     lines += _size_table(counts, small, works)
@@ -451,6 +484,8 @@ def _report(counts, small, seconds, works: int, args, space_id: str, elapsed: fl
         json.dumps(
             {
                 "works": works,
+                "pool": getattr(args, "pool", None),
+                "seed": getattr(args, "seed", None),
                 "space": space_id,
                 "counts": counts,
                 "seconds": elapsed,

@@ -286,7 +286,6 @@ def main() -> None:
     parser.add_argument("--works", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=110)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch, OpenCV and FAISS threads (the web's)")
     parser.add_argument("--database-url", required=True, help="a scratch database (its tables are written)")
     parser.add_argument("--scratch", default=str(ROOT / "var" / "benchmarks" / "find-work-latency"))
     parser.add_argument("--reuse", action="store_true", help="time the collection the last run built")
@@ -303,15 +302,11 @@ def main() -> None:
                         "--database-url", args.database_url], check=True)  # fmt: skip
     os.environ["DATABASE_URL"] = args.database_url
     os.environ["PROVENANT_INDEX_DIR"] = str(scratch / "index")
-    os.environ["PROVENANT_TORCH_THREADS"] = str(args.threads)
     import django
 
     django.setup()
-    import cv2
-    import faiss
+    from django.conf import settings
 
-    cv2.setNumThreads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     if args.reuse:
@@ -335,7 +330,8 @@ def main() -> None:
     load_after = os.getloadavg()
     lines = [
         f"find_work path at {args.works:,} works ({len(rows):,} real, the rest padding), {len(totals)} queries, "
-        f"{args.threads} threads; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+        f"{settings.PROVENANT_TORCH_THREADS} torch threads (OpenCV and FAISS: their defaults); "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
         f"built in {built_s:.0f} s; the work (or a padding copy of it) in the top 10 for {found:.0%}",
         "| stage | ms p50 / p95 |",
         "|---|---|",
@@ -351,7 +347,7 @@ def main() -> None:
             {
                 "works": args.works,
                 "real": len(rows),
-                "threads": args.threads,
+                "torch_threads": settings.PROVENANT_TORCH_THREADS,
                 "load": [load_before[0], load_after[0]],
                 "total_s": totals,
                 "stages_s": stages,

@@ -250,6 +250,11 @@ def main() -> None:
     )
     parser.add_argument("--distinct-radius", type=int, default=10)
     parser.add_argument("--part", default="0/1", help="i/n: run every n-th picked work starting at i")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the partial counts in --out (same seed, pool, families and part); calibration restarts",
+    )
     parser.add_argument("--merge", nargs="*", help="JSON outputs of parts to add up and print (runs nothing)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)"
@@ -341,8 +346,11 @@ def main() -> None:
         for i in rng.choice(len(spare), size=min(12, len(spare)), replace=False)
     ]
     calibration: list[tuple[float, bool]] = []  # (cosine, true work?) of every embedding-tier hit in a top 10
-    started = time.perf_counter()
+    done, earlier_seconds = _resumed(args, families, counts, small, seconds) if args.resume else (0, 0.0)
+    started = time.perf_counter() - earlier_seconds
     for n, (asset_id, path, *_rest) in enumerate(tqdm(picked, desc="works", unit="work")):
+        if n < done:
+            continue  # counted by the run this one resumes (every query is seeded by its work, not by order)
         original = load_rgb_path(path).image
         own = own_of[asset_id]
         truth = own.union(*(own_of.get(i, {i}) for i in clusters.near_copy_ids(asset_id)))
@@ -380,6 +388,25 @@ HEADINGS = {
     "embedding": "embedding only, same model",
     "phash": "pHash-only",
 }
+
+
+def _resumed(args, families: list[str], counts: dict, small: dict, seconds: dict) -> tuple[int, float]:
+    """Loads the counts an interrupted run saved in --out into `counts`, `small` and `seconds`; (works done,
+    seconds spent)."""
+    out = Path(args.out)
+    if not out.exists():
+        return 0, 0.0
+    saved = json.loads(out.read_text())
+    ran = (saved.get("pool"), saved.get("seed"), saved.get("part", args.part), list(saved["counts"]))
+    if ran != (args.pool, args.seed, args.part, families):
+        raise SystemExit(f"{out} is another run's (pool, seed, part or families differ): nothing to resume")
+    if not saved["partial"]:
+        raise SystemExit(f"{out} is a finished run")
+    counts.update(saved["counts"])
+    small.update(saved["small"])
+    seconds.update(saved["query_seconds"])
+    print(f"resuming after {saved['works']} works")
+    return saved["works"], saved["seconds"]
 
 
 def _calibration_table(calibration: list[tuple[float, bool]]) -> str:
@@ -486,6 +513,7 @@ def _report(counts, small, seconds, works: int, args, space_id: str, elapsed: fl
                 "works": works,
                 "pool": getattr(args, "pool", None),
                 "seed": getattr(args, "seed", None),
+                "part": getattr(args, "part", None),
                 "space": space_id,
                 "counts": counts,
                 "seconds": elapsed,

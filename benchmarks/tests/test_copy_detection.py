@@ -45,3 +45,23 @@ def test_the_table_names_the_baseline_and_parts_add_up(tmp_path, capsys):
     assert "embedding only, same model R@10" in table and "CLIP" not in table
     assert "| crop | 0.250 | 0.750 | 0.250 | 0.750 |" in table  # (1 + 0) / 4 and (2 + 1) / 4
     assert "4 works x 1 families" in table
+
+
+def test_a_resumed_run_goes_on_from_the_saved_counts_and_refuses_another_runs(tmp_path):
+    from collections import defaultdict
+
+    import pytest
+    from copy_detection import _resumed
+
+    counts = {"crop": {m: [3, 4] for m in METHODS}}
+    args = Namespace(out=str(tmp_path / "run.json"), pool="all", seed=5, part="1/2")
+    _report(counts, {"crop": [0, 0]}, {"crop": [0.2] * 4}, 4, args, "space", 9.0, partial=True)
+    fresh = {"crop": {m: [0, 0] for m in METHODS}}
+    small, seconds = {"crop": [0, 0]}, defaultdict(list)
+    assert _resumed(args, ["crop"], fresh, small, seconds) == (4, 9.0)
+    assert fresh == counts and seconds["crop"] == [0.2] * 4
+    with pytest.raises(SystemExit, match="another run"):
+        _resumed(Namespace(**{**vars(args), "seed": 6}), ["crop"], fresh, small, seconds)
+    _report(counts, {"crop": [0, 0]}, {"crop": [0.2] * 4}, 4, args, "space", 9.0, partial=False)
+    with pytest.raises(SystemExit, match="finished"):
+        _resumed(args, ["crop"], fresh, small, seconds)

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
 PDQ_BITS = 256
-_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def phash_int64(image: Image.Image) -> int:
@@ -72,8 +71,8 @@ def compute_hashes(rgb_image: Image.Image) -> tuple[int, str, int]:
 def phash_distances(query: int, hashes: np.ndarray) -> np.ndarray:
     """Hamming distances between one pHash and an int64 array of pHashes (vectorised popcount)."""
     xor = np.asarray(hashes, dtype=np.int64) ^ np.int64(query)
-    as_bytes = xor.view(np.uint8).reshape(-1, 8)
-    return _POPCOUNT8[as_bytes].sum(axis=1, dtype=np.int32)
+    # unsigned: numpy counts the bits of a signed integer's absolute value
+    return np.bitwise_count(xor.view(np.uint64)).astype(np.int32)
 
 
 def phash_distance(a: int, b: int) -> int:
@@ -91,8 +90,11 @@ def pdq_to_array(pdq_hexes: list[str]) -> np.ndarray:
 
 def pdq_distances(query_hex: str, packed: np.ndarray) -> np.ndarray:
     """Hamming distances between one PDQ hash (hex) and an (n, 32) uint8 packed array."""
-    query = np.frombuffer(bytes.fromhex(query_hex), dtype=np.uint8)
-    return _POPCOUNT8[np.bitwise_xor(packed, query)].sum(axis=1, dtype=np.int32)
+    query = np.frombuffer(bytes.fromhex(query_hex), dtype=np.uint64)
+    words = np.ascontiguousarray(packed).view(
+        np.uint64
+    )  # four words per hash: a quarter of the byte-wise work
+    return np.bitwise_count(words ^ query).sum(axis=1, dtype=np.int32)
 
 
 # A flat or near-blank image's pHash has almost every bit equal (only the DC bit set): 123 unrelated openclipart

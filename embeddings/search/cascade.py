@@ -23,7 +23,7 @@ from embeddings.encoders.factory import get_encoder
 from embeddings.search import geometry, index, parts, regions, thumbnails
 from embeddings.search.clusters import assign_clusters
 from embeddings.search.hits import Hit, diversify, keep_better
-from embeddings.search.stores import hash_table
+from embeddings.search.stores import hash_table, one_hash_table
 from embeddings.search.verification import verify_candidates
 from provenance import hashing
 from provenance.models import Asset
@@ -305,6 +305,18 @@ def search_image(
     """Ranked hits for a decoded RGB image. `stages` lets benchmarks run a single stage of the cascade;
     `regions` (default: the setting) searches each separate picture inside the query too, and a work found in
     one ranks as if that picture had been the query."""
+    with one_hash_table():
+        return _search_image(image, sha256, top_k, user, stages, regions)
+
+
+def _search_image(
+    image: Image.Image,
+    sha256: str,
+    top_k: int,
+    user: Any,
+    stages: tuple[str, ...],
+    regions: bool | None,
+) -> list[Hit]:
     hidden, flagged = collect_exclusions(user)
     queries = [_Query(image)]
     hits: dict[int, Hit] = {}

@@ -5,6 +5,9 @@ vectors by asset id. Each reloads itself when its source changes; `stores_reset(
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,11 +34,27 @@ class HashTable:
 
 _hash_table: HashTable | None = None
 _hash_lock = threading.Lock()
+_pinned: ContextVar[HashTable | None] = ContextVar("pinned_hash_table", default=None)
+
+
+@contextmanager
+def one_hash_table() -> Iterator[HashTable]:
+    """Every hash_table() inside reads the table checked once on entry: a search asks for it for the query and for
+    each picture inside it, and the freshness check scans the assets table (25 ms at 100k works on PostgreSQL)."""
+    table = hash_table()
+    token = _pinned.set(table)
+    try:
+        yield table
+    finally:
+        _pinned.reset(token)
 
 
 def hash_table() -> HashTable:
     """All assets' hashes as numpy arrays, reloaded when assets are added or changed (one aggregate query)."""
     global _hash_table
+    pinned = _pinned.get()
+    if pinned is not None:
+        return pinned
     stats = Asset.objects.aggregate(n=Count("id"), last=Max("id"), changed=Max("updated_at"))
     key = (stats["n"], stats["last"], stats["changed"])
     with _hash_lock:

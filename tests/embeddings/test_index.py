@@ -206,3 +206,35 @@ def test_a_failing_batch_marks_the_run_failed_with_its_reason(works, fake_encode
     assert set(Lease.objects.filter(job=services.job_key(run.pk)).values_list("state", flat=True)) == {
         "failed"
     }
+
+
+def test_a_batch_of_views_finds_what_each_view_finds_alone(fake_encoder):
+    """A batch of views goes through one BLAS product, a single view through FAISS's own loop: same neighbours."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((2000, fake_encoder.space.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index.write_shard(fake_encoder.space, np.arange(1, 2001, dtype=np.int64), vectors)
+    index.publish_index(fake_encoder.space, exact_max=10_000)
+    queries = vectors[:16] + 0.01 * rng.standard_normal((16, fake_encoder.space.dim)).astype(np.float32)
+    batch_scores, batch_ids = index.search_vectors(fake_encoder.space, queries, 5)
+    for row, query in enumerate(queries):
+        scores, ids = index.search_vectors(fake_encoder.space, query[None, :], 5)
+        assert ids[0].tolist() == batch_ids[row].tolist()
+        assert np.allclose(scores[0], batch_scores[row], atol=1e-5)
+    assert batch_ids[:, 0].tolist() == list(range(1, 17))
+
+
+def test_one_search_checks_the_hash_table_once(db, django_assert_max_num_queries):
+    from embeddings.search.stores import hash_table, one_hash_table
+    from provenance.models import Asset
+    from tests.provenance.factories import AssetFactory
+
+    AssetFactory(phash=5)
+    with one_hash_table() as table:
+        AssetFactory(phash=6)  # added while a search runs: that search keeps the table it started with
+        with django_assert_max_num_queries(0):
+            assert hash_table() is table and hash_table() is table
+    assert len(table.ids) == 1
+    assert (
+        sorted(hash_table().phash.tolist()) == [5, 6] == sorted(Asset.objects.values_list("phash", flat=True))
+    )

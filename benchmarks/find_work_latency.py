@@ -89,6 +89,8 @@ def _by_owner(ids: np.ndarray, vectors: np.ndarray) -> dict[int, np.ndarray]:
 
 def build(works: int, scratch: Path, rng) -> list[dict]:
     """Rows, index shards and features of `works` works in the scratch database and index; the real rows."""
+    from django.conf import settings
+
     from embeddings.encoders.factory import get_encoder
     from embeddings.search import geometry, index, keypoints, parts, thumbnails
     from provenance.models import Asset, Collection, Contributor
@@ -113,20 +115,16 @@ def build(works: int, scratch: Path, rng) -> list[dict]:
     crops = np.concatenate([part_of[r["id"]] for r in rows])  # the augmented real works padding is made of
     features_from = Path(meta["features"])
     origin: dict[int, int] = {}
+    turns = list(thumbnails.ORIENTATIONS.values())
     for start in range(0, works, 10_000):
         batch = [rows[i % len(rows)] for i in range(start, min(works, start + 10_000))]
         assets = [_asset(row, collection, contributors, rng, start + n) for n, row in enumerate(batch)]
-        Asset.objects.bulk_create(assets, batch_size=2_000)
-        created = list(
-            Asset.objects.filter(collection=collection, source__in=[a.source for a in assets]).order_by("id")
-        )
+        created = Asset.objects.bulk_create(assets, batch_size=2_000)  # PostgreSQL returns the new ids
         ids = np.array([a.id for a in created], dtype=np.int64)
-        source_of = {a.source: row for a, row in zip(assets, batch, strict=True)}
-        sources = [source_of[a.source] for a in created]
+        sources = batch
         index.write_shard(space, ids, _whole_vectors(sources, start, whole, crops, rng))
         part_vectors = np.concatenate([_noisy(part_of[r["id"]], rng, 0.1) for r in sources])
         index.write_shard(parts.parts_space(space), np.repeat(ids, parts.PER_WORK), part_vectors)
-        turns = list(thumbnails.ORIENTATIONS.values())
         thumbs = np.stack(
             [
                 turns[int(rng.integers(len(turns)))](
@@ -140,9 +138,8 @@ def build(works: int, scratch: Path, rng) -> list[dict]:
             _link_features(features_from, row["id"], int(asset_id), geometry)
             origin[int(asset_id)] = row["id"]
         print(f"  {start + len(batch):,} works", flush=True)
-    exact_max = int(os.environ.get("PROVENANT_INDEX_EXACT_MAX", 200_000))
     for each in (space, parts.parts_space(space), thumbnails.SPACE):
-        index.publish_index(each, exact_max=exact_max)
+        index.publish_index(each, exact_max=settings.PROVENANT_INDEX_EXACT_MAX)
     keypoints.build(sorted(origin))
     (scratch / "origin.json").write_text(json.dumps(origin))
     return rows
@@ -151,7 +148,7 @@ def build(works: int, scratch: Path, rng) -> list[dict]:
 def _asset(row: dict, collection, contributors: dict, rng, n: int):
     from provenance.models import Asset
 
-    flip = int(rng.integers(1, 2**62)) & int(rng.integers(1, 2**62))  # about a quarter of the bits
+    flip = int(rng.integers(1, 2**62)) & int(rng.integers(1, 2**62))  # about a quarter of the low 62 bits
     pdq = row["pdq"]
     if pdq:
         pdq_bits = bytearray(bytes.fromhex(pdq))
@@ -174,7 +171,7 @@ def _asset(row: dict, collection, contributors: dict, rng, n: int):
         licence=row["licence"],
         creator_raw=row["creator_raw"],
         contributor=contributors[row["contributor__display_name"] or row["creator_raw"] or "unknown"],
-        phash=None if row["phash"] is None else row["phash"] ^ (flip - 2**62 if flip >= 2**62 else flip),
+        phash=None if row["phash"] is None else row["phash"] ^ flip,
         pdq=pdq,
         pdq_quality=row["pdq_quality"],
     )

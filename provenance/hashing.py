@@ -91,9 +91,8 @@ def pdq_to_array(pdq_hexes: list[str]) -> np.ndarray:
 def pdq_distances(query_hex: str, packed: np.ndarray) -> np.ndarray:
     """Hamming distances between one PDQ hash (hex) and an (n, 32) uint8 packed array."""
     query = np.frombuffer(bytes.fromhex(query_hex), dtype=np.uint64)
-    words = np.ascontiguousarray(packed).view(
-        np.uint64
-    )  # four words per hash: a quarter of the byte-wise work
+    # four 64-bit words per hash: a quarter of the byte-wise work
+    words = np.ascontiguousarray(packed).view(np.uint64)
     return np.bitwise_count(words ^ query).sum(axis=1, dtype=np.int32)
 
 

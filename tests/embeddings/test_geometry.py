@@ -42,6 +42,42 @@ def test_an_unrelated_work_is_not_verified():
     assert geometry.verify(icon, geometry.orb_features(load_rgb_path(other).image)) < 12
 
 
+def _opencv_ratio_matches(query, candidate, ratio=0.8):
+    """Lowe's ratio test as OpenCV's brute-force matcher does it: what geometry.ratio_matches replaces."""
+    import cv2
+
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query, candidate, k=2)
+    return [
+        (p[0].queryIdx, p[0].trainIdx) for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance
+    ]
+
+
+def test_ratio_matches_are_opencvs_for_copies_and_for_unrelated_works():
+    works = [load_rgb_path(path).image for path in sorted(FIXTURES.rglob("*.svg"))[:12]]
+    for n, work in enumerate(works):
+        w, h = work.size
+        copy = work.crop((w // 10, h // 8, w, h)).rotate(7, expand=True, fillcolor="white")
+        query = geometry.orb_features(copy, max_keypoints=1000).descriptors
+        for candidate in (work, works[(n + 1) % len(works)]):
+            indexed = geometry.orb_features(candidate).descriptors
+            rows, nearest = geometry.ratio_matches(query, indexed, 0.8)
+            assert list(zip(rows.tolist(), nearest.tolist(), strict=True)) == _opencv_ratio_matches(
+                query, indexed
+            )
+
+
+def test_a_rewritten_feature_file_is_read_afresh(settings, tmp_path):
+    settings.PROVENANT_INDEX_DIR = str(tmp_path)
+    work = _work("skoynk_peterm_.svg")
+    geometry.save_features(7, geometry.orb_features(work))
+    first = geometry.asset_features(7, "")
+    assert geometry.asset_features(7, "") is first  # parsed once
+    smaller = geometry.orb_features(_icon(work))
+    geometry.save_features(7, smaller)
+    assert len(geometry.asset_features(7, "").points) == len(smaller.points) != len(first.points)
+    assert not first.descriptors.flags.writeable  # shared between callers: nobody may change it in place
+
+
 def test_find_regions_cuts_out_each_picture_on_a_canvas():
     other = load_rgb_path(sorted(FIXTURES.rglob("*.svg"))[40]).image
     first, second = _icon(_work("skoynk_peterm_.svg"), 300), _icon(other, 250)
@@ -57,3 +93,25 @@ def test_find_regions_cuts_out_each_picture_on_a_canvas():
 def test_a_picture_filling_the_query_gives_no_region():
     framed = ImageOps.expand(_work("skoynk_peterm_.svg"), border=4, fill=(200, 230, 200))
     assert find_regions(framed) == []
+
+
+def test_each_query_descriptor_votes_once_per_work_and_ties_keep_the_first_vote_order():
+    import numpy as np
+
+    from embeddings.search.keypoints import MAX_HAMMING, most_voted
+
+    owner = np.array([5, 5, 9, 9, 3, 3, 4])  # descriptor position -> work
+    positions = np.array(
+        [
+            [2, -1, -1, -1],  # work 9 votes first
+            [0, 2, 4, 6],
+            [1, 0, 3, 5],  # two descriptors of work 5: one vote
+            [4, 2, 6, 0],  # work 4's descriptor is too far
+            [6, 6, 0, 6],
+        ]
+    )
+    distances = np.full(positions.shape, 10)
+    distances[3, 2] = MAX_HAMMING + 1
+    # votes: 9 -> 4 (the first in row 0), 5 -> 4 (the first in row 1), 3 -> 3, 4 -> 2 (below the 3 needed)
+    assert most_voted(distances, owner, positions, limit=10, exclude=frozenset()) == [9, 5, 3]
+    assert most_voted(distances, owner, positions, limit=2, exclude=frozenset({9})) == [5, 3]

@@ -9,8 +9,10 @@ A cheap detector, all in numpy and OpenCV on a copy at most ANALYSIS_SIDE pixels
 2. Content: what the ground leaves, less long straight seams a few pixels thin (where a wall meets a floor, rules),
    as connected components whose boxes are merged when they nearly touch (the strokes of one line drawing). Text is content too, but its boxes are lines: a box whose rows are more than
    TEXT_EMPTY_ROWS empty, in several runs, is a paragraph, not a picture; one thinner than MIN_SIDE is a line.
-3. A box that holds several pictures side by side (cells of a grid whose gutter vanished at this scale) is cut
-   along a row or column that is flat from side to side or is one long straight edge (XY-cut, once).
+3. A box that holds several pictures side by side is cut into them: at every band of rows, then of columns,
+   that is ground from side to side (a mood board's gutters, narrower than the gap that joins one drawing's
+   strokes), each cell trimmed to its content; or, where no gutter runs across it (cells touching, or a gutter
+   lost at this scale), once along a row or column that is one long straight edge (XY-cut).
 4. Inside each of the largest pictures found, the same again once, kept when it finds exactly one smaller picture:
    a print on a T-shirt, a picture inside a chat bubble (several are the parts of one drawing). A very large box
    with no such picture inside (prints overlapping in a collage, white on white) is searched in four overlapping
@@ -45,6 +47,7 @@ TILED_AREA = (
 TILE = 0.6  # of the box's side
 LINE_LENGTH = 0.15  # of the query's side: a straight run of content at least this long ...
 LINE_THICKNESS = 4  # ... and thinner than this (pixels at ANALYSIS_SIDE) is a seam or a rule, not a picture
+GUTTER_GROUND = 0.97  # share of a line across a box that is ground, for the line to be a gutter between cells
 
 
 @dataclass(frozen=True)
@@ -96,13 +99,15 @@ def _pictures(pixels: np.ndarray, frame: tuple[int, int, int, int]) -> list[tupl
     crop = pixels[y0:y1, x0:x1]
     if min(crop.shape[:2]) < 24:
         return []
-    content = _without_text(_without_thin_lines(~_ground(crop)), TEXT_HEIGHT * max(pixels.shape[:2]))
+    ground = _ground(crop)
+    content = _without_text(_without_thin_lines(~ground), TEXT_HEIGHT * max(pixels.shape[:2]))
     gap = round(MERGE_GAP * max(crop.shape[:2]))
     boxes = _merge(_component_boxes(content, gap), 0) + _quadrilaterals(crop, content)
     short = min(pixels.shape[:2])
     found = []
     for box in boxes:
-        for piece in {box, *_cut(crop, box)}:
+        # a box a gutter runs across is several pictures, not one
+        for piece in set(_gutter_cells(ground, content, box, MIN_SIDE * short)) or {box, *_cut(crop, box)}:
             if min(piece[2] - piece[0], piece[3] - piece[1]) >= MIN_SIDE * short and not _is_text(
                 content, piece
             ):
@@ -249,6 +254,39 @@ def _cut(pixels: np.ndarray, box: tuple[int, int, int, int]) -> list[tuple[int, 
         for i in range(len(xs) - 1)
         for j in range(len(ys) - 1)
     ]
+
+
+def _gutter_cells(
+    ground: np.ndarray, content: np.ndarray, box: tuple[int, int, int, int], side: float
+) -> list[tuple[int, int, int, int]]:
+    """The pictures of a board: the box split at every band of rows that is ground from side to side, then each
+    band at every band of columns that is, each cell trimmed to its content (a cell of text alone has none). A
+    mood board's gutters are narrower than the gap that joins the strokes of one drawing, so its cells come out
+    of the components as one box; a white cell on a white board has no edge for _cut to follow, but its gutters
+    are ground all the way across. None for a box without a gutter."""
+    x0, y0, x1, y1 = box
+    cells = []
+    for top, bottom in _between_gutters(ground[y0:y1, x0:x1].mean(axis=1), side):
+        for left, right in _between_gutters(ground[y0 + top : y0 + bottom, x0:x1].mean(axis=0), side):
+            rows = np.flatnonzero(content[y0 + top : y0 + bottom, x0 + left : x0 + right].any(axis=1))
+            cols = np.flatnonzero(content[y0 + top : y0 + bottom, x0 + left : x0 + right].any(axis=0))
+            if len(rows):
+                cells.append(
+                    (
+                        x0 + left + cols[0],
+                        y0 + top + rows[0],
+                        x0 + left + cols[-1] + 1,
+                        y0 + top + rows[-1] + 1,
+                    )
+                )
+    return cells if len(cells) > 1 else []
+
+
+def _between_gutters(ground_share: np.ndarray, side: float) -> list[tuple[int, int]]:
+    """[start, end) of each run of lines that are not (almost) all ground, `side` long at least."""
+    gutter = ground_share >= GUTTER_GROUND
+    edges = np.flatnonzero(np.diff(np.concatenate(([True], gutter, [True])).astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= side]
 
 
 def _cut_lines(crop: np.ndarray, *, axis: int) -> list[int]:

@@ -7,6 +7,7 @@ from PIL import Image, ImageOps
 from embeddings.search import geometry
 from embeddings.search.regions import find_regions
 from provenance.imaging import load_rgb_path
+from tests import composites
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
 
@@ -115,3 +116,20 @@ def test_each_query_descriptor_votes_once_per_work_and_ties_keep_the_first_vote_
     # votes: 9 -> 4 (the first in row 0), 5 -> 4 (the first in row 1), 3 -> 3, 4 -> 2 (below the 3 needed)
     assert most_voted(distances, owner, positions, limit=10, exclude=frozenset()) == [9, 5, 3]
     assert most_voted(distances, owner, positions, limit=2, exclude=frozenset({9})) == [5, 3]
+
+
+def test_find_regions_cuts_a_white_mood_board_at_its_gutters():
+    """Drawings on white in white cells, 6 px apart: where two drawings fill their cells, their strokes join
+    into one component and no edge runs between them; every cell is still a region of its own."""
+    drawings = [load_rgb_path(path).image for path in sorted(FIXTURES.rglob("*.svg"))[:9]]
+    cell, gutter = 300, 6
+    board = Image.new("RGB", (3 * cell + 4 * gutter, 3 * cell + 4 * gutter), "white")
+    cells = []
+    for n, drawing in enumerate(drawings):
+        x, y = gutter + (n % 3) * (cell + gutter), gutter + (n // 3) * (cell + gutter)
+        board.paste(ImageOps.pad(drawing, (cell, cell), color=(255, 255, 255)), (x, y))
+        cells.append((x, y, x + cell, y + cell))
+    found = [region.box for region in find_regions(board, limit=10)]
+    for drawing, cell in zip(drawings, cells, strict=True):
+        inked = composites.drawing_box(drawing, cell, "grid")
+        assert any(composites.holds_work(box, cell, inked) for box in found), cell

@@ -100,13 +100,13 @@ def candidates(query: geometry.Features, *, limit: int, exclude: frozenset[int] 
 def most_voted(
     distances: np.ndarray, owner: np.ndarray, positions: np.ndarray, *, limit: int, exclude: frozenset[int]
 ) -> list[int]:
-    """The works with most votes, 3 at least; ties by the query descriptor that first voted for them, then by id. A query descriptor votes
-    once for each work among its near neighbours (numpy over all of them: a Python loop cost 10 ms a call)."""
+    """The works with most votes, 3 at least; ties by the query descriptor that first voted for them, then by
+    id. A query descriptor votes once for each work among its near neighbours (numpy over all of them: a Python
+    loop cost 10 ms a call)."""
     near = (positions >= 0) & (distances <= MAX_HAMMING)
     rows = np.nonzero(near)[0]
-    ballots = np.unique(
-        np.stack([rows, owner[positions[near]]], axis=1), axis=0
-    )  # one per descriptor and work
+    # one ballot per query descriptor and work
+    ballots = np.unique(np.stack([rows, owner[positions[near]]], axis=1), axis=0)
     voters = ballots[:, 1]
     if exclude:
         voters = voters[~np.isin(voters, np.fromiter(exclude, dtype=np.int64))]

@@ -268,18 +268,20 @@ def _gutter_cells(
     cells = []
     for top, bottom in _between_gutters(ground[y0:y1, x0:x1].mean(axis=1), side):
         for left, right in _between_gutters(ground[y0 + top : y0 + bottom, x0:x1].mean(axis=0), side):
-            rows = np.flatnonzero(content[y0 + top : y0 + bottom, x0 + left : x0 + right].any(axis=1))
-            cols = np.flatnonzero(content[y0 + top : y0 + bottom, x0 + left : x0 + right].any(axis=0))
-            if len(rows):
-                cells.append(
-                    (
-                        x0 + left + cols[0],
-                        y0 + top + rows[0],
-                        x0 + left + cols[-1] + 1,
-                        y0 + top + rows[-1] + 1,
-                    )
-                )
+            inked = _content_box(content, (x0 + left, y0 + top, x0 + right, y0 + bottom))
+            if inked is not None:
+                cells.append(inked)
     return cells if len(cells) > 1 else []
+
+
+def _content_box(content: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """The box trimmed to the content inside it; None when it holds none."""
+    x0, y0, x1, y1 = box
+    inside = content[y0:y1, x0:x1]
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if not len(rows):
+        return None
+    return (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1)
 
 
 def _between_gutters(ground_share: np.ndarray, side: float) -> list[tuple[int, int]]:

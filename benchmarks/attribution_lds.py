@@ -458,6 +458,11 @@ def main() -> None:
     images, labels, names, captions, overlap = load_dataset(args, work)
     n_c = len(names)
     conds, gen_conds = conditioning(args, captions, args.generated, images)
+    if conds is not None:
+        # what benchmarks/lds_stacked.py --conditions reads, so a GPU without the default model trains the subsets
+        torch.save(
+            {"train": conds, "generated": gen_conds, "guidance": args.guidance}, work / "conditions.pt"
+        )
 
     t0 = time.perf_counter()
     full = _cached_model(work / "full-model.pt", images, args, seed=args.seed, conds=conds)

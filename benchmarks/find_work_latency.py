@@ -121,20 +121,19 @@ def build(works: int, scratch: Path, rng) -> list[dict]:
         assets = [_asset(row, collection, contributors, rng, start + n) for n, row in enumerate(batch)]
         created = Asset.objects.bulk_create(assets, batch_size=2_000)  # PostgreSQL returns the new ids
         ids = np.array([a.id for a in created], dtype=np.int64)
-        sources = batch
-        index.write_shard(space, ids, _whole_vectors(sources, start, whole, crops, rng))
-        part_vectors = np.concatenate([_noisy(part_of[r["id"]], rng, 0.1) for r in sources])
+        index.write_shard(space, ids, _whole_vectors(batch, start, whole, crops, rng))
+        part_vectors = np.concatenate([_noisy(part_of[r["id"]], rng, 0.1) for r in batch])
         index.write_shard(parts.parts_space(space), np.repeat(ids, parts.PER_WORK), part_vectors)
         thumbs = np.stack(
             [
                 turns[int(rng.integers(len(turns)))](
                     thumb_of[r["id"]][0].reshape(thumbnails.SIDE, -1)
                 ).ravel()
-                for r in sources
+                for r in batch
             ]
         )
         index.write_shard(thumbnails.SPACE, ids, thumbs.astype(np.float32))
-        for asset_id, row in zip(ids, sources, strict=True):
+        for asset_id, row in zip(ids, batch, strict=True):
             _link_features(features_from, row["id"], int(asset_id), geometry)
             origin[int(asset_id)] = row["id"]
         print(f"  {start + len(batch):,} works", flush=True)

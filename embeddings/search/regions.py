@@ -263,7 +263,7 @@ def _gutter_cells(
     band at every band of columns that is, each cell trimmed to its content (a cell of text alone has none). A
     mood board's gutters are narrower than the gap that joins the strokes of one drawing, so its cells come out
     of the components as one box; a white cell on a white board has no edge for _cut to follow, but its gutters
-    are ground all the way across. None for a box without a gutter."""
+    are ground all the way across. Empty for a box without a gutter."""
     x0, y0, x1, y1 = box
     cells = []
     for top, bottom in _between_gutters(ground[y0:y1, x0:x1].mean(axis=1), side):

@@ -50,10 +50,11 @@ class PhashIndex:
         best = self._search(queries, valid, nearest=False)
         return np.where(best == _NONE, -1, best)
 
-    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, queries: np.ndarray, alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(row, distance) per query of the nearest hash within the radius, the first row of equally near ones;
-        (-1, -1) where none is."""
-        best = self._search(queries, None, nearest=True)
+        (-1, -1) where none is. `alive` (one bool per row) leaves out the rows it marks False, so a caller can
+        retire rows without rebuilding the index."""
+        best = self._search(queries, None, nearest=True, alive=alive)
         found = best != _NONE
         rows = np.where(found, best & ((np.int64(1) << _DISTANCE_SHIFT) - 1), -1)
         return rows, np.where(found, best >> _DISTANCE_SHIFT, -1)
@@ -79,7 +80,9 @@ class PhashIndex:
             flips += [sum(1 << b for b in bits) for bits in combinations(range(_BAND_BITS), r)]
         return [(band, mask) for band in range(_BANDS) for mask in flips]
 
-    def _search(self, queries: np.ndarray, valid: np.ndarray | None, *, nearest: bool) -> np.ndarray:
+    def _search(
+        self, queries: np.ndarray, valid: np.ndarray | None, *, nearest: bool, alive: np.ndarray | None = None
+    ) -> np.ndarray:
         q = np.ascontiguousarray(queries, dtype=np.int64).view(np.uint64)
         best = np.full(len(q), _NONE, dtype=np.int64)
         rows = np.flatnonzero(valid) if valid is not None else np.arange(len(q))
@@ -90,17 +93,19 @@ class PhashIndex:
             values = _band(qv, band) ^ mask
             offsets = self._offsets[band]
             start = offsets[values]
-            self._verify(rows, qv, start, offsets[values + 1] - start, self._perms[band], best, nearest)
+            self._verify(
+                rows, qv, start, offsets[values + 1] - start, self._perms[band], best, nearest, alive
+            )
         if self.radius == _BANDS:
             base = (_band(qv, 0) << _PAIR_TOP) | (_band(qv, 1) >> (_BAND_BITS - _PAIR_TOP))
             for flip in [0] + [1 << bit for bit in range(_PAIR_TOP)]:
                 bucket = base ^ flip
                 start = self._pair_offsets[bucket]
                 count = self._pair_offsets[bucket + 1] - start
-                self._verify(rows, qv, start, count, self._pair_owner, best, nearest)
+                self._verify(rows, qv, start, count, self._pair_owner, best, nearest, alive)
         return best
 
-    def _verify(self, rows, qv, start, count, perm, best, nearest: bool) -> None:
+    def _verify(self, rows, qv, start, count, perm, best, nearest: bool, alive) -> None:
         # the k-th candidate of every bucket that has one, k = 0, 1, ...: buckets hold a few entries each, so a
         # few short passes (no (query, candidate) expansion with repeat/cumsum)
         live = np.flatnonzero(count)
@@ -109,6 +114,8 @@ class PhashIndex:
             cand = perm[start[live] + offset].astype(np.int64)
             distance = np.bitwise_count(qv[live] ^ self.hashes[cand]).astype(np.int64)
             close = distance <= self.radius
+            if alive is not None:
+                close &= alive[cand]
             if close.any():
                 score = cand[close]
                 if nearest:

@@ -1,22 +1,18 @@
-"""The bulk check: set-based lookups of URLs, domains and sha256 against the active keys (one indexed query per
-kind), and pHash within a Hamming radius against an in-memory index of the active pHashes.
-
-The pHash index is rebuilt when the registry's version (optout.models.RegistryClock) moves; the version is read
-from the database on every call, so a check never answers from a stale registry.
+"""The bulk check: URLs, domains and sha256 against the active exact keys, and pHash within a Hamming radius
+against the active pHashes, as this process holds them in step with the registry (optout.published_keys); exact
+keys are looked up in the database instead (one indexed query per kind) while there are too many to hold.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 
-from core.phash_index import PhashIndex
 from optout.models import OptOutKey
+from optout.published_keys import lookup_keys, published_keys
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -26,132 +22,6 @@ class CheckInputError(ValueError):
     def __init__(self, message: str, index: int | None = None):
         super().__init__(message)
         self.index = index
-
-
-def registry_version() -> int:
-    """The registry clock: it moves with every change to the published keys (activation, withdrawal, revocation,
-    gate narrowing, deletes: optout.services.publishing, optout.receivers). A request waiting for review publishes
-    nothing, so it leaves every process's keys loaded."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(version), 0) FROM optout_registryclock WHERE id = 1")
-        return int(cursor.fetchone()[0])
-
-
-# --- pHash index -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ActivePhashes:
-    """The active pHashes in opt-out id order, so that of equally near matches the lowest opt-out id answers."""
-
-    index: PhashIndex
-    optout_ids: np.ndarray  # int64, one per indexed hash
-
-    @classmethod
-    def build(cls, hashes: np.ndarray, optout_ids: np.ndarray, radius: int) -> ActivePhashes:
-        order = np.argsort(optout_ids, kind="stable")
-        return cls(PhashIndex(hashes[order], radius), optout_ids[order])
-
-    def match(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(optout id or -1, distance or -1) per query: the nearest active pHash within the radius."""
-        rows, distances = self.index.nearest(queries)
-        ids = np.full(len(rows), -1, dtype=np.int64)
-        ids[rows >= 0] = self.optout_ids[rows[rows >= 0]]
-        return ids, distances
-
-
-_cache_lock = threading.Lock()
-_cached: dict[str, object] = {"version": None, "radius": None, "index": None, "exact": None}
-
-
-def phash_index() -> ActivePhashes:
-    version, radius = registry_version(), settings.OPTOUT_CHECK_PHASH_RADIUS
-    with _cache_lock:
-        if _cached["version"] == version and _cached["radius"] == radius:
-            return _cached["index"]  # type: ignore[return-value]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT phash, optout_id FROM optout_optoutkey WHERE active AND kind = %s AND phash IS NOT NULL",
-                [OptOutKey.Kind.PHASH],
-            )
-            rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
-        index = ActivePhashes.build(rows[:, 0].copy(), rows[:, 1].copy(), radius)
-        _cached.update(version=version, radius=radius, index=index)
-        return index
-
-
-EXACT_KINDS = (OptOutKey.Kind.SHA256, OptOutKey.Kind.URL, OptOutKey.Kind.DOMAIN)
-
-
-def exact_keys() -> dict[str, dict[str, int]] | None:
-    """{kind: {key: lowest active opt-out id}} held in memory while the registry is small enough
-    (OPTOUT_CHECK_MEMORY_KEYS), reloaded when its version moves; None means "ask the database"."""
-    version, limit = registry_version(), settings.OPTOUT_CHECK_MEMORY_KEYS
-    with _cache_lock:
-        cached = _cached["exact"]
-        if isinstance(cached, tuple) and cached[:2] == (version, limit):
-            return cached[2]
-        loaded = _load_exact_keys(limit)
-        _cached["exact"] = (version, limit, loaded)
-        return loaded
-
-
-def _load_exact_keys(limit: int) -> dict[str, dict[str, int]] | None:
-    found: dict[str, dict[str, int]] = {kind: {} for kind in EXACT_KINDS}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT kind, key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind IN (%s, %s, %s)"
-            " GROUP BY kind, key LIMIT %s",
-            [*EXACT_KINDS, limit + 1],
-        )
-        rows = cursor.fetchall()
-    if len(rows) > limit:
-        return None
-    for kind, key, optout_id in rows:
-        found[kind][key] = optout_id
-    return found
-
-
-# --- exact keys ------------------------------------------------------------------------------------------------
-
-
-def _pg_text_array(values: set[str]) -> str:
-    """A PostgreSQL text[] literal: one string parameter, where psycopg would adapt a list element by element."""
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
-
-
-def _lookup_all(wanted: dict[str, set[str]]) -> dict[str, dict[str, int]]:
-    """{kind: {key: lowest active opt-out id}} for the given keys, in one round trip (one indexed scan per kind)."""
-    found: dict[str, dict[str, int]] = {kind: {} for kind in wanted}
-    wanted = {kind: keys for kind, keys in wanted.items() if keys}
-    if not wanted:
-        return found
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            parts = " UNION ALL ".join(
-                "SELECT kind, key, MIN(optout_id) FROM optout_optoutkey"
-                " WHERE active AND kind = %s AND key = ANY(%s::text[]) GROUP BY kind, key"
-                for _ in wanted
-            )
-            params = [p for kind, keys in wanted.items() for p in (kind, _pg_text_array(keys))]
-            cursor.execute(parts, params)
-            rows = cursor.fetchall()
-        else:
-            rows = []
-            for kind, keys in wanted.items():
-                batch = list(keys)
-                for start in range(0, len(batch), 500):
-                    chunk = batch[start : start + 500]
-                    marks = ",".join(["%s"] * len(chunk))
-                    cursor.execute(
-                        "SELECT kind, key, MIN(optout_id) FROM optout_optoutkey WHERE active AND kind = %s"
-                        f" AND key IN ({marks}) GROUP BY kind, key",
-                        [kind, *chunk],
-                    )
-                    rows += cursor.fetchall()
-    for kind, key, optout_id in rows:
-        found[kind][key] = optout_id
-    return found
 
 
 def _suffixes(host: str) -> tuple[str, ...]:
@@ -269,7 +139,8 @@ Match = tuple[int, str, str]  # (opt-out id, what matched, why)
 def match(parsed: list[_Parsed]) -> list[Match | None]:
     """The one definition of "opted out": per work, the active opt-out whose keys match it, or None. The check
     API answers with it, and search, thumbnails and the asset API hide what it matches (optout.exclusions)."""
-    hits = exact_keys() or _lookup_all(
+    held = published_keys()
+    hits = held.exact or lookup_keys(
         {
             OptOutKey.Kind.SHA256: {p.sha256 for p in parsed if p.sha256},
             OptOutKey.Kind.URL: {p.url for p in parsed if p.url},
@@ -280,7 +151,7 @@ def match(parsed: list[_Parsed]) -> list[Match | None]:
     with_phash = [i for i, p in enumerate(parsed) if p.phash is not None]
     phash_hits: dict[int, tuple[int, int]] = {}
     if with_phash:
-        ids, dists = phash_index().match(np.array([parsed[i].phash for i in with_phash], dtype=np.int64))
+        ids, dists = held.phashes.match(np.array([parsed[i].phash for i in with_phash], dtype=np.int64))
         phash_hits = {i: (int(o), int(d)) for i, o, d in zip(with_phash, ids, dists, strict=True) if o >= 0}
     return [_match_one(p, i, sha_hits, url_hits, domain_hits, phash_hits) for i, p in enumerate(parsed)]
 

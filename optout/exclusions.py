@@ -14,8 +14,9 @@ import threading
 
 from django.db import connection
 
-from optout.checking import match, parse_works, registry_version
+from optout.checking import match, parse_works
 from optout.models import OptOut, OptOutKey
+from optout.published_keys import registry_version
 from provenance.models import Asset
 
 _lock = threading.Lock()

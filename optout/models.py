@@ -197,6 +197,23 @@ class RegistryClock(models.Model):
         return f"registry v{self.version}"
 
 
+class RegistryChange(models.Model):
+    """The log behind the clock: one row per opt-out a registry change touched, so that a process holding the
+    published keys reloads only those opt-outs' keys. Rows are written after the clock row is locked
+    (optout.services.publishing.registry_touch), so their ids follow commit order. `optout_id` None: a change
+    the log cannot pin on opt-outs (a deleted claim...), which makes every cache reload in full. A deleted key
+    names itself (`kind`, `key`), since its row is gone."""
+
+    id = models.BigAutoField(primary_key=True)
+    version = models.BigIntegerField()
+    optout_id = models.BigIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=10, blank=True, default="")
+    key = models.CharField(max_length=2000, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"registry v{self.version}: opt-out {self.optout_id}"
+
+
 class AuditEntry(models.Model):
     """One row of the hash-chained audit log: `hash` = HMAC-SHA256(audit key, prev_hash + canonical JSON of this
     row); `key_id` names the key (a legacy row, hashed with plain SHA-256 before the log was keyed, has '')."""

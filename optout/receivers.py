@@ -22,7 +22,14 @@ WATCHED = (ContributorClaim, DomainClaim, OptOut, OptOutItem, OptOutKey, OptOutS
 def record_delete(sender, instance, **kwargs) -> None:
     from optout import services
 
-    services.registry_touch()
+    if sender is OptOutKey:
+        services.registry_touch(optout_ids=[instance.optout_id], deleted_key=(instance.kind, instance.key))
+    elif sender is OptOut:
+        services.registry_touch(optout_ids=[instance.pk])
+    elif sender in (OptOutItem, OptOutStateChange):
+        services.registry_touch(optout_ids=[instance.optout_id])
+    else:
+        services.registry_touch()  # a claim or a signer binding: not pinned on opt-outs, every cache reloads
     services.audit_append(
         event="deleted",
         payload={"model": sender._meta.label, "id": instance.pk, "row": str(instance)[:500]},

@@ -8,6 +8,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 OPENCLIPART_FIXTURE = FIXTURES / "openclipart"
 
 
+@pytest.fixture(autouse=True)
+def _published_keys_forgotten():
+    """Each test's database starts again at the same ids and clock: keys a process held must not carry over."""
+    from optout.published_keys import forget
+
+    forget()
+
+
 @pytest.fixture
 def openclipart_dir() -> Path:
     return OPENCLIPART_FIXTURE

@@ -26,6 +26,16 @@ def test_web_process_imports_no_heavy_libraries():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_web_process_takes_what_it_loaded_at_start_out_of_the_collectors_walk():
+    result = run_python(
+        "import gc, sys, config.wsgi; print(gc.get_freeze_count(), 'web.views' in sys.modules)",
+        DJANGO_SETTINGS_MODULE="config.settings.dev",
+    )
+    assert result.returncode == 0, result.stderr
+    frozen, views_loaded = result.stdout.split()
+    assert int(frozen) > 50_000 and views_loaded == "True"
+
+
 def test_production_settings_refuse_to_start_without_a_secret():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
     result = subprocess.run(

@@ -39,7 +39,7 @@ def optout_gate_reapply(*, artist_id: int, asset_ids: Iterable[int], hosts: Iter
                 payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "owner_id": artist_id,
                          **coverage.summary()},
             )  # fmt: skip
-            registry_touch()
+            registry_touch(optout_ids=[optout.pk])
 
 
 def optout_history_write(*, optout: OptOut, from_status: str, to: str, actor, note: str) -> OptOutStateChange:
@@ -86,7 +86,7 @@ def optout_transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
     optout.status = to
     keys = OptOutKey.objects.filter(optout=optout)
     (keys.filter(withdrawn_at=None) if to == Status.ACTIVE else keys).update(active=(to == Status.ACTIVE))
-    registry_touch()
+    registry_touch(optout_ids=[optout.pk])
     change = optout_history_write(optout=optout, from_status=from_status, to=to, actor=actor, note=note)
     asset_ids = list(
         OptOutItem.objects.filter(optout=optout, excluded_at=None).values_list("asset_id", flat=True)

@@ -80,22 +80,26 @@ def test_revoked_optout_is_allowed_again_at_once(active_work, artist, other_arti
     assert time.perf_counter() - started < 1.0
 
 
-def test_a_request_waiting_for_review_keeps_the_loaded_keys_and_its_approval_reloads_them(
+def test_a_request_waiting_for_review_keeps_the_loaded_keys_and_its_approval_adds_its_own(
     active_work, artist, operator, other_artist
 ):
-    from optout import checking
+    from optout.published_keys import published_keys
 
     work, _optout = active_work
     _check(other_artist, [{"phash": work.phash}])
-    loaded = checking.phash_index(), checking.exact_keys()
+    loaded = published_keys()
     waiting = AssetFactory(url="https://art.example.org/works/dog.png")
     request, _ = services.optout_create(artist=artist, scope="works", asset_ids=[waiting.pk])
     assert request.status == "pending"
-    assert checking.phash_index() is loaded[0] and checking.exact_keys() is loaded[1]  # nothing reloaded
+    assert published_keys() is loaded  # nothing read again
     assert _check(other_artist, [{"sha256": waiting.sha256}]).json()["denied"] == 0
     services.optout_approve(optout=request, operator=operator)
-    assert checking.phash_index() is not loaded[0]
+    applied = published_keys()
+    assert (
+        applied is not loaded and applied.phashes.index is loaded.phashes.index
+    )  # from the log, not rebuilt
     assert _check(other_artist, [{"sha256": waiting.sha256}]).json()["denied"] == 1
+    assert _check(other_artist, [{"phash": waiting.phash}]).json()["denied"] == 1
 
 
 def test_more_than_the_limit_is_a_clear_400(other_artist, settings):

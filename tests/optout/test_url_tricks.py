@@ -3,17 +3,11 @@ Python's urlsplit do not slip an opted-out work or domain through."""
 
 import pytest
 
-from optout import checking, services
+from optout import services
 from optout.models import ClaimStatus
 from tests.optout.conftest import client_for
 from tests.optout.factories import DomainClaimFactory
 from tests.provenance.factories import AssetFactory
-
-
-@pytest.fixture(autouse=True)
-def _fresh_check_cache():
-    # each test's database starts again at the same ids: the in-process key cache must not carry over
-    checking._cached.update(version=None, exact=None, index=None)
 
 
 @pytest.fixture

@@ -98,13 +98,21 @@ def _timestamp(value) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def hold_chain() -> None:
+    """Take the chain head's lock now, until this transaction ends. Writers that change the registry take their
+    locks in one order, the chain head first, then opt-out rows, then the registry clock; a writer that appended
+    to the log after locking rows could otherwise wait on one that holds the head and waits on those rows."""
+    AuditHead.objects.get_or_create(pk=1)
+    AuditHead.objects.select_for_update().get(pk=1)
+
+
 def append(*, event: str, payload: dict) -> AuditEntry:
     """Append one row. The head row lock serialises writers: two transactions never read the same head."""
     payload = orjson.loads(orjson.dumps(payload))
     key = audit_key()
     with transaction.atomic():
-        AuditHead.objects.get_or_create(pk=1)
-        head = AuditHead.objects.select_for_update().get(pk=1)
+        hold_chain()
+        head = AuditHead.objects.get(pk=1)
         seq, created = head.seq + 1, timezone.now()
         digest = entry_hash(
             key=key,
@@ -277,8 +285,8 @@ def rekey_legacy_rows() -> tuple[int, str]:
     (and the head); refuses if anything is broken or if there is nothing unkeyed. (rows re-hashed, old head)."""
     key = audit_key()
     with transaction.atomic():
-        AuditHead.objects.get_or_create(pk=1)
-        head = AuditHead.objects.select_for_update().get(pk=1)
+        hold_chain()
+        head = AuditHead.objects.get(pk=1)
         if not AuditEntry.objects.filter(key_id=LEGACY_KEY_ID).exists():
             raise ValueError("no unkeyed rows: nothing to re-key")
         report = verify()

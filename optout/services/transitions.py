@@ -28,6 +28,8 @@ Scope = OptOut.Scope
 
 def optout_gate_reapply(*, artist_id: int, asset_ids: Iterable[int], hosts: Iterable[str] = ()) -> None:
     """A claim was just verified: other artists' active opt-outs stop publishing keys over what it owns."""
+    audit.hold_chain()  # the lock order every registry writer keeps (optout.audit.hold_chain)
+    narrowed = []
     for optout_id in gate.optouts_touching(asset_ids=asset_ids, hosts=hosts, artist_id=artist_id):
         optout = OptOut.objects.select_for_update().get(pk=optout_id)
         if optout.status != Status.ACTIVE:
@@ -39,7 +41,9 @@ def optout_gate_reapply(*, artist_id: int, asset_ids: Iterable[int], hosts: Iter
                 payload={"optout_id": optout.pk, "artist_id": optout.artist_id, "owner_id": artist_id,
                          **coverage.summary()},
             )  # fmt: skip
-            registry_touch(optout_ids=[optout.pk])
+            narrowed.append(optout.pk)
+    if narrowed:
+        registry_touch(optout_ids=narrowed)  # once, after every row it covers is locked
 
 
 def optout_history_write(*, optout: OptOut, from_status: str, to: str, actor, note: str) -> OptOutStateChange:
@@ -75,6 +79,7 @@ def optout_transition(*, optout: OptOut, to: str, actor, note: str) -> bool:
     """Move an opt-out to `to` if its current state allows; False (and nothing written) otherwise. Activation
     passes the ownership gate first, in this transaction, with the opt-out row locked."""
     sources = ALLOWED_TRANSITIONS[to]
+    audit.hold_chain()  # the lock order every registry writer keeps (optout.audit.hold_chain)
     current = OptOut.objects.select_for_update().get(pk=optout.pk)
     if current.status not in sources:
         optout.status = current.status

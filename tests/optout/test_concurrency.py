@@ -143,3 +143,57 @@ def test_twenty_concurrent_writes_on_the_same_optouts_never_answer_5xx(transacti
             assert after_from == before and after_from in ALLOWED_TRANSITIONS[after_to], steps
         assert optout["status"] == steps[-1][1]
     assert "audit log intact" in _manage(env, "verify_audit")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks: PostgreSQL (SQLite locks the database)"
+)
+def test_an_approval_takes_the_audit_chain_before_it_locks_the_optout(transactional_db, artist, operator):
+    """Registry writers lock in one order (chain head, opt-out rows, clock). A claim verification appends to the
+    audit log and then locks the opt-outs its gate narrows; an approval that locked its opt-out first and the
+    chain head last would deadlock with it."""
+    from django.db import DatabaseError, connections, transaction
+
+    from optout import audit, services
+    from tests.provenance.factories import AssetFactory
+
+    optout, _ = services.optout_create(artist=artist, scope="works", asset_ids=[AssetFactory().pk])
+    held, release, outcome = threading.Event(), threading.Event(), {}
+
+    def in_thread(body):
+        def run():
+            try:
+                body()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def hold_the_chain():
+        with transaction.atomic():
+            audit.hold_chain()
+            held.set()
+            release.wait(20)
+
+    def approve():
+        held.wait(20)
+        services.optout_approve(optout=optout, operator=operator)
+
+    def probe_the_optout_row():
+        try:
+            with transaction.atomic():
+                type(optout).objects.select_for_update(nowait=True).get(pk=optout.pk)
+            outcome["row"] = "free"
+        except DatabaseError:
+            outcome["row"] = "locked"
+
+    holder, approver = in_thread(hold_the_chain), in_thread(approve)
+    held.wait(20)
+    time.sleep(0.5)  # the approval is now waiting on whatever lock it reached first
+    in_thread(probe_the_optout_row).join(20)
+    release.set()
+    holder.join(20), approver.join(20)
+    optout.refresh_from_db()
+    assert outcome["row"] == "free" and optout.status == "active"

@@ -25,7 +25,6 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Q
 
-from core.phash_index import PhashIndex
 from core.urlnorm import normalize_url, parent_domains
 from optout import selectors
 from optout.models import ClaimStatus, DomainClaim, OptOut, OptOutItem, OptOutKey
@@ -86,7 +85,10 @@ def _colliding_keys(optout: OptOut, kept: frozenset[int], skipped: dict[int, int
     )
     if not keys:
         return frozenset()
-    others = _owned_by_others(_key_neighbours(keys) - kept, optout.artist_id)
+    neighbours = selectors.works_matching_keys(
+        [(kind, key, phash) for _, kind, key, phash in keys], match_radius()
+    )
+    others = _owned_by_others(neighbours - kept, optout.artist_id)
     if not others:
         return frozenset()
     rows = list(Asset.objects.filter(pk__in=others).values_list("sha256", "url", "phash"))
@@ -105,34 +107,6 @@ def _colliding_keys(optout: OptOut, kept: frozenset[int], skipped: dict[int, int
 def _near(phash: int, others: np.ndarray) -> bool:
     distances = np.bitwise_count((others ^ np.int64(phash)).view(np.uint64))
     return bool((distances <= match_radius()).any())
-
-
-def _key_neighbours(keys: list[tuple]) -> set[int]:
-    """Works that one of the keys matches: same sha256, same URL (as stored), or pHash within the radius."""
-    shas = [key for _, kind, key, _ in keys if kind == Kind.SHA256]
-    found: set[int] = set()
-    for start in range(0, len(shas), _CHUNK):
-        found |= set(
-            Asset.objects.filter(sha256__in=shas[start : start + _CHUNK]).values_list("pk", flat=True)
-        )
-    url_keys = {key for _, kind, key, _ in keys if kind == Kind.URL}
-    hosts = sorted({key.split("/", 1)[0].split(":", 1)[0] for key in url_keys})
-    for start in range(0, len(hosts), _CHUNK):
-        rows = Asset.objects.filter(domain__in=hosts[start : start + _CHUNK]).values_list("pk", "url")
-        found |= {pk for pk, url in rows.iterator(chunk_size=5000) if normalize_url(url or "") in url_keys}
-    phashes = np.array([p for _, kind, _, p in keys if kind == Kind.PHASH and p is not None], dtype=np.int64)
-    if len(phashes):
-        found |= _assets_near(phashes)
-    return found
-
-
-def _assets_near(phashes: np.ndarray) -> set[int]:
-    index = PhashIndex(phashes, match_radius())
-    rows = np.array(
-        list(Asset.objects.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64
-    ).reshape(-1, 2)
-    matched = index.lookup(rows[:, 1])
-    return {int(i) for i in rows[matched >= 0, 0]}
 
 
 def _owned_by_others(asset_ids: Iterable[int], artist_id: int) -> set[int]:

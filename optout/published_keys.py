@@ -106,10 +106,10 @@ def registry_version() -> int:
     """The registry clock: it moves with every change to the published keys (activation, withdrawal, revocation,
     gate narrowing, deletes: optout.services.publishing, optout.receivers). A request waiting for review publishes
     nothing, so it leaves every process's keys loaded."""
-    return _clock()[0]
+    return registry_clock()[0]
 
 
-def _clock() -> tuple[int, int]:
+def registry_clock() -> tuple[int, int]:
     """(clock version, newest change log id), read in one statement: one snapshot of both."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -123,7 +123,7 @@ def _clock() -> tuple[int, int]:
 def published_keys() -> Held:
     """The keys as the registry publishes them now: synced with the clock on every call."""
     global _held
-    (version, newest), radius = _clock(), settings.OPTOUT_CHECK_PHASH_RADIUS
+    (version, newest), radius = registry_clock(), settings.OPTOUT_CHECK_PHASH_RADIUS
     limit = settings.OPTOUT_CHECK_MEMORY_KEYS
     with _lock:
         held = _held
@@ -172,26 +172,51 @@ def _load_exact(limit: int) -> Exact | None:
     return found
 
 
-def _from_log(held: Held) -> Held | None:
-    """`held` brought up to date from the change log, or None where the log cannot vouch for it: its own row
-    missing or changed (it was built inside a transaction that rolled back, or the log has been pruned past
-    it), a change not pinned on opt-outs, or too many changes."""
+@dataclass(frozen=True)
+class Changes:
+    """What the change log says moved the registry since a process last read it."""
+
+    optout_ids: list[int]
+    deleted_keys: list[tuple[str, str]]  # (kind, key) of key rows that are gone
+    change_id: int  # the newest log row read
+    version: int  # the clock's version that row wrote
+
+
+def changes_since(change_id: int, version: int) -> Changes | None:
+    """The changes after log row `change_id` (which wrote `version`), or None where the log cannot vouch for
+    them: that row missing or changed (it was read inside a transaction that rolled back, or the log has been
+    pruned past it; a process behind by more than the log keeps also sees more than _LOG_MAX rows), no change at all (the clock moved without the log), a change not pinned on opt-outs, or too
+    many changes (one full reload reads less)."""
     rows = list(
-        RegistryChange.objects.filter(pk__gte=held.change_id)
+        RegistryChange.objects.filter(pk__gte=change_id)
         .order_by("pk")
         .values_list("pk", "version", "optout_id", "kind", "key")[: _LOG_MAX + 2]
     )
-    if held.change_id == 0 or not rows or tuple(rows[0][:2]) != (held.change_id, held.version):
+    if change_id == 0:
+        # the clock never moved when it was read (a random version is never 0): every row is a change since
+        if version != 0:
+            return None
+        changes = rows
+    elif rows and tuple(rows[0][:2]) == (change_id, version):
+        changes = rows[1:]
+    else:
         return None
-    changes = rows[1:]
     if not changes or len(changes) > _LOG_MAX or any(optout_id is None for _, _, optout_id, _, _ in changes):
         return None
     optout_ids = sorted({int(optout_id) for _, _, optout_id, _, _ in changes if optout_id is not None})
     deleted = [(kind, key) for *_, kind, key in changes if kind]
-    exact = _refreshed_exact(held.exact, optout_ids, deleted, held.limit)
-    phashes = held.phashes.replaced(np.array(optout_ids, dtype=np.int64), *_active_phashes(optout_ids))
-    newest_id, newest_version = changes[-1][:2]
-    return replace(held, version=newest_version, change_id=newest_id, phashes=phashes, exact=exact)
+    return Changes(optout_ids, deleted, changes[-1][0], changes[-1][1])
+
+
+def _from_log(held: Held) -> Held | None:
+    """`held` brought up to date from the change log, or None where the log cannot vouch for it."""
+    changes = changes_since(held.change_id, held.version)
+    if changes is None:
+        return None
+    exact = _refreshed_exact(held.exact, changes.optout_ids, changes.deleted_keys, held.limit)
+    optout_ids = np.array(changes.optout_ids, dtype=np.int64)
+    phashes = held.phashes.replaced(optout_ids, *_active_phashes(changes.optout_ids))
+    return replace(held, version=changes.version, change_id=changes.change_id, phashes=phashes, exact=exact)
 
 
 def _active_phashes(optout_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

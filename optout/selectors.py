@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from django.db.models import Q, QuerySet
 
 from core.permissions import is_operator
-from core.urlnorm import parent_domains
-from optout.models import ClaimStatus, ContributorClaim, DomainClaim, OptOut
+from core.phash_index import PhashIndex
+from core.urlnorm import normalize_url, parent_domains
+from optout.models import ClaimStatus, ContributorClaim, DomainClaim, OptOut, OptOutKey
 from provenance.models import Asset
+
+_CHUNK = 500
 
 
 def optouts_visible_to(user) -> QuerySet[OptOut]:
@@ -42,6 +46,44 @@ def owned_by_others(artist, asset_ids: Iterable[int]) -> dict[int, int]:
 def assets_under_domain(host: str) -> QuerySet[Asset]:
     """Works on the domain or any subdomain of it."""
     return Asset.objects.filter(Q(domain=host) | Q(domain__endswith="." + host))
+
+
+def works_matching_keys(
+    keys: Iterable[tuple[str, str, int | None]],
+    phash_radius: int,
+    work_phashes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> set[int]:
+    """Works that one of the keys (kind, key, pHash) names or matches: same sha256, same URL (as stored), pHash
+    within the radius, on a domain key's domain or under it, or an asset key's own work. A superset of what the
+    check's matcher would match them to (it picks one opt-out per work), never less. `work_phashes` (ids,
+    pHashes of every work), where the caller holds them, saves reading them from the database."""
+    keys = list(keys)
+    found = {int(key) for kind, key, _ in keys if kind == OptOutKey.Kind.ASSET and key.isdigit()}
+    shas = [key for kind, key, _ in keys if kind == OptOutKey.Kind.SHA256]
+    for start in range(0, len(shas), _CHUNK):
+        found |= set(
+            Asset.objects.filter(sha256__in=shas[start : start + _CHUNK]).values_list("pk", flat=True)
+        )
+    url_keys = {key for kind, key, _ in keys if kind == OptOutKey.Kind.URL}
+    hosts = sorted({key.split("/", 1)[0].split(":", 1)[0] for key in url_keys})
+    for start in range(0, len(hosts), _CHUNK):
+        rows = Asset.objects.filter(domain__in=hosts[start : start + _CHUNK]).values_list("pk", "url")
+        found |= {pk for pk, url in rows.iterator(chunk_size=5000) if normalize_url(url or "") in url_keys}
+    for domain in {key for kind, key, _ in keys if kind == OptOutKey.Kind.DOMAIN}:
+        found |= set(assets_under_domain(domain).values_list("pk", flat=True))
+    phashes = [p for kind, _, p in keys if kind == OptOutKey.Kind.PHASH and p is not None]
+    if phashes:
+        ids, work_hashes = work_phashes or _work_phashes()
+        matched = PhashIndex(np.array(phashes, dtype=np.int64), phash_radius).lookup(work_hashes)
+        found |= {int(i) for i in ids[matched >= 0]}
+    return found
+
+
+def _work_phashes() -> tuple[np.ndarray, np.ndarray]:
+    rows = np.array(
+        list(Asset.objects.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64
+    ).reshape(-1, 2)
+    return rows[:, 0].copy(), rows[:, 1].copy()
 
 
 def verified_owners(asset_ids: Iterable[int]) -> dict[int, int]:

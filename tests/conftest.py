@@ -9,11 +9,12 @@ OPENCLIPART_FIXTURE = FIXTURES / "openclipart"
 
 
 @pytest.fixture(autouse=True)
-def _published_keys_forgotten():
+def _registry_caches_forgotten():
     """Each test's database starts again at the same ids and clock: keys a process held must not carry over."""
-    from optout.published_keys import forget
+    from optout import exclusions, published_keys
 
-    forget()
+    published_keys.forget()
+    exclusions.forget()
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def web_settings(settings, tmp_path):
     def reset():
         get_encoder.cache_clear()
         stores_reset()
-        optout_exclusions._cached["registry"] = None  # each test has a fresh database: ids repeat
+        optout_exclusions.forget()  # each test has a fresh database: ids repeat
 
     reset()
     yield settings

@@ -36,13 +36,13 @@ EDITS = ["jpeg20", "crop", "mirror", "overlay", "border", "rotate"]
 def _serve():
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from django.core.wsgi import get_wsgi_application
+    from config.wsgi import application  # the web process's own start-up (core.startup), as gunicorn loads it
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, *args):
             pass
 
-    server = make_server("127.0.0.1", 0, get_wsgi_application(), handler_class=Quiet)
+    server = make_server("127.0.0.1", 0, application, handler_class=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

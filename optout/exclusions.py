@@ -27,6 +27,7 @@ from optout.selectors import works_matching_keys
 from provenance.models import Asset
 
 _BATCH = 20_000
+_IDS_PER_QUERY = 5_000
 
 
 @dataclass
@@ -111,8 +112,15 @@ def _apply(cached: _Owners, optout_ids: list[int]) -> None:
     keys = OptOutKey.objects.filter(optout_id__in=optout_ids, active=True).values_list("kind", "key", "phash")
     radius = settings.OPTOUT_CHECK_PHASH_RADIUS
     now = works_matching_keys(keys, radius, (cached.work_ids, cached.work_phashes))
-    works = now | {a for o in optout_ids for a in cached.covered.pop(o, set())}
-    covering, artist_of = _covering(Asset.objects.filter(pk__in=works)) if works else ({}, {})
+    works = sorted(now | {a for o in optout_ids for a in cached.covered.pop(o, set())})
+    covering: dict[int, set[int]] = {}
+    artist_of: dict[int, int] = {}
+    for start in range(
+        0, len(works), _IDS_PER_QUERY
+    ):  # a domain's works can pass a database's parameter limit
+        found, artists = _covering(Asset.objects.filter(pk__in=works[start : start + _IDS_PER_QUERY]))
+        covering.update(found)
+        artist_of.update(artists)
     cached.set_works(works, covering, artist_of)
 
 

@@ -102,15 +102,11 @@ _lock = threading.Lock()
 _held: Held | None = None
 
 
-def registry_version() -> int:
-    """The registry clock: it moves with every change to the published keys (activation, withdrawal, revocation,
-    gate narrowing, deletes: optout.services.publishing, optout.receivers). A request waiting for review publishes
-    nothing, so it leaves every process's keys loaded."""
-    return registry_clock()[0]
-
-
 def registry_clock() -> tuple[int, int]:
-    """(clock version, newest change log id), read in one statement: one snapshot of both."""
+    """(clock version, newest change log id), read in one statement: one snapshot of both. The clock moves with
+    every change to the published keys (activation, withdrawal, revocation, gate narrowing, deletes:
+    optout.services.publishing, optout.receivers); a request waiting for review publishes nothing and moves
+    nothing."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT COALESCE(MAX(version), 0) FROM {RegistryClock._meta.db_table} WHERE id = 1),"

@@ -24,8 +24,8 @@ from optout.models import OptOutKey, RegistryChange, RegistryClock
 EXACT_KINDS = (OptOutKey.Kind.SHA256, OptOutKey.Kind.URL, OptOutKey.Kind.DOMAIN)
 Exact = dict[str, dict[str, int]]  # {kind: {key: lowest active opt-out id}}
 
-# pHashes activated since the index was built are searched by brute force; past this many of them (or of retired
-# rows, or a quarter of the index retired) the index is rebuilt
+# pHashes activated since the index was built are searched by brute force; the index is rebuilt past this many
+# of them, or past this many retired rows or a quarter of the index retired, whichever is more
 _ADDED_MAX = 256
 # more log rows than this since the last sync: one full reload reads less than the per-opt-out queries would
 _LOG_MAX = 500
@@ -90,6 +90,8 @@ class ActivePhashes:
 
 @dataclass(frozen=True)
 class Held:
+    """What a process holds, and the point of the registry it reflects."""
+
     version: int
     change_id: int  # the newest log row the keys include
     radius: int

@@ -30,7 +30,7 @@ def registry_touch(
     counter's value while a cache built inside the rolled-back transaction still holds it. The log rows are
     written after the UPDATE has locked the clock row, which stays locked until this transaction ends: so the
     log's ids are drawn, and committed, in the order the changes commit."""
-    version = secrets.randbits(62)
+    version = secrets.randbits(62) or 1  # never 0, the value of a clock that has never moved
     if not RegistryClock.objects.filter(pk=1).update(version=version):
         RegistryClock.objects.update_or_create(pk=1, defaults={"version": version})
     kind, key = deleted_key or ("", "")

@@ -458,6 +458,9 @@ def main() -> None:
     images, labels, names, captions, overlap = load_dataset(args, work)
     n_c = len(names)
     conds, gen_conds = conditioning(args, captions, args.generated, images)
+    # loading the embedding model for the conditions sets its own thread count: two shards of two threads each on
+    # two cores spin against each other (a subset model took 25-32 minutes instead of 200 s)
+    torch.set_num_threads(args.threads)
     if conds is not None:
         # what benchmarks/lds_stacked.py --conditions reads, so a GPU without the default model trains the subsets
         torch.save(

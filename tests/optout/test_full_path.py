@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.core.factories import OperatorFactory
+from tests.core.factories import OperatorFactory, UserFactory
 from tests.optout.conftest import client_for
 from tests.provenance.factories import AssetFactory, CollectionFactory, ContributorFactory
 
@@ -118,4 +118,26 @@ def test_artist_opts_out_a_work_and_its_copy_and_it_is_gone_from_search_and_chec
     replay = ada.post(reverse("optout-list"), {"scope": "near_copies", "asset_id": work.pk}, format="json",
                       HTTP_IDEMPOTENCY_KEY="first-try")  # fmt: skip
     assert replay.status_code == 200 and replay.json()["id"] == response.json()["id"]
+
+    # 6. nobody else can release them: a stranger's revocation is refused and the caches keep them hidden; the
+    # owner's revocation shows them again at once, in the check and in search (each cache follows the change log)
+    revoke = reverse("optout-revoke", kwargs={"optout_id": response.json()["id"]})
+    stranger = client_for(UserFactory(username="another-artist"))
+    assert stranger.post(revoke, format="json").status_code in (403, 404)
+    items = {"items": [{"sha256": work.sha256}, {"phash": copy.phash}]}
+    assert [
+        r["allowed"] for r in pipeline.post(reverse("optout-check"), items, format="json").json()["results"]
+    ] == [
+        False,
+        False,
+    ]
+    assert work.pk not in _search(anonymous, fixture_works["images"][0])
+    assert ada.post(revoke, format="json").json()["status"] == "revoked"
+    assert [
+        r["allowed"] for r in pipeline.post(reverse("optout-check"), items, format="json").json()["results"]
+    ] == [
+        True,
+        True,
+    ]
+    assert {work.pk, copy.pk} <= set(_search(anonymous, fixture_works["images"][0]))
     call_command("verify_audit")

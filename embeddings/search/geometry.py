@@ -81,14 +81,24 @@ def has_features(asset_id: int) -> bool:
     return _cache_path(asset_id).exists()
 
 
-def asset_features(asset_id: int, local_path: str) -> Features:
-    """Cached keypoints of an indexed work; computed from its pixels on first need."""
-    path = _cache_path(asset_id)
+def features_written(asset_id: int) -> int | None:
+    """The cached feature file's st_mtime_ns, None when the work has none yet."""
     try:
-        written = path.stat().st_mtime_ns
+        return _cache_path(asset_id).stat().st_mtime_ns
     except FileNotFoundError:
+        return None
+
+
+def asset_features(asset_id: int, local_path: str) -> Features:
+    """Cached keypoints of an indexed work (from the pack when it holds this version of them); computed from its
+    pixels on first need."""
+    from embeddings.search import feature_pack  # it builds on this module
+
+    written = features_written(asset_id)
+    if written is None:
         return _compute_and_save(asset_id, local_path)
-    return _read_features(str(path), written)
+    packed = feature_pack.lookup(asset_id, written)
+    return packed if packed is not None else _read_features(str(_cache_path(asset_id)), written)
 
 
 @functools.lru_cache(maxsize=2048)

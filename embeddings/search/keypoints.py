@@ -10,13 +10,14 @@ indexing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 
 import numpy as np
 
-from embeddings.search import geometry
+from embeddings.search import feature_pack, geometry
 
 PER_WORK = 300  # descriptors kept per work: enough to vote, bounded memory (32 bytes each)
 MAX_HAMMING = 64  # of 256 bits: a descriptor further than this is not the same corner
@@ -28,15 +29,24 @@ def _paths():
 
 
 def build(asset_ids: list[int]) -> dict:
-    """(Re)build the descriptor index from the cached features of `asset_ids` and publish it atomically."""
+    """(Re)build the feature pack and the descriptor index from the cached features of `asset_ids`, and publish
+    both atomically. Index batches finish in several Celery workers at once: one build at a time, so that none
+    removes the pack another is writing or publishes an older index last."""
+    root = geometry.features_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(asset_ids)
+
+
+def _build_locked(asset_ids: list[int]) -> dict:
     import faiss
 
+    feature_pack.write(asset_ids)
+    works, _, packed_descriptors = feature_pack.packed() or (np.zeros((0, 4), np.int64), None, None)
     descriptors, owners = [], []
-    for asset_id in asset_ids:
-        if not geometry.has_features(asset_id):
-            continue
-        features = geometry.asset_features(asset_id, "")
-        kept = features.descriptors[:PER_WORK]
+    for asset_id, _, start, count in works.tolist():
+        kept = packed_descriptors[start : start + min(count, PER_WORK)]
         descriptors.append(kept)
         owners.append(np.full(len(kept), asset_id, dtype=np.int64))
     if not descriptors:

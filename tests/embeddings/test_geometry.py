@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from embeddings.search import geometry
@@ -133,3 +134,48 @@ def test_find_regions_cuts_a_white_mood_board_at_its_gutters():
     for drawing, cell in zip(drawings, cells, strict=True):
         inked = composites.drawing_box(drawing, cell, "grid")
         assert any(composites.holds_work(box, cell, inked) for box in found), cell
+
+
+def test_the_pack_serves_each_work_as_its_file_holds_it_until_the_file_changes(settings, tmp_path):
+    from embeddings.search import feature_pack, keypoints
+
+    settings.PROVENANT_INDEX_DIR = str(tmp_path)
+    saved = {
+        asset_id: geometry.orb_features(_work(name))
+        for asset_id, name in ((3, "skoynk_peterm_.svg"), (7, "skoynk_peterm_.svg"))
+    }
+    saved[7] = geometry.orb_features(_icon(_work("skoynk_peterm_.svg")))
+    for asset_id, features in saved.items():
+        geometry.save_features(asset_id, features)
+    keypoints.build([3, 5, 7])  # 5 has no features: left out
+    works, _, _ = feature_pack.packed()
+    assert works[:, 0].tolist() == [3, 7]
+    for asset_id, features in saved.items():
+        packed = geometry.asset_features(asset_id, "")
+        assert isinstance(packed.descriptors, np.memmap)  # served from the pack, not parsed from the file
+        assert np.array_equal(packed.points, features.points)
+        assert np.array_equal(packed.descriptors, features.descriptors)
+        assert not packed.descriptors.flags.writeable
+    rewritten = geometry.orb_features(_icon(_work("skoynk_peterm_.svg"), side=90))
+    geometry.save_features(3, rewritten)
+    assert np.array_equal(geometry.asset_features(3, "").descriptors, rewritten.descriptors)
+    geometry.save_features(9, rewritten)  # indexed after the pack was written
+    assert np.array_equal(geometry.asset_features(9, "").points, rewritten.points)
+
+    first = feature_pack.packed()
+    keypoints.build([3, 7, 9])
+    assert feature_pack.packed()[0][:, 0].tolist() == [3, 7, 9]
+    assert (
+        len(list((tmp_path / "features" / geometry.FEATURES_VERSION / "pack").iterdir())) == 2
+    )  # one folder
+    assert np.array_equal(
+        first[2][: len(saved[3].descriptors)], saved[3].descriptors
+    )  # a mapped old pack reads on
+
+
+def test_an_empty_pack_serves_nothing(settings, tmp_path):
+    from embeddings.search import feature_pack
+
+    settings.PROVENANT_INDEX_DIR = str(tmp_path)
+    feature_pack.write([1, 2])
+    assert feature_pack.lookup(1, 0) is None

@@ -23,7 +23,7 @@ import numpy as np
 from embeddings.search import geometry
 
 # works.npy columns: asset id (ascending), the feature file's st_mtime_ns when packed, first row, row count
-_ID, _WRITTEN, _START, _COUNT = range(4)
+ID, WRITTEN, START, COUNT = range(4)
 
 _lock = threading.Lock()
 _loaded: dict[str, tuple] = {}
@@ -74,10 +74,10 @@ def lookup(asset_id: int, written: int) -> geometry.Features | None:
     if pack is None:
         return None
     works, points, descriptors = pack
-    row = int(np.searchsorted(works[:, _ID], asset_id))
-    if row == len(works) or works[row, _ID] != asset_id or works[row, _WRITTEN] != written:
+    row = int(np.searchsorted(works[:, ID], asset_id))
+    if row == len(works) or works[row, ID] != asset_id or works[row, WRITTEN] != written:
         return None
-    start, count = int(works[row, _START]), int(works[row, _COUNT])
+    start, count = int(works[row, START]), int(works[row, COUNT])
     return geometry.Features(points[start : start + count], descriptors[start : start + count])
 
 
@@ -92,7 +92,7 @@ def _load() -> tuple | None:
                 return cached[1]
             folder = _root() / json.loads(current.read_text())["token"]
             works = np.load(folder / "works.npy")
-            rows = int(works[-1, _START] + works[-1, _COUNT]) if len(works) else 0
+            rows = int(works[-1, START] + works[-1, COUNT]) if len(works) else 0
             pack = (
                 works,
                 _mapped(folder / "points.bin", np.float32, rows, 2),

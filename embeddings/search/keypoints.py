@@ -21,6 +21,7 @@ from embeddings.search import feature_pack, geometry
 
 PER_WORK = 300  # descriptors kept per work: enough to vote, bounded memory (32 bytes each)
 MAX_HAMMING = 64  # of 256 bits: a descriptor further than this is not the same corner
+ADD_CHUNK = 20_000  # works whose descriptors are added to the index at once while it is built
 
 
 def _paths():
@@ -40,32 +41,43 @@ def build(asset_ids: list[int]) -> dict:
 
 
 def _build_locked(asset_ids: list[int]) -> dict:
+    """Trains on a sample and adds the pack's descriptors a chunk of works at a time: besides the index itself,
+    memory holds one chunk, whatever the collection's size."""
     import faiss
 
     feature_pack.write(asset_ids)
-    works, _, packed_descriptors = feature_pack.packed() or (np.zeros((0, 4), np.int64), None, None)
-    descriptors, owners = [], []
-    for asset_id, _, start, count in works.tolist():
-        kept = packed_descriptors[start : start + min(count, PER_WORK)]
-        descriptors.append(kept)
-        owners.append(np.full(len(kept), asset_id, dtype=np.int64))
-    if not descriptors:
+    packed = feature_pack.packed()
+    if packed is None:
         return {"descriptors": 0}
-    data = np.ascontiguousarray(np.concatenate(descriptors))
-    owner = np.concatenate(owners)
-    nlist = int(max(16, min(4096, 2 ** int(np.log2(max(2, np.sqrt(len(data))))))))
+    works, _, descriptors = packed
+    kept = np.minimum(works[:, feature_pack.COUNT], PER_WORK)  # each work's first PER_WORK descriptors
+    total = int(kept.sum())
+    if total == 0:
+        return {"descriptors": 0}
+    first = np.concatenate([[0], np.cumsum(kept)])  # where each work's kept descriptors begin among all kept
+
+    def pack_rows(positions: np.ndarray) -> np.ndarray:
+        work = np.searchsorted(first, positions, side="right") - 1
+        return works[work, feature_pack.START] + positions - first[work]
+
+    nlist = int(max(16, min(4096, 2 ** int(np.log2(max(2, np.sqrt(total)))))))
     index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, nlist)
-    sample = data[np.random.default_rng(0).choice(len(data), size=min(len(data), 100 * nlist), replace=False)]
-    index.train(sample)
-    index.add(data)
+    sample = np.random.default_rng(0).choice(total, size=min(total, 100 * nlist), replace=False)
+    index.train(np.ascontiguousarray(descriptors[pack_rows(sample)]))
     index_path, ids_path, meta_path = _paths()
-    index_path.parent.mkdir(parents=True, exist_ok=True)
+    owner = np.lib.format.open_memmap(str(ids_path) + ".part", mode="w+", dtype=np.int64, shape=(total,))
+    for chunk in range(0, len(works), ADD_CHUNK):
+        rows = pack_rows(np.arange(first[chunk], first[min(chunk + ADD_CHUNK, len(works))]))
+        index.add(np.ascontiguousarray(descriptors[rows]))
+        owner[first[chunk] : first[chunk] + len(rows)] = np.repeat(
+            works[chunk : chunk + ADD_CHUNK, feature_pack.ID], kept[chunk : chunk + ADD_CHUNK]
+        )
+    owner.flush()
+    del owner
     faiss.write_index_binary(index, str(index_path) + ".part")
-    with open(str(ids_path) + ".part", "wb") as handle:
-        np.save(handle, owner)
     os.replace(str(ids_path) + ".part", ids_path)
     os.replace(str(index_path) + ".part", index_path)
-    meta = {"descriptors": int(len(data)), "works": len(descriptors), "nlist": nlist}
+    meta = {"descriptors": total, "works": len(works), "nlist": nlist}
     meta_path.write_text(json.dumps(meta))
     return meta
 

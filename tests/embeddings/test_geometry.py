@@ -179,3 +179,34 @@ def test_an_empty_pack_serves_nothing(settings, tmp_path):
     settings.PROVENANT_INDEX_DIR = str(tmp_path)
     feature_pack.write([1, 2])
     assert feature_pack.lookup(1, 0) is None
+
+
+def test_the_keypoint_index_built_a_work_at_a_time_is_the_one_built_at_once(settings, tmp_path, monkeypatch):
+    from embeddings.search import keypoints
+
+    settings.PROVENANT_INDEX_DIR = str(tmp_path)
+    for asset_id, name in enumerate(("skoynk_peterm_.svg", "skoynk_peterm_.svg"), start=1):
+        geometry.save_features(asset_id, geometry.orb_features(_work(name)))
+    geometry.save_features(2, geometry.orb_features(_icon(_work("skoynk_peterm_.svg"))))
+    geometry.save_features(3, geometry.EMPTY)  # no keypoints at all: nothing to add, nothing to skip
+    built = {}
+    for chunk in (1, 10_000):
+        monkeypatch.setattr(keypoints, "ADD_CHUNK", chunk)
+        keypoints.build([1, 2, 3])
+        index_path, ids_path, _ = keypoints._paths()
+        built[chunk] = (index_path.read_bytes(), np.load(ids_path))
+    assert built[1][0] == built[10_000][0]
+    assert np.array_equal(built[1][1], built[10_000][1])
+    kept = [geometry.asset_features(i, "").descriptors[: keypoints.PER_WORK] for i in (1, 2, 3)]
+    assert built[1][1].tolist() == [1] * len(kept[0]) + [2] * len(kept[1])
+    # the same as the plain recipe, all descriptors in memory: the same training sample, the same lists
+    import faiss
+
+    data = np.ascontiguousarray(np.concatenate(kept))
+    nlist = int(max(16, min(4096, 2 ** int(np.log2(max(2, np.sqrt(len(data))))))))
+    plain = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, nlist)
+    plain.train(
+        data[np.random.default_rng(0).choice(len(data), size=min(len(data), 100 * nlist), replace=False)]
+    )
+    plain.add(data)
+    assert faiss.serialize_index_binary(plain).tobytes() == built[1][0]

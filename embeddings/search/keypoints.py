@@ -103,7 +103,7 @@ def _load():
         if cached and cached[0] == key:
             return cached[1], cached[2]
         index = faiss.read_index_binary(str(index_path))
-        owner = np.load(ids_path)
+        owner = np.load(ids_path, mmap_mode="r")  # read where votes land; shared by the processes of a host
         _cache["orb"] = (key, index, owner)
         return index, owner
 

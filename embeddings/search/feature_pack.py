@@ -41,7 +41,7 @@ def write(asset_ids: list[int]) -> None:
     folder.mkdir(parents=True)
     works, start = [], 0
     with open(folder / "points.bin", "wb") as points, open(folder / "descriptors.bin", "wb") as descriptors:
-        for asset_id in asset_ids:
+        for asset_id in sorted(set(asset_ids)):  # lookups bisect the ids
             written = geometry.features_written(asset_id)
             if written is None:
                 continue
@@ -55,9 +55,8 @@ def write(asset_ids: list[int]) -> None:
     part = current.with_name("current.json.part")
     part.write_text(json.dumps({"token": token}))
     os.replace(part, current)
-    for (
-        old
-    ) in _root().iterdir():  # a process that still maps an old pack keeps reading it (unlinked, not gone)
+    # a process that still maps an old pack keeps reading it (unlinked, not gone)
+    for old in _root().iterdir():
         if old.is_dir() and old.name != token:
             shutil.rmtree(old, ignore_errors=True)
 

@@ -83,7 +83,9 @@ def _build_locked(asset_ids: list[int]) -> dict:
 
 
 def is_built() -> bool:
-    return _paths()[0].exists()
+    """The index and the pack it was built with are both there (a collection indexed before the pack existed
+    gets it on its next index run)."""
+    return _paths()[0].exists() and feature_pack.packed() is not None
 
 
 _cache: dict[str, tuple] = {}

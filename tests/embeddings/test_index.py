@@ -167,7 +167,7 @@ def test_parts_follow_in_the_background_after_the_whole_work_index_is_published(
 def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothing(
     works, fake_encoder, settings, django_capture_on_commit_callbacks
 ):
-    from embeddings.search import keypoints, parts
+    from embeddings.search import geometry, keypoints, parts
     from embeddings.services import index_batch_leased, index_start
 
     settings.PROVENANT_INDEX_TASK_BATCH = 5
@@ -183,8 +183,12 @@ def test_index_batches_run_as_celery_tasks_and_a_redelivered_batch_embeds_nothin
     )
     run.refresh_from_db()
     assert redelivered == 0 and run.batches_done == 4 and run.embedded == len(works)
-    again = index_start(collection_name="fixtures")
+    (geometry.features_dir() / "pack" / "current.json").unlink()  # as indexed before the pack existed
+    assert not keypoints.is_built()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = index_start(collection_name="fixtures")
     assert again.total == 0 and again.batches_total == 0
+    assert keypoints.is_built()  # nothing new to embed, but the pack is written
     assert shards == index.shard_paths(fake_encoder.space) + index.shard_paths(
         parts.parts_space(fake_encoder.space)
     )

@@ -1,10 +1,11 @@
 """Every indexed work's keypoints in one memory-mapped pack, written with the keypoint index.
 
 Verification reads the keypoints of about sixty candidates a query. Parsing each work's `.npz` cost about 0.8 ms, a
-per-process cache holds only the popular ones, and each web process kept its own copy. The pack is three plain
-arrays mapped read-only: a work's keypoints are a slice, no parse, and every process on the host shares one
-copy in the page cache. A work's file rewritten after the pack was written no longer matches the modification time
-the pack recorded for it, so it is read from its file again (geometry.asset_features).
+per-process cache holds only the popular ones, and each web process kept its own copy. The pack is two flat arrays
+mapped read-only and a table of where each work's rows are: a work's keypoints are a slice, no parse, and every
+process on the host shares one copy in the page cache. A work's file rewritten after the pack was written no longer
+matches the modification time the pack recorded for it, so it is read from its file again
+(geometry.asset_features).
 
 Layout: PROVENANT_INDEX_DIR/features/<FEATURES_VERSION>/pack/<token>/{works.npy,points.bin,descriptors.bin}, and
 pack/current.json naming the token, replaced last, so a reader never mixes two packs.

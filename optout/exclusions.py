@@ -23,7 +23,7 @@ from django.db import connection
 from optout.checking import match, parse_works
 from optout.models import OptOut, OptOutKey
 from optout.published_keys import changes_since, registry_clock
-from optout.selectors import works_matching_keys
+from optout.selectors import phashes_of, works_matching_keys
 from provenance.models import Asset
 
 _BATCH = 20_000
@@ -74,11 +74,6 @@ def _max_asset_id() -> int:
         return int(cursor.fetchone()[0])
 
 
-def _phashes(works) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.array(list(works.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64).reshape(-1, 2)
-    return rows[:, 0].copy(), rows[:, 1].copy()
-
-
 def _covering(works) -> tuple[dict[int, set[int]], dict[int, int]]:
     """({asset id: active opt-outs covering it}, {opt-out id: artist id}) for the works of a queryset."""
     artist_of = dict(OptOut.objects.filter(status=OptOut.Status.ACTIVE).values_list("pk", "artist_id"))
@@ -103,7 +98,7 @@ def _reload(version: int, change_id: int, newest: int) -> _Owners:
     covering, artist_of = _covering(Asset.objects.all())
     fresh = _Owners(version, change_id, newest, artist_of=artist_of)
     fresh.set_works(covering, covering, {})
-    fresh.work_ids, fresh.work_phashes = _phashes(Asset.objects.filter(pk__lte=newest))
+    fresh.work_ids, fresh.work_phashes = phashes_of(Asset.objects.filter(pk__lte=newest))
     return fresh
 
 
@@ -115,9 +110,8 @@ def _apply(cached: _Owners, optout_ids: list[int]) -> None:
     works = sorted(now | {a for o in optout_ids for a in cached.covered.pop(o, set())})
     covering: dict[int, set[int]] = {}
     artist_of: dict[int, int] = {}
-    for start in range(
-        0, len(works), _IDS_PER_QUERY
-    ):  # a domain's works can pass a database's parameter limit
+    # a domain's works can pass a database's parameter limit
+    for start in range(0, len(works), _IDS_PER_QUERY):
         found, artists = _covering(Asset.objects.filter(pk__in=works[start : start + _IDS_PER_QUERY]))
         covering.update(found)
         artist_of.update(artists)
@@ -140,7 +134,7 @@ def active_optout_owners() -> dict[int, frozenset[int]]:
             added = Asset.objects.filter(pk__gt=_cached.newest, pk__lte=newest)
             covering, artist_of = _covering(added)
             _cached.set_works(covering, covering, artist_of)
-            ids, phashes = _phashes(added)
+            ids, phashes = phashes_of(added)
             _cached.work_ids = np.concatenate([_cached.work_ids, ids])
             _cached.work_phashes = np.concatenate([_cached.work_phashes, phashes])
             _cached.newest = newest

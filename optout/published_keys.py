@@ -183,8 +183,9 @@ class Changes:
 def changes_since(change_id: int, version: int) -> Changes | None:
     """The changes after log row `change_id` (which wrote `version`), or None where the log cannot vouch for
     them: that row missing or changed (it was read inside a transaction that rolled back, or the log has been
-    pruned past it; a process behind by more than the log keeps also sees more than _LOG_MAX rows), no change at all (the clock moved without the log), a change not pinned on opt-outs, or too
-    many changes (one full reload reads less)."""
+    pruned past it; a process behind by more than the log keeps also sees more than _LOG_MAX rows), no change
+    at all (the clock moved without the log), a change not pinned on opt-outs, or too many changes (one full
+    reload reads less)."""
     rows = list(
         RegistryChange.objects.filter(pk__gte=change_id)
         .order_by("pk")

@@ -73,16 +73,15 @@ def works_matching_keys(
         found |= set(assets_under_domain(domain).values_list("pk", flat=True))
     phashes = [p for kind, _, p in keys if kind == OptOutKey.Kind.PHASH and p is not None]
     if phashes:
-        ids, work_hashes = work_phashes or _work_phashes()
+        ids, work_hashes = work_phashes or phashes_of(Asset.objects.all())
         matched = PhashIndex(np.array(phashes, dtype=np.int64), phash_radius).lookup(work_hashes)
         found |= {int(i) for i in ids[matched >= 0]}
     return found
 
 
-def _work_phashes() -> tuple[np.ndarray, np.ndarray]:
-    rows = np.array(
-        list(Asset.objects.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64
-    ).reshape(-1, 2)
+def phashes_of(works: QuerySet[Asset]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, pHashes) of the works that have a pHash."""
+    rows = np.array(list(works.exclude(phash=None).values_list("pk", "phash")), dtype=np.int64).reshape(-1, 2)
     return rows[:, 0].copy(), rows[:, 1].copy()
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from embeddings.search import geometry
+from embeddings.search import geometry, keypoints
 from embeddings.search.regions import find_regions
 from provenance.imaging import load_rgb_path
 from tests import composites
@@ -181,8 +181,15 @@ def test_an_empty_pack_serves_nothing(settings, tmp_path):
     assert feature_pack.lookup(1, 0) is None
 
 
+def test_each_inverted_list_holds_about_the_same_number_of_descriptors_at_any_size():
+    # what one probed list costs a query descriptor: the same at the demo's size as at a tenth of it
+    for total in (50_000, 190_000, 1_912_727):
+        assert 350 <= total / keypoints.list_count(total) <= 710
+    assert keypoints.list_count(1_000) == 16  # a tiny collection still gets a few lists to train
+    assert keypoints.list_count(10**9) == keypoints.MAX_LISTS
+
+
 def test_the_keypoint_index_built_a_work_at_a_time_is_the_one_built_at_once(settings, tmp_path, monkeypatch):
-    from embeddings.search import keypoints
 
     settings.PROVENANT_INDEX_DIR = str(tmp_path)
     for asset_id, name in enumerate(("skoynk_peterm_.svg", "skoynk_peterm_.svg"), start=1):
@@ -203,10 +210,14 @@ def test_the_keypoint_index_built_a_work_at_a_time_is_the_one_built_at_once(sett
     import faiss
 
     data = np.ascontiguousarray(np.concatenate(kept))
-    nlist = int(max(16, min(4096, 2 ** int(np.log2(max(2, np.sqrt(len(data))))))))
+    nlist = keypoints.list_count(len(data))
     plain = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, nlist)
     plain.train(
-        data[np.random.default_rng(0).choice(len(data), size=min(len(data), 100 * nlist), replace=False)]
+        data[
+            np.random.default_rng(0).choice(
+                len(data), size=min(len(data), keypoints.TRAIN_PER_LIST * nlist), replace=False
+            )
+        ]
     )
     plain.add(data)
     assert faiss.serialize_index_binary(plain).tobytes() == built[1][0]

@@ -57,8 +57,24 @@ def pdq_hash(image: Image.Image) -> tuple[str, int]:
     import pdqhash
 
     bits, quality = pdqhash.compute(np.asarray(image.convert("RGB")))
-    packed = np.packbits(bits.astype(np.uint8))
-    return packed.tobytes().hex(), int(quality)
+    return _pdq_hex(bits), int(quality)
+
+
+PDQ_MIRROR = 5  # pdqhash's dihedral order: as it is, the three turns, upside down, then left-right mirrored
+
+
+def pdq_hash_and_mirror(image: Image.Image) -> tuple[str, str, int]:
+    """(hex, mirror's hex, quality): PDQ of the image and of its left-right mirror from one DCT, PDQ's own way of
+    hashing flips. Half the cost of hashing a mirrored copy again (most of it is filtering every pixel); the
+    mirror's hash lies a few bits from that copy's (the filter's windows fall on other pixels)."""
+    import pdqhash
+
+    dihedral, quality = pdqhash.compute_dihedral(np.asarray(image.convert("RGB")))
+    return _pdq_hex(dihedral[0]), _pdq_hex(dihedral[PDQ_MIRROR]), int(quality)
+
+
+def _pdq_hex(bits: np.ndarray) -> str:
+    return np.packbits(bits.astype(np.uint8)).tobytes().hex()
 
 
 def compute_hashes(rgb_image: Image.Image) -> tuple[int, str, int]:

@@ -256,9 +256,10 @@ PROVENANT_PDQ_MIN_QUALITY = env.int("PROVENANT_PDQ_MIN_QUALITY", default=50)
 # JPEG noise on thin line art that flips pHash bits; embeddings/search/thumbnails.py, figures in docs/search.md)
 PROVENANT_THUMBNAIL_MIN_COSINE = env.float("PROVENANT_THUMBNAIL_MIN_COSINE", default=0.95)
 PROVENANT_THUMBNAIL_MAX_HITS = env.int("PROVENANT_THUMBNAIL_MAX_HITS", default=3)  # the closest few per query
-# Embedding neighbours fetched per query view, and how many of them get ORB + RANSAC verification.
+# Embedding neighbours fetched per query view, and how many of them (of the query and of each region) get ORB +
+# RANSAC verification beside the keypoint votes.
 PROVENANT_SEARCH_CANDIDATES = env.int("PROVENANT_SEARCH_CANDIDATES", default=50)
-PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=30)
+PROVENANT_GEOMETRIC_TOP = env.int("PROVENANT_GEOMETRIC_TOP", default=5)
 # works voted for by the query's ORB descriptors (binary FAISS index of all works' keypoints), verified first,
 # for the query and for its mirror image
 PROVENANT_KEYPOINT_CANDIDATES = env.int("PROVENANT_KEYPOINT_CANDIDATES", default=10)

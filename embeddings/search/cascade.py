@@ -24,7 +24,7 @@ from embeddings.search import geometry, index, parts, regions, thumbnails
 from embeddings.search.clusters import assign_clusters
 from embeddings.search.hits import Hit, diversify, keep_better
 from embeddings.search.stores import hash_table, one_hash_table
-from embeddings.search.verification import verify_candidates
+from embeddings.search.verification import Check, verify_candidates
 from provenance import hashing
 from provenance.models import Asset
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
 THUMBNAIL_NEIGHBOURS = 10  # per query view
-REGION_CANDIDATES = 3  # of each region's embedding candidates, verified against the whole query too
 
 
 def _hash_hits(
@@ -69,14 +68,14 @@ def _add_phash_and_pdq_hits(
             for i in np.flatnonzero((distances <= radius) & table.has_phash):
                 d = int(distances[i])
                 keep_better(found, Hit(int(table.ids[i]), 1 - d / 64, "hash", f"pHash distance {d}/64{how}"))
-        pdq_hex, quality = hashing.pdq_hash(view)
-        if quality >= settings.PROVENANT_PDQ_MIN_QUALITY:
-            pdq_d = hashing.pdq_distances(pdq_hex, table.pdq)
-            for i in np.flatnonzero((pdq_d <= settings.PROVENANT_PDQ_RADIUS) & table.pdq_ok):
-                d = int(pdq_d[i])
-                keep_better(
-                    as_is, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}")
-                )
+    pdq_hex, mirror_hex, quality = hashing.pdq_hash_and_mirror(image)
+    if quality < settings.PROVENANT_PDQ_MIN_QUALITY:
+        return
+    for label, query_hex in [("", pdq_hex)] + ([(" (mirrored)", mirror_hex)] if mirrored else []):
+        pdq_d = hashing.pdq_distances(query_hex, table.pdq)
+        for i in np.flatnonzero((pdq_d <= settings.PROVENANT_PDQ_RADIUS) & table.pdq_ok):
+            d = int(pdq_d[i])
+            keep_better(as_is, Hit(int(table.ids[i]), 1 - d / 256, "hash", f"PDQ distance {d}/256{label}"))
 
 
 def _thumbnail_hits(image: Image.Image, hidden: frozenset[int]) -> list[tuple[Hit, bool]]:
@@ -267,27 +266,27 @@ def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tup
 
 
 def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
-    """Verify the works the query's keypoints vote for, then the embedding candidates. ORB is not
-    mirror-invariant, so the whole query's mirror image votes and is verified too; each work keeps its better
-    orientation. A region is verified as it is, against fewer candidates: it is one of several."""
+    """Verify the works the query's keypoints vote for and its closest embedding candidates. ORB is not
+    mirror-invariant, so the whole query's mirror image votes too and verifies its own votes and the same
+    embedding candidates (an embedding barely changes in a mirror); each work keeps its better orientation. A
+    region votes for fewer: it is one of several."""
     from PIL import ImageOps
 
     from embeddings.search import keypoints
 
     pictures = [("", query.image)]
-    limit, top = settings.PROVENANT_KEYPOINT_CANDIDATES, settings.PROVENANT_GEOMETRIC_TOP
+    limit = settings.PROVENANT_KEYPOINT_CANDIDATES
     if query.region is None:
         pictures.append((" (mirrored)", ImageOps.mirror(query.image)))
     else:
-        limit, top = max(1, limit // 2), max(1, top // 6)
-    orientations = [
-        (label, geometry.orb_features(view, max_keypoints=QUERY_KEYPOINTS)) for label, view in pictures
-    ]
-    voted: list[int] = []
-    for _, features in orientations:
-        voted += keypoints.candidates(features, limit=limit, exclude=hidden)
-    candidates = list(dict.fromkeys(voted + embedding_candidates[:top]))
-    return verify_candidates(orientations, candidates, query.label)
+        limit = max(1, limit // 2)
+    closest = embedding_candidates[: settings.PROVENANT_GEOMETRIC_TOP]
+    checks = []
+    for label, view in pictures:
+        features = geometry.orb_features(view, max_keypoints=QUERY_KEYPOINTS)
+        voted = keypoints.candidates(features, limit=limit, exclude=hidden)
+        checks.append(Check(label, features, list(dict.fromkeys(voted + closest))))
+    return verify_candidates(checks, query.label)
 
 
 # --- the cascade ------------------------------------------------------------------------------------------------
@@ -348,11 +347,7 @@ def _search_image(
             keep_better(hits, hit)
             query.found.append(hit)
     if "geometric" in stages:
-        verified = _to_verify(queries, candidates, hits)
-        # the whole query also verifies those regions' first candidates: with all its keypoints, a copy pasted at
-        # half the width can agree with more of them than the region's own crop does
-        candidates[0] = candidates[0] + [i for n in verified[1:] for i in candidates[n][:REGION_CANDIDATES]]
-        for n in verified:
+        for n in _to_verify(queries, candidates, hits):
             unconfirmed = [i for i in dict.fromkeys(candidates[n]) if hits[i].match == "embedding"]
             for hit in _geometric_hits(queries[n], unconfirmed, hidden):
                 keep_better(hits, hit)

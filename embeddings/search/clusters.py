@@ -10,7 +10,7 @@ from embeddings.encoders.factory import get_encoder
 from embeddings.search import geometry, index
 from embeddings.search.hits import Hit
 from embeddings.search.stores import hash_table, vector_store
-from embeddings.search.verification import verify_candidates
+from embeddings.search.verification import Check, verify_candidates
 from provenance import hashing
 from provenance.models import Asset
 
@@ -153,5 +153,5 @@ def _geometric_agreement(asset_id: int, local_path: str, candidates: list[int]) 
     """{candidate: inlier score} of the candidates whose keypoints agree with the asset's on one transform."""
     if not local_path or not candidates:
         return {}
-    query = [("", geometry.asset_features(asset_id, local_path))]
-    return {hit.asset_id: hit.score for hit in verify_candidates(query, candidates, "")}
+    check = Check("", geometry.asset_features(asset_id, local_path), candidates)
+    return {hit.asset_id: hit.score for hit in verify_candidates([check], "")}

@@ -190,7 +190,6 @@ def test_each_inverted_list_holds_about_the_same_number_of_descriptors_at_any_si
 
 
 def test_the_keypoint_index_built_a_work_at_a_time_is_the_one_built_at_once(settings, tmp_path, monkeypatch):
-
     settings.PROVENANT_INDEX_DIR = str(tmp_path)
     for asset_id, name in enumerate(("skoynk_peterm_.svg", "skoynk_peterm_.svg"), start=1):
         geometry.save_features(asset_id, geometry.orb_features(_work(name)))

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from core import exclusions
-from embeddings.search import index
+from embeddings.search import geometry, index
 from embeddings.search.cascade import search_image, search_image_bytes
 from embeddings.search.clusters import near_copy_ids
 from embeddings.selectors import search_contributor, search_domain, search_text
@@ -203,6 +203,27 @@ def test_mirrored_crop_is_confirmed_geometrically_by_the_mirrored_keypoints(inde
         h for h in search_image(crop, top_k=5, stages=("embedding", "geometric")) if h.asset_id == target.id
     )
     assert hit.match == "geometric" and "(mirrored)" in hit.why
+
+
+def test_each_orientation_is_verified_against_its_own_candidates_only(indexed_works):
+    from embeddings.search.verification import Check, verify_candidates
+
+    target, other = indexed_works[9], indexed_works[3]
+    image = _image(target)
+    w, h = image.size
+    crop = image.crop((int(w * 0.2), int(h * 0.1), int(w * 0.9), int(h * 0.85)))
+    upright = geometry.orb_features(crop, max_keypoints=1000)
+    flipped = geometry.orb_features(ImageOps.mirror(crop), max_keypoints=1000)
+    # the keypoints that agree are the upright crop's: asked only of the mirrored orientation, the work fails
+    assert (
+        verify_candidates([Check("", upright, [other.id]), Check(" (mirrored)", flipped, [target.id])], "")
+        == []
+    )
+    hits = verify_candidates(
+        [Check(" (mirrored)", flipped, [target.id]), Check("", upright, [target.id])], ""
+    )
+    assert [h.asset_id for h in hits] == [target.id]
+    assert hits[0].details["inliers"] >= 12 and "(mirrored)" not in hits[0].why
 
 
 def test_copy_pasted_into_a_larger_canvas_is_confirmed_by_hash_or_geometry(indexed_works):

@@ -42,3 +42,12 @@ def test_compute_hashes_gives_pdq_hex_and_quality():
     phash, pdq, quality = hashing.compute_hashes(_picture())
     assert isinstance(phash, int) and len(pdq) == 64 and 0 <= quality <= 100
     assert hashing.pdq_distances(pdq, hashing.pdq_to_array([pdq, ""]))[0] == 0
+
+
+def test_the_mirrors_pdq_from_the_same_transform_is_near_the_mirrored_copys():
+    picture = _picture()
+    as_is, mirror, quality = hashing.pdq_hash_and_mirror(picture)
+    assert (as_is, quality) == hashing.pdq_hash(picture)
+    packed = hashing.pdq_to_array([hashing.pdq_hash(ImageOps.mirror(picture))[0], as_is])
+    to_copy, to_original = hashing.pdq_distances(mirror, packed)
+    assert to_copy <= 16 and to_original >= 96

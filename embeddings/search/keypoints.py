@@ -25,6 +25,7 @@ ADD_CHUNK = 20_000  # works whose descriptors are added to the index at once whi
 DESCRIPTORS_PER_LIST = 500  # a query descriptor scans nprobe lists of about this many
 TRAIN_PER_LIST = 100  # descriptors of the k-means sample per list
 MAX_LISTS = 4096  # training (k-means on TRAIN_PER_LIST x the lists) grows with the lists squared
+NPROBE = 16  # lists a query descriptor scans
 
 
 def _paths():
@@ -128,7 +129,7 @@ def candidates(query: geometry.Features, *, limit: int, exclude: frozenset[int] 
     if loaded is None or len(query.descriptors) == 0:
         return []
     index, owner = loaded
-    index.nprobe = 16
+    index.nprobe = NPROBE
     distances, positions = index.search(np.ascontiguousarray(query.descriptors), 4)
     return most_voted(distances, owner, positions, limit=limit, exclude=exclude)
 

@@ -25,7 +25,7 @@ ADD_CHUNK = 20_000  # works whose descriptors are added to the index at once whi
 DESCRIPTORS_PER_LIST = 500  # a query descriptor scans nprobe lists of about this many
 TRAIN_PER_LIST = 100  # descriptors of the k-means sample per list
 MAX_LISTS = 4096  # training (k-means on TRAIN_PER_LIST x the lists) grows with the lists squared
-NPROBE = 16  # lists a query descriptor scans
+NPROBE = 8  # lists a query descriptor scans
 
 
 def _paths():

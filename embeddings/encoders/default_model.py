@@ -226,6 +226,76 @@ def use_channels_last(model) -> None:
     model.visual.trunk.to(memory_format=torch.channels_last)
 
 
+def fold_batch_norms(model) -> int:
+    """Fold every batch norm of the image trunk into the convolution that feeds it, for inference: a quarter of
+    a forward pass on CPU is the 49 batch norms' own pass over the activations, and a frozen batch norm is only a
+    per-channel scale and shift, which the convolution's weights and bias can carry. Returns how many were folded;
+    folds nothing when the folded trunk would not give the same features (a convolution's output used twice)."""
+    import copy
+
+    import torch
+
+    trunk = model.visual.trunk
+    probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)).contiguous(
+        memory_format=torch.channels_last
+    )
+    with torch.inference_mode():
+        expected = trunk(probe)
+    folded = copy.deepcopy(trunk)
+    pairs = _conv_then_norm(folded, probe)
+    for parent, name, conv, norm in pairs:
+        _fold(conv, norm)
+        setattr(parent, name, torch.nn.Sequential(norm.drop, norm.act))
+    with torch.inference_mode():
+        same = torch.allclose(folded(probe), expected, rtol=1e-3, atol=1e-4)
+    if not same:
+        return 0
+    model.visual.trunk = folded
+    return len(pairs)
+
+
+def _conv_then_norm(trunk, probe) -> list:
+    """(parent, attribute, convolution, batch norm) for each batch norm whose input is a convolution's output, as
+    one forward pass runs them."""
+    import torch
+    from timm.layers.norm_act import BatchNormAct2d
+
+    made_by: dict[int, torch.nn.Conv2d] = {}
+    pairs: list = []
+    where = {
+        id(child): (parent, name) for parent in trunk.modules() for name, child in parent.named_children()
+    }
+
+    def after_conv(conv, _inputs, output):
+        made_by[id(output)] = conv
+
+    def before_norm(norm, inputs):
+        if id(inputs[0]) in made_by and type(norm) is BatchNormAct2d:
+            pairs.append((*where[id(norm)], made_by[id(inputs[0])], norm))
+
+    hooks = [m.register_forward_hook(after_conv) for m in trunk.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks += [
+        m.register_forward_pre_hook(before_norm) for m in trunk.modules() if isinstance(m, BatchNormAct2d)
+    ]
+    try:
+        with torch.inference_mode():
+            trunk(probe)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return pairs
+
+
+def _fold(conv, norm) -> None:
+    import torch
+
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    with torch.no_grad():
+        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+        conv.bias = torch.nn.Parameter(norm.bias + (bias - norm.running_mean) * scale, requires_grad=False)
+
+
 def image_features(model, pixels: torch.Tensor) -> torch.Tensor:
     """Pooled trunk features (1280-d): what `model.visual.head` projects."""
     import torch

@@ -191,6 +191,7 @@ class OpenClipEncoder:
         model.eval()
         if self.is_default_model:
             dm.use_channels_last(model)
+            dm.fold_batch_norms(model)
         return model, preprocess, open_clip.get_tokenizer(self.model_name)
 
     def _get(self) -> tuple[Any, Callable, Callable]:

@@ -121,6 +121,43 @@ def test_saved_checkpoint_loads_back_in_open_clip_with_identical_outputs(built, 
             assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_folding_the_batch_norms_into_the_convolutions_keeps_the_features(built, tiny_set):
+    import copy
+
+    import torch
+
+    folded = copy.deepcopy(built["model"])
+    assert dm.fold_batch_norms(folded) == 49
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.visual.modules())
+    pixels = torch.stack([built["preprocess"](im) for im in tiny_set[0][:6]])
+    with torch.inference_mode():
+        expected, got = built["model"].encode_image(pixels), folded.encode_image(pixels)
+    assert torch.allclose(got, expected, atol=1e-4) and not torch.equal(got, expected)
+
+
+def test_a_convolution_whose_output_is_read_twice_is_left_unfolded():
+    from types import SimpleNamespace
+
+    import torch
+    from timm.layers.norm_act import BatchNormAct2d
+
+    class ReadsTwice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 4, 3), BatchNormAct2d(4)
+            self.bn.eval()
+            self.bn.running_mean.fill_(0.5)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + y  # folding would change the second reading too
+
+    model = SimpleNamespace(visual=SimpleNamespace(trunk=ReadsTwice()))
+    trunk = model.visual.trunk
+    assert dm.fold_batch_norms(model) == 0
+    assert model.visual.trunk is trunk and isinstance(trunk.bn, BatchNormAct2d)
+
+
 def test_space_record_matches_the_encoder_and_changes_when_weights_change(built, tmp_path):
     import torch
 

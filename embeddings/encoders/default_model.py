@@ -260,23 +260,23 @@ def _conv_then_norm(trunk, probe) -> list:
     import torch
     from timm.layers.norm_act import BatchNormAct2d
 
-    made_by: dict[int, torch.nn.Conv2d] = {}
+    # each output is kept alive through the pass, so that no later tensor can reuse its id
+    made_by: dict[int, tuple[torch.nn.Conv2d, torch.Tensor]] = {}
     pairs: list = []
     where = {
         id(child): (parent, name) for parent in trunk.modules() for name, child in parent.named_children()
     }
 
     def after_conv(conv, _inputs, output):
-        made_by[id(output)] = conv
+        made_by[id(output)] = (conv, output)
 
     def before_norm(norm, inputs):
-        if id(inputs[0]) in made_by and type(norm) is BatchNormAct2d:
-            pairs.append((*where[id(norm)], made_by[id(inputs[0])], norm))
+        if id(inputs[0]) in made_by:
+            pairs.append((*where[id(norm)], made_by[id(inputs[0])][0], norm))
 
     hooks = [m.register_forward_hook(after_conv) for m in trunk.modules() if isinstance(m, torch.nn.Conv2d)]
-    hooks += [
-        m.register_forward_pre_hook(before_norm) for m in trunk.modules() if isinstance(m, BatchNormAct2d)
-    ]
+    # exactly timm's batch norm with activation: a subclass may do more than scale, shift and activate
+    hooks += [m.register_forward_pre_hook(before_norm) for m in trunk.modules() if type(m) is BatchNormAct2d]
     try:
         with torch.inference_mode():
             trunk(probe)

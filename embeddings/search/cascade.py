@@ -268,8 +268,8 @@ def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tup
 def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
     """Verify the works the query's keypoints vote for and its closest embedding candidates. ORB is not
     mirror-invariant, so the whole query's mirror image votes too and verifies its own votes and the same
-    embedding candidates (an embedding barely changes in a mirror); each work keeps its better orientation. A
-    region votes for fewer: it is one of several."""
+    embedding candidates (ranked over every view, its mirror among them); each work keeps its better orientation.
+    A region votes for fewer: it is one of several."""
     from PIL import ImageOps
 
     from embeddings.search import keypoints

@@ -1,5 +1,6 @@
 """Settings shared by every environment. Every value a deployment may change is read here, from the environment."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -430,6 +431,14 @@ CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
 # --- embeddings: encoder runtime -------------------------------------------------------------------------
 PROVENANT_TORCH_THREADS = env.int("PROVENANT_TORCH_THREADS", default=2)  # intra-op threads of encoding
 PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images or captions per forward pass
+# "onnx": the image tower runs in ONNX Runtime (exported once, checked against PyTorch on a probe, PyTorch where
+# either fails; about twice as fast on CPU); "torch": PyTorch's eager forward.
+PROVENANT_IMAGE_RUNTIME = env.str("PROVENANT_IMAGE_RUNTIME", default="onnx")
+# libgomp (PyTorch's, FAISS's and OpenBLAS's OpenMP) keeps a finished parallel region's threads spinning for about a
+# millisecond by default. An image search runs hundreds of short regions, so a spinning thread held most of the core
+# its second thread needed (cpu/wall 1.76 with only one core's work); 10,000 spins cost no time between regions.
+# Read when libgomp loads: here, before anything imports PyTorch or FAISS.
+os.environ.setdefault("GOMP_SPINCOUNT", env.str("GOMP_SPINCOUNT", default="10000"))
 
 # --- generator (defaults and meanings in generator/conf.py) ---------------------------------------------
 GENERATOR_DIR = Path(env.str("PROVENANT_GENERATOR_DIR", default=str(DATA_DIR / "generator")))

@@ -68,6 +68,7 @@ class OpenClipEncoder:
         self.batch_size = batch_size or _setting("PROVENANT_ENCODE_BATCH", 64)
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Callable, Callable] | None = None
+        self._fast_image_tower: Callable[[np.ndarray], np.ndarray] | None = None  # the tower in ONNX Runtime
 
     # --- where the weights are -------------------------------------------------------------------------------
 
@@ -198,8 +199,36 @@ class OpenClipEncoder:
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    self._loaded = self._create()
+                    model, preprocess, tokenizer = self._create()
+                    if _setting("PROVENANT_IMAGE_RUNTIME", "onnx") == "onnx":
+                        self._fast_image_tower = self._onnx_image_tower(model, preprocess)
+                    self._loaded = (model, preprocess, tokenizer)
         return self._loaded
+
+    def _onnx_image_tower(self, model, preprocess: Callable) -> Callable[[np.ndarray], np.ndarray] | None:
+        import numpy as np
+        from PIL import Image
+
+        from embeddings.encoders import onnx_tower
+
+        shape = tuple(preprocess(Image.new("RGB", (64, 64))).shape)
+        probe = np.random.default_rng(0).standard_normal((2, *shape), dtype=np.float32)
+        return onnx_tower.image_tower(
+            model.visual,
+            probe,
+            folder=self.onnx_folder,
+            name=self.onnx_name,
+            threads=self.threads or _setting("PROVENANT_TORCH_THREADS", 2),
+        )
+
+    @property
+    def onnx_folder(self) -> Path:
+        return Path(self.models_dir or _setting("PROVENANT_MODELS_DIR", "var/models")) / "onnx"
+
+    @property
+    def onnx_name(self) -> str:
+        """The embedding space's id: the model, its weights and its dimension."""
+        return self.space.id
 
     @property
     def preprocess(self) -> Callable:
@@ -225,6 +254,8 @@ class OpenClipEncoder:
         import torch
 
         model = self._get()[0]
+        if self._fast_image_tower is not None:
+            return _unit_rows(self._fast_image_tower(pixels.numpy()))
         return self._run(model.encode_image, pixels.contiguous(memory_format=torch.channels_last))
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
@@ -285,3 +316,11 @@ class OpenClipEncoder:
             if on_batch:
                 on_batch(len(batch.indices) + len(batch.failed))
         return done, (np.concatenate(chunks) if chunks else self._empty()), failed
+
+
+def _unit_rows(features: np.ndarray) -> np.ndarray:
+    """Each row at unit length, as open_clip's `normalize=True` does (F.normalize, eps 1e-12)."""
+    import numpy as np
+
+    norms = np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(features / norms, dtype=np.float32)

@@ -9,10 +9,15 @@ near-duplicate clusters and say why they matched.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from django.conf import settings
@@ -30,6 +35,8 @@ from provenance.models import Asset
 
 if TYPE_CHECKING:
     from PIL import Image
+
+T = TypeVar("T")
 
 QUERY_KEYPOINTS = 1000  # more than indexed works keep: a query may hold several pictures
 THUMBNAIL_NEIGHBOURS = 10  # per query view
@@ -173,18 +180,26 @@ def _region_queries(image: Image.Image) -> list[_Query]:
     return [_Query(image.crop(r.box), r) for r in found]
 
 
-def _hash_stage(
-    queries: list[_Query], hidden: frozenset[int], hits: dict[int, Hit]
+HashMatches = list[tuple[list[Hit], list[Hit]]]
+
+
+def _hash_matches(queries: list[_Query], hidden: frozenset[int]) -> HashMatches:
+    """Per query, its hash matches as it is (or mirrored) and those found only turned; nothing is changed, so that
+    it can run beside the encoder."""
+    return [_hash_hits(query.image, hidden, mirrored=query.region is None) for query in queries]
+
+
+def _take_hash_matches(
+    queries: list[_Query], matches: HashMatches, hits: dict[int, Hit]
 ) -> list[tuple[_Query, Hit]]:
-    """Adds each query's hash matches as it is (or mirrored) to `hits`; returns those found only turned, each
-    with the query that found it."""
+    """Adds each query's hash matches as it is (or mirrored) to `hits`, ahead of whatever else the query found;
+    returns those found only turned, each with the query that found it."""
     turned: list[tuple[_Query, Hit]] = []
-    for query in queries:
-        as_is, query_turned = _hash_hits(query.image, hidden, mirrored=query.region is None)
+    for query, (as_is, query_turned) in zip(queries, matches, strict=True):
         query.hashed = bool(as_is)
         for hit in as_is:
             keep_better(hits, _located(hit, query))
-        query.found += as_is
+        query.found = as_is + query.found
         turned += [(query, _located(hit, query)) for hit in query_turned]
     return turned
 
@@ -265,11 +280,12 @@ def _part_knn(space, vectors: np.ndarray, k: int, hidden: frozenset[int]) -> tup
 # --- geometric verification -------------------------------------------------------------------------------------
 
 
-def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: frozenset[int]) -> list[Hit]:
-    """Verify the works the query's keypoints vote for and its closest embedding candidates. ORB is not
-    mirror-invariant, so the whole query's mirror image votes too and verifies its own votes and the same
-    embedding candidates (ranked over every view, its mirror among them); each work keeps its better orientation.
-    A region votes for fewer: it is one of several."""
+Votes = list[tuple[str, geometry.Features, list[int]]]
+
+
+def _keypoint_votes(query: _Query, hidden: frozenset[int]) -> Votes:
+    """Per orientation of the query (label, ORB features, the works its keypoints vote for most). ORB is not
+    mirror-invariant, so the whole query's mirror image votes too; a region votes for fewer: it is one of several."""
     from PIL import ImageOps
 
     from embeddings.search import keypoints
@@ -280,12 +296,20 @@ def _geometric_hits(query: _Query, embedding_candidates: list[int], hidden: froz
         pictures.append((" (mirrored)", ImageOps.mirror(query.image)))
     else:
         limit = max(1, limit // 2)
-    closest = embedding_candidates[: settings.PROVENANT_GEOMETRIC_TOP]
-    checks = []
+    voted = []
     for label, view in pictures:
         features = geometry.orb_features(view, max_keypoints=QUERY_KEYPOINTS)
-        voted = keypoints.candidates(features, limit=limit, exclude=hidden)
-        checks.append(Check(label, features, list(dict.fromkeys(voted + closest))))
+        voted.append((label, features, keypoints.candidates(features, limit=limit, exclude=hidden)))
+    return voted
+
+
+def _geometric_hits(query: _Query, votes: Votes, embedding_candidates: list[int]) -> list[Hit]:
+    """Verify each orientation against the works its keypoints voted for and the query's closest embedding
+    candidates (ranked over every view, the mirror among them); each work keeps its better orientation."""
+    closest = embedding_candidates[: settings.PROVENANT_GEOMETRIC_TOP]
+    checks = [
+        Check(label, features, list(dict.fromkeys(voted + closest))) for label, features, voted in votes
+    ]
     return verify_candidates(checks, query.label)
 
 
@@ -319,24 +343,31 @@ def _search_image(
     hidden, flagged = collect_exclusions(user)
     queries = [_Query(image)]
     hits: dict[int, Hit] = {}
+    # The whole query is always verified: its keypoints are found and voted for while its hashes are computed.
+    whole_votes = _beside(_keypoint_votes, queries[0], hidden) if "geometric" in stages else None
     if "exact" in stages and sha256:
         for asset_id in (
             Asset.objects.filter(sha256=sha256).exclude(id__in=hidden).values_list("id", flat=True)
         ):
             keep_better(hits, Hit(asset_id, 1.0, "exact", "identical file (sha256)"))
-    turned = _hash_stage(queries, hidden, hits) if "hash" in stages else []
+    turned = _take_hash_matches(queries, _hash_matches(queries, hidden), hits) if "hash" in stages else []
+    region_hashes = None
     # A query that is a work's file or matches one by its hashes as a whole is that work, not a composite: its
     # regions would only cost time (the cheap test before the detector).
     if (settings.PROVENANT_SEARCH_REGIONS if regions is None else regions) and not hits:
         regional = _region_queries(image)
         queries += regional
-        turned += _hash_stage(regional, hidden, hits) if "hash" in stages else []
+        if "hash" in stages:  # while the encoder embeds every view
+            region_hashes = _beside(_hash_matches, regional, hidden)
     embedded: dict[int, Hit] = {}
     candidates: list[list[int]] = [[] for _ in queries]
     if "embedding" in stages:
         embedded, candidates = _embedding_hits(
             queries, hidden, max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)
         )
+    if region_hashes is not None:
+        turned += _take_hash_matches(queries[1:], region_hashes.result(), hits)
+    if "embedding" in stages:
         for hit in embedded.values():
             keep_better(hits, Hit(hit.asset_id, hit.score, hit.match, hit.why, details=dict(hit.details)))
     # A turned, flipped or inverted look-alike counts only if the embedding stage, which sees the whole picture,
@@ -346,10 +377,11 @@ def _search_image(
         if "embedding" not in stages or hit.asset_id in embedded:
             keep_better(hits, hit)
             query.found.append(hit)
-    if "geometric" in stages:
+    if whole_votes is not None:  # the geometric stage runs
         for n in _to_verify(queries, candidates, hits):
             unconfirmed = [i for i in dict.fromkeys(candidates[n]) if hits[i].match == "embedding"]
-            for hit in _geometric_hits(queries[n], unconfirmed, hidden):
+            votes = whole_votes.result() if n == 0 else _keypoint_votes(queries[n], hidden)
+            for hit in _geometric_hits(queries[n], votes, unconfirmed):
                 keep_better(hits, hit)
                 queries[n].found.append(hit)
     pool = _each_query_first(sorted(hits.values(), key=lambda h: h.rank_key, reverse=True), queries)
@@ -359,6 +391,28 @@ def _search_image(
     for hit in ranked:
         hit.opted_out = hit.asset_id in flagged
     return ranked
+
+
+def _beside(function: Callable[..., T], *args: Any) -> Future[T]:
+    """function(*args) on a search thread, in this context (the pinned hash table). A search on 2 cores keeps one
+    busy: the encoder gains little from the second on a few views, the rest of the cascade none."""
+    return _search_threads().submit(contextvars.copy_context().run, function, *args)
+
+
+@functools.cache
+def _search_threads() -> ThreadPoolExecutor:
+    """Made on first use, in the process that searches (not in a parent that forks workers)."""
+    return ThreadPoolExecutor(
+        max_workers=os.cpu_count() or 2, thread_name_prefix="search", initializer=_one_openmp_thread
+    )
+
+
+def _one_openmp_thread() -> None:
+    """FAISS on a search thread runs on that thread alone: an OpenMP team of its own would spin on the core the
+    search's first thread is using."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
 
 
 def _each_query_first(ranked: list[Hit], queries: list[_Query]) -> list[Hit]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from embeddings.encoders import default_model as dm
+from embeddings.encoders import onnx_tower
 from embeddings.encoders.openclip import OpenClipEncoder, WeightsMissing
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclipart"
@@ -156,6 +157,62 @@ def test_a_convolution_whose_output_is_read_twice_is_left_unfolded():
     trunk = model.visual.trunk
     assert dm.fold_batch_norms(model) == 0
     assert model.visual.trunk is trunk and isinstance(trunk.bn, BatchNormAct2d)
+
+
+def test_the_image_tower_runs_in_onnx_runtime_with_pytorchs_features(built, tiny_set, settings):
+    images = tiny_set[0][:6]
+    fast = OpenClipEncoder(dm.MODEL_NAME, "", models_dir=built["dir"])
+    features = fast.encode_images(images)
+    assert fast._fast_image_tower is not None
+    assert onnx_tower.file_path(fast.onnx_folder, fast.onnx_name).is_file()
+    settings.PROVENANT_IMAGE_RUNTIME = "torch"
+    eager = OpenClipEncoder(dm.MODEL_NAME, "", models_dir=built["dir"])
+    expected = eager.encode_images(images)
+    assert eager._fast_image_tower is None
+    np.testing.assert_allclose(features, expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
+    # a batch of one runs in the same exported graph (the batch size is not fixed in it)
+    np.testing.assert_allclose(fast.encode_images(images[:1]), expected[:1], atol=1e-5)
+
+
+def _own_copy(built, tmp_path):
+    """The built model in a models folder of its own, with no ONNX file yet."""
+    shutil.copytree(dm.model_dir(built["dir"]), dm.model_dir(tmp_path))
+    return OpenClipEncoder(dm.MODEL_NAME, "", models_dir=tmp_path)
+
+
+def test_an_onnx_file_that_gives_other_features_is_not_used(built, tiny_set, tmp_path, caplog):
+    import torch
+
+    encoder = _own_copy(built, tmp_path)
+    other = torch.nn.Sequential(
+        torch.nn.Conv2d(3, encoder.space.dim, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    ).eval()
+    probe = np.random.default_rng(0).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    onnx_tower._exported(other, probe, onnx_tower.file_path(encoder.onnx_folder, encoder.onnx_name))
+
+    features = encoder.encode_images(tiny_set[0][:3])
+    assert encoder._fast_image_tower is None
+    assert "features differ from PyTorch's" in caplog.text
+    with torch.inference_mode():
+        expected = built["model"].encode_image(
+            torch.stack([built["preprocess"](im) for im in tiny_set[0][:3]]), normalize=True
+        )
+    np.testing.assert_allclose(features, expected.numpy(), atol=1e-4)
+
+
+def test_a_tower_that_cannot_be_exported_stays_in_pytorch(built, tiny_set, tmp_path, caplog, monkeypatch):
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("an operator ONNX has no equivalent for")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    encoder = _own_copy(built, tmp_path)
+    features = encoder.encode_images(tiny_set[0][:2])
+    assert encoder._fast_image_tower is None and features.shape == (2, encoder.space.dim)
+    assert "ONNX export or load failed (RuntimeError" in caplog.text
+    assert not list(encoder.onnx_folder.glob("*"))  # no half-written file left for the next process
 
 
 def test_space_record_matches_the_encoder_and_changes_when_weights_change(built, tmp_path):

@@ -95,6 +95,28 @@ def test_only_the_most_promising_regions_the_hashes_left_open_are_verified_geome
     assert len(find_regions(board, limit=8)) > 2  # more regions were searched by hashes and embeddings
 
 
+def test_the_work_done_beside_the_encoder_gives_what_doing_it_in_turn_gives(indexed_works, monkeypatch):
+    from concurrent.futures import Future
+
+    from embeddings.search import cascade
+
+    # the other cells are indexed works too: the regions' own hashes, computed beside the encoder, find them
+    board, _ = composites.grid(_image(indexed_works[1]), np.random.default_rng(2), _others(indexed_works))
+    query = load_rgb(jpeg_bytes(board, quality=90)).image
+    beside = [(h.asset_id, h.match, h.why, h.score) for h in search_image(query, top_k=10, regions=True)]
+    assert any(match == "hash" and "in the picture" in why for _, match, why, _ in beside)
+
+    def in_turn(function, *args):
+        done = Future()
+        done.set_result(function(*args))
+        return done
+
+    monkeypatch.setattr(cascade, "_beside", in_turn)
+    assert [
+        (h.asset_id, h.match, h.why, h.score) for h in search_image(query, top_k=10, regions=True)
+    ] == beside
+
+
 def test_the_best_work_of_each_region_ranks_ahead_of_the_second_best_of_any():
     from embeddings.search.cascade import _each_query_first, _Query
     from embeddings.search.hits import Hit

@@ -378,12 +378,7 @@ def _search_image(
             keep_better(hits, hit)
             query.found.append(hit)
     if whole_votes is not None:  # the geometric stage runs
-        for n in _to_verify(queries, candidates, hits):
-            unconfirmed = [i for i in dict.fromkeys(candidates[n]) if hits[i].match == "embedding"]
-            votes = whole_votes.result() if n == 0 else _keypoint_votes(queries[n], hidden)
-            for hit in _geometric_hits(queries[n], votes, unconfirmed):
-                keep_better(hits, hit)
-                queries[n].found.append(hit)
+        _geometric_stage(queries, candidates, hits, whole_votes, hidden)
     pool = _each_query_first(sorted(hits.values(), key=lambda h: h.rank_key, reverse=True), queries)
     pool = pool[: max(top_k, settings.PROVENANT_SEARCH_CANDIDATES)]
     assign_clusters(pool)
@@ -391,6 +386,24 @@ def _search_image(
     for hit in ranked:
         hit.opted_out = hit.asset_id in flagged
     return ranked
+
+
+def _geometric_stage(
+    queries: list[_Query],
+    candidates: list[list[int]],
+    hits: dict[int, Hit],
+    whole_votes: Future[Votes],
+    hidden: frozenset[int],
+) -> None:
+    """Adds what geometric verification confirms for the whole query and its most promising regions. The regions'
+    keypoints are found and voted for on the search threads while the whole query is verified."""
+    verified = _to_verify(queries, candidates, hits)
+    votes = [whole_votes] + [_beside(_keypoint_votes, queries[n], hidden) for n in verified[1:]]
+    for n, query_votes in zip(verified, votes, strict=True):
+        unconfirmed = [i for i in dict.fromkeys(candidates[n]) if hits[i].match == "embedding"]
+        for hit in _geometric_hits(queries[n], query_votes.result(), unconfirmed):
+            keep_better(hits, hit)
+            queries[n].found.append(hit)
 
 
 def _beside(function: Callable[..., T], *args: Any) -> Future[T]:

@@ -432,7 +432,7 @@ CELERY_BEAT_SCHEDULE["manifest-rebuild-when-optouts-change"] = {
 PROVENANT_TORCH_THREADS = env.int("PROVENANT_TORCH_THREADS", default=2)  # intra-op threads of encoding
 PROVENANT_ENCODE_BATCH = env.int("PROVENANT_ENCODE_BATCH", default=64)  # images or captions per forward pass
 # "onnx": the image tower runs in ONNX Runtime (exported once, checked against PyTorch on a probe, PyTorch where
-# either fails; about twice as fast on CPU); "torch": PyTorch's eager forward.
+# either fails; a batch of query views in two thirds of the time on CPU); "torch": PyTorch's eager forward.
 PROVENANT_IMAGE_RUNTIME = env.str("PROVENANT_IMAGE_RUNTIME", default="onnx")
 # libgomp (PyTorch's, FAISS's and OpenBLAS's OpenMP) keeps a finished parallel region's threads spinning for about a
 # millisecond by default. An image search runs hundreds of short regions, so a spinning thread held most of the core

@@ -1,4 +1,4 @@
-"""The image tower in ONNX Runtime: PyTorch's features, in about half the time on a CPU.
+"""The image tower in ONNX Runtime: PyTorch's features, in about two thirds of the time on a CPU.
 
 PyTorch's eager forward spends much of a small batch between its kernels; ONNX Runtime runs the same graph with
 fused, pre-planned kernels. The tower is exported once per model, weights and PyTorch version (torch.export), kept

@@ -205,12 +205,20 @@ def _read_openclipart(args, work: Path):
     return torch.stack(images), np.array(labels), chosen, captions, overlap
 
 
+def _legacy(args) -> bool:
+    return getattr(args, "unet", "scale-shift") == "bias"  # the recipe measured before issue 27
+
+
 def unet_config(args, cond_dim: int = 0):
     from generator.ml.unet import UNetConfig
 
-    legacy = getattr(args, "unet", "scale-shift") == "bias"  # the architecture measured before issue 27
+    old = _legacy(args)
     return UNetConfig(
-        resolution=args.resolution, cond_dim=cond_dim, cond_layers=1 if legacy else 2, scale_shift=not legacy
+        resolution=args.resolution,
+        cond_dim=cond_dim,
+        cond_layers=1 if old else 2,
+        scale_shift=not old,
+        cond_gain=not old,
     )
 
 
@@ -223,7 +231,9 @@ def train_model(images, args, seed: int, conds=None):
     torch.manual_seed(seed)
     # initialised on the CPU, so a GPU run starts from the same weights
     model = UNet(unet_config(args, 0 if conds is None else conds.shape[1])).to(args.device)
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=seed)
+    # the old recipe weighed every timestep's loss alike, at a lower learning rate
+    before = {"min_snr": 0.0, "lr": 1e-3} if _legacy(args) else {}
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, **before)
     state = train_state_new(model, config)
     for _ in train_steps(state, images, conds, config):
         pass
@@ -375,7 +385,8 @@ def main() -> None:
         "--unet",
         choices=["scale-shift", "bias"],
         default="scale-shift",
-        help="the product's UNet, or the one before issue 27 (conditioning as a bias; what earlier caches hold)",
+        help="the product's UNet and loss, or those before issue 27 (conditioning as a bias, no gain, every "
+        "timestep's loss alike; what earlier caches hold)",
     )
     p.add_argument(
         "--subset-seeds",
@@ -443,9 +454,10 @@ def main() -> None:
     if args.device.startswith("cuda"):  # full fp32, repeatable kernels: common random numbers stay common
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    # earlier caches (bias UNet, unconditional) keep their folder names
+    # earlier caches (bias UNet, unconditional) keep their folder names; "-ss" folders hold models of the recipe
+    # before the condition's gain and the Min-SNR loss, which no option trains now
     recipe = (
-        ("" if args.unet == "bias" else "-ss")
+        ("" if args.unet == "bias" else "-ss-msnr")
         + ("" if args.conditioning == "none" else f"-{args.conditioning}-g{args.guidance:g}")
         + ("" if args.disjoint_from_seed is None else f"-disjoint{args.disjoint_from_seed}")
     )

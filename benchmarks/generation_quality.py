@@ -42,7 +42,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 # The shipped recipe before issue 27 (hashed keywords, conditioning as a bias, no guidance) and the two conditionings
 # measured against it (generator.conditioning), each with the MLP and AdaGN; the table marks the product's.
 RECIPES = {
-    "current": {"conditioning": "keywords", "run": {"cond_layers": 1, "scale_shift": False}, "guidance": 1.0},
+    "current": {
+        "conditioning": "keywords",
+        "run": {"cond_layers": 1, "scale_shift": False, "cond_gain": False, "min_snr": 0.0, "lr": 1e-3},
+        "guidance": 1.0,
+    },
     "sentence": {"conditioning": "sentence", "run": {}, "guidance": None},
     "image": {"conditioning": "image", "run": {}, "guidance": None},
 }

